@@ -1,0 +1,1 @@
+"""Partition logs on disk: segments, offset and time indexes, retention, compaction, recovery."""

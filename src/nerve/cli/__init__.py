@@ -1,0 +1,1 @@
+"""The ``nerve`` command line."""
