@@ -1,1 +1,40 @@
-"""Request handlers, one module per Kafka API family, found through a dispatch table."""
+"""Request handlers, one module per Kafka API family, found through a dispatch table.
+
+A handler takes the broker, the request header and the decoded kio request, and returns the
+response body, an awaitable of it (long polls, fsync waits), or None when Kafka sends no
+response (acks=0 produce).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any, NamedTuple
+
+from nerve.broker.handlers import admin, api_versions, configs, fetch, metadata, offsets, produce
+
+
+class ApiHandler(NamedTuple):
+    handle: Callable[..., Any]
+    min_version: int
+    max_version: int
+
+
+# API key -> handler and the versions nerve answers (advertised in ApiVersions).
+HANDLERS: dict[int, ApiHandler] = {
+    0: ApiHandler(produce.handle_produce, 3, 13),
+    1: ApiHandler(fetch.handle_fetch, 4, 17),
+    2: ApiHandler(offsets.handle_list_offsets, 1, 10),
+    3: ApiHandler(metadata.handle_metadata, 0, 13),
+    18: ApiHandler(api_versions.handle_api_versions, 0, 4),
+    19: ApiHandler(admin.handle_create_topics, 2, 7),
+    20: ApiHandler(admin.handle_delete_topics, 1, 6),
+    21: ApiHandler(offsets.handle_delete_records, 0, 2),
+    23: ApiHandler(offsets.handle_offset_for_leader_epoch, 2, 4),
+    32: ApiHandler(configs.handle_describe_configs, 1, 4),
+    33: ApiHandler(configs.handle_alter_configs, 0, 2),
+    37: ApiHandler(admin.handle_create_partitions, 0, 3),
+    44: ApiHandler(configs.handle_incremental_alter_configs, 0, 1),
+    60: ApiHandler(admin.handle_describe_cluster, 0, 1),
+}
+
+api_versions.register(HANDLERS)

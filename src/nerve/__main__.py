@@ -1,0 +1,3 @@
+from nerve.cli.main import main
+
+raise SystemExit(main())

@@ -1,0 +1,131 @@
+"""Broker configuration: one typed object, set with Kafka's own config names where Kafka has one."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+
+# Topic-level config name -> the broker-level name that supplies its default (as in Kafka).
+TOPIC_TO_BROKER_CONFIG: dict[str, str] = {
+    "retention.ms": "log.retention.ms",
+    "retention.bytes": "log.retention.bytes",
+    "segment.bytes": "log.segment.bytes",
+    "segment.ms": "log.roll.ms",
+    "cleanup.policy": "log.cleanup.policy",
+    "delete.retention.ms": "log.cleaner.delete.retention.ms",
+    "min.compaction.lag.ms": "log.cleaner.min.compaction.lag.ms",
+    "max.message.bytes": "message.max.bytes",
+    "message.timestamp.type": "log.message.timestamp.type",
+    "index.interval.bytes": "log.index.interval.bytes",
+}
+
+FSYNC_POLICIES = ("acks-all", "always", "never")
+
+
+class ConfigError(ValueError):
+    """A setting with an unknown name or a value of the wrong kind."""
+
+
+@dataclass
+class BrokerConfig:
+    """Everything the broker reads at start. Names in ``--config`` are Kafka's (see ``NAMES``)."""
+
+    data_dir: Path = Path(".nerve")
+    host: str = "127.0.0.1"
+    port: int = 9092
+    advertised_host: str | None = None
+    advertised_port: int | None = None
+    node_id: int = 1
+    auto_create_topics_enable: bool = True
+    num_partitions: int = 1
+    message_max_bytes: int = 1048588
+    socket_request_max_bytes: int = 100 * 1024 * 1024
+    log_retention_check_interval_ms: int = 300_000
+    log_cleaner_backoff_ms: int = 15_000
+    # When a write reaches the disk before its acknowledgement (docs/durability.md):
+    # acks-all: fsync before acks=all responses (group commit); always: before acks=1 too;
+    # never: leave it to the OS page cache (Kafka's default behaviour).
+    log_fsync_policy: str = "acks-all"
+    # Broker-level defaults of topic configs, keyed by the topic config name.
+    topic_defaults: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def advertised(self) -> tuple[str, int]:
+        return (self.advertised_host or self.host, self.advertised_port or self.port)
+
+    def apply(self, settings: Mapping[str, str]) -> None:
+        """Apply ``name=value`` settings with Kafka names; raises ConfigError on a bad one."""
+        broker_to_topic = {v: k for k, v in TOPIC_TO_BROKER_CONFIG.items()}
+        for name, value in settings.items():
+            if name in broker_to_topic:
+                self.topic_defaults[broker_to_topic[name]] = value
+                continue
+            if name == "log.retention.hours":
+                self.topic_defaults["retention.ms"] = str(int(value) * 3_600_000)
+                continue
+            attribute = NAMES.get(name)
+            if attribute is None:
+                raise ConfigError(f"unknown broker config {name!r}")
+            current = getattr(self, attribute)
+            setattr(self, attribute, _parse(name, value, current))
+        if self.log_fsync_policy not in FSYNC_POLICIES:
+            raise ConfigError(
+                f"log.fsync.policy must be one of {', '.join(FSYNC_POLICIES)}, "
+                f"not {self.log_fsync_policy!r}"
+            )
+
+    def broker_configs(self) -> dict[str, str]:
+        """Every broker config as Kafka names and strings (for DescribeConfigs)."""
+        from nerve.broker.log.config import TOPIC_CONFIG_DEFAULTS
+
+        out = {name: _format(getattr(self, attr)) for name, attr in NAMES.items()}
+        for topic_name, broker_name in TOPIC_TO_BROKER_CONFIG.items():
+            default = TOPIC_CONFIG_DEFAULTS.get(topic_name, "")
+            out[broker_name] = self.topic_defaults.get(topic_name, default)
+        return out
+
+
+NAMES: dict[str, str] = {
+    "node.id": "node_id",
+    "auto.create.topics.enable": "auto_create_topics_enable",
+    "num.partitions": "num_partitions",
+    "socket.request.max.bytes": "socket_request_max_bytes",
+    "log.retention.check.interval.ms": "log_retention_check_interval_ms",
+    "log.cleaner.backoff.ms": "log_cleaner_backoff_ms",
+    "log.fsync.policy": "log_fsync_policy",
+}
+
+
+def _parse(name: str, value: str, current: object) -> object:
+    if isinstance(current, bool):
+        lowered = value.strip().lower()
+        if lowered not in ("true", "false"):
+            raise ConfigError(f"{name} must be true or false, not {value!r}")
+        return lowered == "true"
+    if isinstance(current, int):
+        try:
+            return int(value)
+        except ValueError:
+            raise ConfigError(f"{name} must be an integer, not {value!r}") from None
+    return value
+
+
+def _format(value: object) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    return str(value)
+
+
+def parse_settings(pairs: list[str]) -> dict[str, str]:
+    """``["a=b", ...]`` from the command line into a dict; raises ConfigError on a bad pair."""
+    out: dict[str, str] = {}
+    for pair in pairs:
+        name, sep, value = pair.partition("=")
+        if not sep or not name.strip():
+            raise ConfigError(f"expected NAME=VALUE, got {pair!r}")
+        out[name.strip()] = value.strip()
+    return out
+
+
+__all__ = ["BrokerConfig", "ConfigError", "parse_settings"]

@@ -1,0 +1,125 @@
+"""Metadata: brokers, topics and partitions; the place where topics auto-create on first use."""
+
+from __future__ import annotations
+
+import datetime
+import logging
+import uuid
+from types import ModuleType
+from typing import TYPE_CHECKING, Any
+
+from nerve.broker.errors import ApiError, ErrorCode
+from nerve.broker.topics import Topic
+from nerve.protocol import codec
+
+if TYPE_CHECKING:
+    from nerve.broker.server import Broker
+
+log = logging.getLogger("nerve.broker")
+
+ZERO_UUID = uuid.UUID(int=0)
+NO_THROTTLE = datetime.timedelta(0)
+# Topic authorized operations are not computed (no ACLs): Kafka's "not requested" marker.
+_NO_AUTHORIZED_OPERATIONS = -(2**31)
+
+
+def _topic_entry(module: ModuleType, broker: Broker, topic: Topic) -> Any:
+    partitions = tuple(
+        codec.make(
+            module,
+            "MetadataResponsePartition",
+            error_code=ErrorCode.none,
+            partition_index=p.index,
+            leader_id=broker.node_id,
+            leader_epoch=0,
+            replica_nodes=(broker.node_id,),
+            isr_nodes=(broker.node_id,),
+            offline_replicas=(),
+        )
+        for p in topic.partitions
+    )
+    return codec.make(
+        module,
+        "MetadataResponseTopic",
+        error_code=ErrorCode.none,
+        name=topic.name,
+        topic_id=topic.topic_id,
+        is_internal=topic.name.startswith("__"),
+        partitions=partitions,
+        topic_authorized_operations=_NO_AUTHORIZED_OPERATIONS,
+    )
+
+
+def _error_entry(module: ModuleType, name: str | None, topic_id: Any, code: ErrorCode) -> Any:
+    return codec.make(
+        module,
+        "MetadataResponseTopic",
+        error_code=code,
+        name=name,
+        topic_id=topic_id or ZERO_UUID,
+        is_internal=False,
+        partitions=(),
+        topic_authorized_operations=_NO_AUTHORIZED_OPERATIONS,
+    )
+
+
+def handle_metadata(broker: Broker, header: codec.RequestHeader, request: Any) -> Any:
+    version = header.api_version
+    module = codec.schema_module(3, version, True)
+    topics = broker.topics
+    requested = request.topics
+    if requested is None or (version == 0 and not requested):
+        entries = [_topic_entry(module, broker, t) for t in list(topics.topics.values())]
+    else:
+        allow_create = getattr(request, "allow_auto_topic_creation", True)
+        entries = []
+        for wanted in requested:
+            name = getattr(wanted, "name", None)
+            topic_id = getattr(wanted, "topic_id", None)
+            if name is None and topic_id is not None and topic_id != ZERO_UUID:
+                by_id = topics.by_id.get(topic_id)
+                if by_id is None:
+                    entries.append(_error_entry(module, None, topic_id, ErrorCode.unknown_topic_id))
+                else:
+                    entries.append(_topic_entry(module, broker, by_id))
+                continue
+            if name is None:
+                entries.append(_error_entry(module, None, None, ErrorCode.invalid_request))
+                continue
+            topic = topics.get(name)
+            if topic is None and allow_create and broker.config.auto_create_topics_enable:
+                try:
+                    topic = topics.create(name)
+                except ApiError as exc:
+                    if exc.code != ErrorCode.topic_already_exists:
+                        entries.append(_error_entry(module, name, None, exc.code))
+                        continue
+                    topic = topics.get(name)
+            if topic is None:
+                entries.append(
+                    _error_entry(module, name, None, ErrorCode.unknown_topic_or_partition)
+                )
+            else:
+                entries.append(_topic_entry(module, broker, topic))
+    host, port = broker.config.advertised
+    brokers = (
+        codec.make(
+            module,
+            "MetadataResponseBroker",
+            node_id=broker.node_id,
+            host=host,
+            port=port,
+            rack=None,
+        ),
+    )
+    return codec.make(
+        module,
+        "MetadataResponse",
+        throttle_time=NO_THROTTLE,
+        brokers=brokers,
+        cluster_id=broker.cluster_id,
+        controller_id=broker.node_id,
+        topics=tuple(entries),
+        cluster_authorized_operations=_NO_AUTHORIZED_OPERATIONS,
+        error_code=ErrorCode.none,
+    )

@@ -1,0 +1,195 @@
+"""Produce: validate each batch's framing and CRC, append it as sent, acknowledge per acks.
+
+The hot path never looks inside a batch: validation reads the 61-byte header and checks the
+CRC-32C over the bytes; only compacted topics decode records, to refuse null keys as Kafka does.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import datetime
+import logging
+from types import ModuleType
+from typing import TYPE_CHECKING, Any
+
+from nerve.broker.errors import ApiError, ErrorCode
+from nerve.broker.handlers.metadata import NO_THROTTLE
+from nerve.protocol import codec, records
+from nerve.protocol.records import CorruptRecordError
+
+if TYPE_CHECKING:
+    from nerve.broker.server import Broker
+    from nerve.broker.topics import Partition
+
+log = logging.getLogger("nerve.broker")
+
+API_KEY = 0
+
+
+def _append(broker: Broker, partition: Partition, data: bytes | None, now_ms: int) -> int:
+    """Validate and append one partition's records; returns the base offset."""
+    if not data:
+        raise ApiError(ErrorCode.invalid_record, "produce request carries no record batch")
+    try:
+        headers = records.validate_batches(data)
+    except CorruptRecordError as exc:
+        raise ApiError(ErrorCode.corrupt_message, str(exc)) from None
+    if len(headers) != 1:
+        raise ApiError(
+            ErrorCode.invalid_record,
+            f"produce requests must carry exactly one record batch per partition, "
+            f"got {len(headers)}",
+        )
+    config = partition.topic.log_config
+    if len(data) > config.max_message_bytes:
+        raise ApiError(
+            ErrorCode.message_too_large,
+            f"batch of {len(data)} bytes exceeds max.message.bytes ({config.max_message_bytes})",
+        )
+    if "compact" in config.cleanup_policy and not headers[0].is_control:
+        for record in records.decode_records(data):
+            if record.key is None:
+                raise ApiError(
+                    ErrorCode.invalid_record,
+                    f"compacted topic {partition.topic.name} cannot accept a record without key",
+                )
+    first, _last = partition.log.append(bytearray(data), headers, now_ms)
+    broker.group_commit.mark_dirty(partition.log)
+    partition.notify_waiters()
+    return first
+
+
+def handle_produce(broker: Broker, header: codec.RequestHeader, request: Any) -> Any:
+    version = header.api_version
+    module = codec.schema_module(API_KEY, version, True)
+    acks = request.acks
+    now_ms = broker.now_ms()
+    log_append_time = (
+        datetime.datetime.fromtimestamp(now_ms / 1000, tz=datetime.UTC) if version >= 2 else None
+    )
+    wrote = False
+    topic_responses = []
+    for topic_data in request.topic_data:
+        name = getattr(topic_data, "name", None)
+        topic_id = getattr(topic_data, "topic_id", None)
+        topic = broker.topics.get(name) if name is not None else broker.topics.by_id.get(topic_id)
+        unknown = ErrorCode.unknown_topic_or_partition if name else ErrorCode.unknown_topic_id
+        partition_responses = []
+        for partition_data in topic_data.partition_data:
+            index = partition_data.index
+            code = ErrorCode.none
+            message = None
+            base_offset = -1
+            append_time = None
+            log_start = -1
+            if acks not in (0, 1, -1):
+                code = ErrorCode.invalid_required_acks
+            elif topic is None or not 0 <= index < len(topic.partitions):
+                code = unknown
+            else:
+                partition = topic.partitions[index]
+                try:
+                    base_offset = _append(broker, partition, partition_data.records, now_ms)
+                    wrote = True
+                    if partition.topic.log_config.message_timestamp_type == "LogAppendTime":
+                        append_time = log_append_time
+                except ApiError as exc:
+                    code, message = exc.code, exc.message
+                    log.info(
+                        "refused produce to %s-%d from %s: %s",
+                        topic.name,
+                        index,
+                        header.client_id,
+                        message or code.name,
+                    )
+                except OSError as exc:
+                    code, message = ErrorCode.kafka_storage_error, str(exc)
+                    log.error("append to %s-%d failed: %s", topic.name, index, exc)
+                log_start = partition.log.log_start_offset
+            partition_responses.append(
+                _partition_response(
+                    module, index, code, message, base_offset, append_time, log_start
+                )
+            )
+        topic_responses.append(
+            codec.make(
+                module,
+                "TopicProduceResponse",
+                name=name,
+                topic_id=topic_id,
+                partition_responses=tuple(partition_responses),
+            )
+        )
+    if acks == 0:
+        return None
+    response = codec.make(
+        module,
+        "ProduceResponse",
+        responses=tuple(topic_responses),
+        throttle_time=NO_THROTTLE,
+        node_endpoints=(),
+    )
+    policy = broker.config.log_fsync_policy
+    if wrote and (policy == "always" or (policy == "acks-all" and acks == -1)):
+        return _after_sync(broker.group_commit.sync(), response, module)
+    return response
+
+
+async def _after_sync(synced: asyncio.Future[None], response: Any, module: ModuleType) -> Any:
+    try:
+        await synced
+    except OSError as exc:
+        return _all_failed(response, module, str(exc))
+    return response
+
+
+def _all_failed(response: Any, module: ModuleType, message: str) -> Any:
+    """The same response with every written partition turned into KAFKA_STORAGE_ERROR."""
+    topics = []
+    for topic in response.responses:
+        partitions = tuple(
+            _partition_response(
+                module, p.index, ErrorCode.kafka_storage_error, message, -1, None, -1
+            )
+            if p.error_code == ErrorCode.none
+            else p
+            for p in topic.partition_responses
+        )
+        topics.append(
+            codec.make(
+                module,
+                "TopicProduceResponse",
+                name=getattr(topic, "name", None),
+                topic_id=getattr(topic, "topic_id", None),
+                partition_responses=partitions,
+            )
+        )
+    return codec.make(
+        module,
+        "ProduceResponse",
+        responses=tuple(topics),
+        throttle_time=NO_THROTTLE,
+        node_endpoints=(),
+    )
+
+
+def _partition_response(
+    module: ModuleType,
+    index: int,
+    code: ErrorCode,
+    message: str | None,
+    base_offset: int,
+    append_time: datetime.datetime | None,
+    log_start: int,
+) -> Any:
+    return codec.make(
+        module,
+        "PartitionProduceResponse",
+        index=index,
+        error_code=code,
+        base_offset=base_offset,
+        log_append_time=append_time,
+        log_start_offset=log_start,
+        record_errors=(),
+        error_message=message,
+    )

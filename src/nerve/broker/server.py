@@ -1,0 +1,276 @@
+"""The broker process: the listener, one protocol object per connection, background tasks.
+
+This is the only module that touches sockets. A connection decodes every request as it arrives
+and starts its handler at once, so a producer's pipelined requests append back to back and share
+one group-commit fsync; responses still leave in request order, as Kafka clients require.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import collections
+import contextlib
+import inspect
+import logging
+import time
+from collections.abc import Awaitable
+from typing import Any
+
+from nerve.broker.config import BrokerConfig
+from nerve.broker.group_commit import GroupCommit
+from nerve.broker.handlers import HANDLERS, api_versions
+from nerve.broker.topics import TopicManager
+from nerve.protocol import codec
+from nerve.protocol.framing import FrameDecoder, FrameTooLargeError
+
+log = logging.getLogger("nerve.broker")
+
+# A client that pipelines this many unanswered requests is paused until we catch up.
+_MAX_PENDING = 64
+
+
+class Broker:
+    """Owns the topics, the group commit and the listener of one broker process."""
+
+    def __init__(self, config: BrokerConfig) -> None:
+        self.config = config
+        self.topics = TopicManager(config)
+        self.group_commit = GroupCommit()
+        self.cluster_id = ""
+        self._server: asyncio.Server | None = None
+        self._tasks: list[asyncio.Task[None]] = []
+        self.connections: set[KafkaConnection] = set()
+
+    @property
+    def node_id(self) -> int:
+        return self.config.node_id
+
+    async def start(self) -> tuple[str, int]:
+        """Recover the logs, then listen; returns the bound address."""
+        from nerve.broker.cluster import load_or_create_cluster_id
+
+        self.cluster_id = load_or_create_cluster_id(self.config.data_dir, self.config.node_id)
+        self.topics.open()
+        loop = asyncio.get_running_loop()
+        self._server = await loop.create_server(
+            lambda: KafkaConnection(self),
+            self.config.host,
+            self.config.port,
+            reuse_address=True,
+            backlog=1024,
+        )
+        host, port = self._server.sockets[0].getsockname()[:2]
+        self.config.port = port
+        self._tasks.append(asyncio.create_task(self._retention_loop()))
+        self._tasks.append(asyncio.create_task(self._cleaner_loop()))
+        return host, port
+
+    async def stop(self) -> None:
+        """Stop accepting, finish, flush and close every log (indexes written)."""
+        if self._server is not None:
+            self._server.close()
+        for connection in list(self.connections):
+            connection.close()
+        for task in self._tasks:
+            task.cancel()
+        for task in self._tasks:
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+        self.group_commit.sync_now()
+        self.group_commit.close()
+        self.topics.close()
+
+    @staticmethod
+    def now_ms() -> int:
+        return int(time.time() * 1000)
+
+    async def _retention_loop(self) -> None:
+        interval = self.config.log_retention_check_interval_ms / 1000
+        while True:
+            await asyncio.sleep(interval)
+            now = self.now_ms()
+            for partition in list(self.topics.all_partitions()):
+                try:
+                    deleted = partition.log.enforce_retention(now)
+                except Exception:
+                    log.exception(
+                        "retention failed on %s-%d", partition.topic.name, partition.index
+                    )
+                    continue
+                if deleted:
+                    log.info(
+                        "retention deleted %d segment(s) of %s-%d",
+                        deleted,
+                        partition.topic.name,
+                        partition.index,
+                    )
+
+    async def _cleaner_loop(self) -> None:
+        interval = self.config.log_cleaner_backoff_ms / 1000
+        while True:
+            await asyncio.sleep(interval)
+            now = self.now_ms()
+            for partition in list(self.topics.all_partitions()):
+                if "compact" not in partition.topic.log_config.cleanup_policy:
+                    continue
+                try:
+                    partition.log.compact(now)
+                except Exception:
+                    log.exception(
+                        "compaction failed on %s-%d", partition.topic.name, partition.index
+                    )
+
+
+class KafkaConnection(asyncio.Protocol):
+    """One client connection: frames in, handlers started, responses out in order."""
+
+    def __init__(self, broker: Broker) -> None:
+        self.broker = broker
+        self.decoder = FrameDecoder(broker.config.socket_request_max_bytes)
+        self.transport: asyncio.Transport | None = None
+        self.peer = "?"
+        # Responses not yet written, in request order: bytes when ready, else a future.
+        self.pending: collections.deque[asyncio.Future[bytes | None]] = collections.deque()
+        self._reading_paused = False
+        self._writing_paused = False
+
+    # -- asyncio.Protocol ------------------------------------------------------------------
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        assert isinstance(transport, asyncio.Transport)
+        self.transport = transport
+        peer = transport.get_extra_info("peername")
+        self.peer = f"{peer[0]}:{peer[1]}" if peer else "?"
+        self.broker.connections.add(self)
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self.broker.connections.discard(self)
+        for future in self.pending:
+            future.cancel()
+        self.pending.clear()
+        self.transport = None
+
+    def pause_writing(self) -> None:
+        self._writing_paused = True
+        self._update_reading()
+
+    def resume_writing(self) -> None:
+        self._writing_paused = False
+        self._update_reading()
+
+    def data_received(self, data: bytes) -> None:
+        try:
+            frames = self.decoder.feed(data)
+        except FrameTooLargeError as exc:
+            log.warning("closing connection from %s: %s", self.peer, exc)
+            self.close()
+            return
+        for frame in frames:
+            if self.transport is None:
+                return
+            self._handle_frame(frame)
+        self._update_reading()
+
+    # -- requests --------------------------------------------------------------------------
+
+    def _handle_frame(self, frame: bytes) -> None:
+        try:
+            header, pos = codec.decode_header(frame)
+        except codec.RequestDecodeError as exc:
+            log.warning("closing connection from %s: %s", self.peer, exc)
+            self.close()
+            return
+        handler = HANDLERS.get(header.api_key)
+        if handler is None or not handler.min_version <= header.api_version <= handler.max_version:
+            if header.api_key == codec.API_VERSIONS_KEY:
+                # Kafka answers an ApiVersions it cannot parse with v0 and the versions it
+                # has, so that the client can retry with one it supports (KIP-511).
+                self._respond_now(api_versions.unsupported_version_response(header))
+                return
+            log.warning(
+                "closing connection from %s (client %s): unsupported api key %d version %d",
+                self.peer,
+                header.client_id,
+                header.api_key,
+                header.api_version,
+            )
+            self.close()
+            return
+        try:
+            body = codec.decode_body(header, frame, pos)
+        except codec.RequestDecodeError as exc:
+            log.warning(
+                "closing connection from %s (client %s): api key %d v%d: %s (starts %s)",
+                self.peer,
+                header.client_id,
+                header.api_key,
+                header.api_version,
+                exc,
+                frame[:48].hex(),
+            )
+            self.close()
+            return
+        try:
+            result = handler.handle(self.broker, header, body)
+        except Exception:
+            log.exception(
+                "handler for api key %d v%d failed; closing connection from %s",
+                header.api_key,
+                header.api_version,
+                self.peer,
+            )
+            self.close()
+            return
+        if inspect.isawaitable(result):
+            self._respond_later(header, result)
+        elif result is not None:
+            self._respond_now(codec.encode_response(header, result))
+
+    def _respond_now(self, data: bytes) -> None:
+        if not self.pending:
+            if self.transport is not None:
+                self.transport.write(data)
+            return
+        future: asyncio.Future[bytes | None] = asyncio.get_running_loop().create_future()
+        future.set_result(data)
+        self.pending.append(future)
+
+    def _respond_later(self, header: codec.RequestHeader, result: Awaitable[Any]) -> None:
+        async def answer() -> bytes | None:
+            body = await result
+            return None if body is None else codec.encode_response(header, body)
+
+        task = asyncio.ensure_future(answer())
+        self.pending.append(task)
+        task.add_done_callback(self._flush_ready)
+
+    def _flush_ready(self, _: object = None) -> None:
+        while self.pending and self.pending[0].done():
+            future = self.pending.popleft()
+            if future.cancelled():
+                continue
+            error = future.exception()
+            if error is not None:
+                log.error("request from %s failed: %r; closing connection", self.peer, error)
+                self.close()
+                return
+            data = future.result()
+            if data is not None and self.transport is not None:
+                self.transport.write(data)
+        self._update_reading()
+
+    def _update_reading(self) -> None:
+        if self.transport is None:
+            return
+        should_pause = self._writing_paused or len(self.pending) >= _MAX_PENDING
+        if should_pause and not self._reading_paused:
+            self._reading_paused = True
+            self.transport.pause_reading()
+        elif not should_pause and self._reading_paused:
+            self._reading_paused = False
+            self.transport.resume_reading()
+
+    def close(self) -> None:
+        if self.transport is not None:
+            self.transport.close()
+            self.transport = None
