@@ -10,7 +10,16 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any, NamedTuple
 
-from nerve.broker.handlers import admin, api_versions, configs, fetch, metadata, offsets, produce
+from nerve.broker.handlers import (
+    admin,
+    api_versions,
+    configs,
+    fetch,
+    metadata,
+    not_yet,
+    offsets,
+    produce,
+)
 
 
 class ApiHandler(NamedTuple):
@@ -25,10 +34,12 @@ HANDLERS: dict[int, ApiHandler] = {
     1: ApiHandler(fetch.handle_fetch, 4, 17),
     2: ApiHandler(offsets.handle_list_offsets, 1, 10),
     3: ApiHandler(metadata.handle_metadata, 0, 13),
+    10: ApiHandler(not_yet.handle_find_coordinator, 0, 6),
     18: ApiHandler(api_versions.handle_api_versions, 0, 4),
     19: ApiHandler(admin.handle_create_topics, 2, 7),
     20: ApiHandler(admin.handle_delete_topics, 1, 6),
     21: ApiHandler(offsets.handle_delete_records, 0, 2),
+    22: ApiHandler(not_yet.handle_init_producer_id, 0, 5),
     23: ApiHandler(offsets.handle_offset_for_leader_epoch, 2, 4),
     32: ApiHandler(configs.handle_describe_configs, 1, 4),
     33: ApiHandler(configs.handle_alter_configs, 0, 2),
