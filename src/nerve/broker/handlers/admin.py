@@ -63,7 +63,9 @@ def handle_create_topics(broker: Broker, header: codec.RequestHeader, request: A
                 topic_config_error_code=ErrorCode.none,
                 num_partitions=num_partitions if code == ErrorCode.none else -1,
                 replication_factor=1 if code == ErrorCode.none else -1,
-                configs=tuple(
+                configs=()
+                if not hasattr(module, "CreatableTopicConfigs")
+                else tuple(
                     codec.make(
                         module,
                         "CreatableTopicConfigs",
