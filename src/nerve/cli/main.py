@@ -46,6 +46,12 @@ def _add_broker_options(parser: argparse.ArgumentParser, data_dir: str, listen: 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="nerve", description=__doc__)
     parser.add_argument("--log-level", default="INFO", help="DEBUG, INFO, WARNING, ERROR")
+    parser.add_argument(
+        "--loop",
+        choices=("asyncio", "uvloop"),
+        default="asyncio",
+        help="event loop implementation (uvloop must be installed)",
+    )
     commands = parser.add_subparsers(dest="command", required=True)
     broker = commands.add_parser("broker", help="run the Kafka-compatible broker")
     _add_broker_options(broker, ".nerve", "127.0.0.1:9092")
@@ -94,6 +100,10 @@ def main(argv: list[str] | None = None) -> int:
     except ConfigError as exc:
         print(f"nerve: {exc}", file=sys.stderr)
         return 2
+    if args.loop == "uvloop":
+        import uvloop
+
+        uvloop.install()
     try:
         asyncio.run(run_broker(config))
     except OSError as exc:

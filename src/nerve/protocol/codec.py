@@ -53,8 +53,9 @@ class Request(NamedTuple):
 @cache
 def schema_module(api_key: int, version: int, response: bool) -> ModuleType:
     """The kio module holding one version of one API's request or response classes."""
-    entity = EntityType.response if response else EntityType.request
-    return load_payload_module(api_key, version, entity)
+    if response:
+        return load_payload_module(api_key, version, EntityType.response)
+    return load_payload_module(api_key, version, EntityType.request)
 
 
 @cache
@@ -84,17 +85,17 @@ def _payload_class(module: ModuleType, suffix: str) -> type:
 
 @cache
 def _reader(api_key: int, version: int) -> Callable[..., Any]:
-    return entity_reader(_request_class(api_key, version))  # type: ignore[arg-type]
+    return entity_reader(_request_class(api_key, version))
 
 
 @cache
 def _writer(api_key: int, version: int) -> Callable[..., Any]:
-    return entity_writer(_response_class(api_key, version))  # type: ignore[arg-type]
+    return entity_writer(_response_class(api_key, version))
 
 
 def is_flexible(api_key: int, version: int) -> bool:
     """Flexible versions carry tagged fields and compact strings (KIP-482)."""
-    return bool(_request_class(api_key, version).__flexible__)
+    return bool(getattr(_request_class(api_key, version), "__flexible__"))
 
 
 def known_versions(api_key: int) -> range:

@@ -43,7 +43,7 @@ def handle_create_topics(broker: Broker, header: codec.RequestHeader, request: A
                 wanted.name,
                 num_partitions,
                 wanted.replication_factor,
-                configs,  # type: ignore[arg-type]
+                configs,
                 validate_only=request.validate_only,
             )
         except ApiError as exc:

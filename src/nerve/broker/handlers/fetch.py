@@ -72,7 +72,7 @@ def _read(broker: Broker, module: ModuleType, request: Any) -> tuple[Any, int, l
     topic_responses = []
     for fetch_topic in request.topics:
         name = getattr(fetch_topic, "topic", None)
-        topic_id = getattr(fetch_topic, "topic_id", None)
+        topic_id: Any = getattr(fetch_topic, "topic_id", None)
         topic = topics.get(name) if name is not None else topics.by_id.get(topic_id)
         unknown = (
             ErrorCode.unknown_topic_or_partition

@@ -71,7 +71,7 @@ def handle_produce(broker: Broker, header: codec.RequestHeader, request: Any) ->
     topic_responses = []
     for topic_data in request.topic_data:
         name = getattr(topic_data, "name", None)
-        topic_id = getattr(topic_data, "topic_id", None)
+        topic_id: Any = getattr(topic_data, "topic_id", None)
         topic = broker.topics.get(name) if name is not None else broker.topics.by_id.get(topic_id)
         unknown = ErrorCode.unknown_topic_or_partition if name else ErrorCode.unknown_topic_id
         partition_responses = []

@@ -1,0 +1,494 @@
+"""PartitionLog: one partition's segments, appends, reads, retention, compaction and recovery.
+
+Batches are stored exactly as producers sent them except for the base offset (outside the CRC),
+and fetches are served as byte ranges of segment files, so nothing here decodes records on the
+produce or fetch path. Everything runs on the event loop thread except :meth:`sync`, which the
+broker runs in a worker thread for group commit.
+"""
+
+from __future__ import annotations
+
+import bisect
+import contextlib
+import os
+import shutil
+import threading
+from pathlib import Path
+from typing import NamedTuple
+
+from nerve.broker.log.cleaner import KeyMap, clean_segment
+from nerve.broker.log.config import LogConfig
+from nerve.broker.log.segment import CLEANED_SUFFIX, LOG_SUFFIX, LogSegment
+from nerve.protocol.records import BatchHeader, assign_offsets, decode_records
+
+LOG_START_CHECKPOINT = "log-start-offset.checkpoint"
+_MAX_RELATIVE_OFFSET = (1 << 31) - 1
+
+
+class OffsetOutOfRangeError(Exception):
+    """A read below the log start offset or beyond the log end offset."""
+
+
+class ReadResult(NamedTuple):
+    """Byte ranges of segment files holding whole batches: (fd, file position, length).
+
+    The fds belong to the log: they stay open until :meth:`PartitionLog.close`, or, for segments
+    that retention or compaction removed meanwhile, until the next such maintenance call.
+    """
+
+    chunks: list[tuple[int, int, int]]
+    size: int
+
+
+class PartitionLog:
+    """The log of one partition: an ordered list of segments, the last one active."""
+
+    def __init__(self, directory: Path, config: LogConfig, segments: list[LogSegment]) -> None:
+        self.directory = directory
+        self.config = config
+        self._segments = segments
+        self._bases = [s.base_offset for s in segments]
+        self.log_start_offset = segments[0].base_offset
+        self._dirty: set[LogSegment] = set()
+        self._dir_dirty = False
+        self._dirty_lock = threading.Lock()  # guards _dirty and _dir_dirty
+        self._fd_lock = threading.Lock()  # held while fsyncing and while closing fds
+        self._retired: list[LogSegment] = []
+        self._clean_state: tuple[int, int] | None = None  # (log end, segments) at last clean
+        self._clean_again_at: int | None = None  # when a skipped pass could change something
+        self._closed = False
+
+    # -- opening ----------------------------------------------------------------------------
+
+    @classmethod
+    def open(cls, directory: Path, config: LogConfig) -> PartitionLog:
+        """Open (creating if needed) the log in ``directory`` and recover its tail segment."""
+        directory.mkdir(parents=True, exist_ok=True)
+        for leftover in directory.iterdir():
+            if leftover.name.endswith((CLEANED_SUFFIX, ".tmp")):
+                leftover.unlink()
+        bases = sorted(
+            int(p.name[: -len(LOG_SUFFIX)])
+            for p in directory.iterdir()
+            if p.name.endswith(LOG_SUFFIX) and p.name[: -len(LOG_SUFFIX)].isdigit()
+        )
+        checkpoint = _read_checkpoint(directory / LOG_START_CHECKPOINT)
+        segments: list[LogSegment] = []
+        try:
+            for i, base in enumerate(bases):
+                tail = i == len(bases) - 1
+                segments.append(
+                    LogSegment.open(
+                        directory,
+                        base,
+                        recover=tail,
+                        index_interval=config.index_interval_bytes,
+                    )
+                )
+            if not segments:
+                segments.append(LogSegment.create(directory, max(checkpoint or 0, 0)))
+        except BaseException:
+            for segment in segments:
+                segment.close()
+            raise
+        log = cls(directory, config, segments)
+        if checkpoint is not None:
+            log.log_start_offset = min(max(checkpoint, log.log_start_offset), log.log_end_offset)
+        return log
+
+    # -- state ------------------------------------------------------------------------------
+
+    @property
+    def log_end_offset(self) -> int:
+        """The next offset to assign (the high watermark, as there is a single replica)."""
+        return self._segments[-1].next_offset
+
+    @property
+    def size_bytes(self) -> int:
+        return sum(s.size for s in self._segments)
+
+    @property
+    def segment_count(self) -> int:
+        return len(self._segments)
+
+    @property
+    def segment_base_offsets(self) -> list[int]:
+        return list(self._bases)
+
+    def set_config(self, config: LogConfig) -> None:
+        self.config = config
+        self._clean_state = None
+
+    # -- appending --------------------------------------------------------------------------
+
+    def append(
+        self, batches: bytearray, headers: list[BatchHeader], now_ms: int
+    ) -> tuple[int, int]:
+        """Assign offsets to validated batches and write them; returns (first, last) offset.
+
+        Rolls to a new segment first when this write would overflow segment.bytes or the
+        active segment is older than segment.ms. No fsync: :meth:`sync` does that.
+        """
+        if not headers:
+            raise ValueError("append needs at least one batch")
+        self._check_open()
+        active = self._segments[-1]
+        if self._should_roll(active, len(batches), now_ms, headers):
+            active = self._roll()
+        first = active.next_offset
+        append_time = now_ms if self.config.log_append_time else None
+        headers = assign_offsets(batches, headers, first, append_time)
+        active.append(batches, headers, self.config.index_interval_bytes)
+        if active.created_ms is None:
+            active.created_ms = now_ms
+        with self._dirty_lock:
+            self._dirty.add(active)
+        return first, headers[-1].last_offset
+
+    def _should_roll(
+        self, active: LogSegment, size: int, now_ms: int, headers: list[BatchHeader]
+    ) -> bool:
+        if active.size == 0:
+            return False
+        if active.size + size > self.config.segment_bytes:
+            return True
+        if active.created_ms is None:
+            # Reopened segment: like Kafka, age it from its first batch's timestamp.
+            first = active.first_batch_timestamp
+            active.created_ms = first if first is not None and first >= 0 else now_ms
+        if now_ms - active.created_ms >= self.config.segment_ms:
+            return True
+        last_offset = active.next_offset + sum(h.last_offset_delta + 1 for h in headers) - 1
+        return last_offset - active.base_offset > _MAX_RELATIVE_OFFSET
+
+    def _roll(self) -> LogSegment:
+        """Close the active segment for writing (indexes out, fsync) and start a new one."""
+        old = self._segments[-1]
+        old.write_indexes()
+        old.sync()  # the fd stays open, so no need for _fd_lock (which a running sync holds)
+        with self._dirty_lock:
+            self._dirty.discard(old)
+            self._dir_dirty = True
+        segment = LogSegment.create(self.directory, old.next_offset)
+        self._segments.append(segment)
+        self._bases.append(segment.base_offset)
+        return segment
+
+    # -- durability -------------------------------------------------------------------------
+
+    def sync(self) -> None:
+        """fsync every segment written since the last sync (and the directory after a roll).
+
+        Called from a worker thread while the loop may append: appending to an fd that is being
+        fsynced is safe, and the lock keeps retention and compaction from closing an fd under us.
+        """
+        with self._dirty_lock:
+            dirty = list(self._dirty)
+            self._dirty.clear()
+            dir_dirty, self._dir_dirty = self._dir_dirty, False
+        try:
+            with self._fd_lock:
+                for segment in dirty:
+                    if segment.fd >= 0:
+                        segment.sync()
+                if dir_dirty:
+                    _fsync_dir(self.directory)
+        except BaseException:
+            with self._dirty_lock:
+                self._dirty.update(dirty)
+                self._dir_dirty = self._dir_dirty or dir_dirty
+            raise
+
+    # -- reading ----------------------------------------------------------------------------
+
+    def read(self, offset: int, max_bytes: int) -> ReadResult:
+        """Whole batches from the one holding ``offset``, up to ``max_bytes`` but at least one.
+
+        KIP-74: the first batch is returned even when larger than ``max_bytes`` so a consumer
+        always makes progress. Reading at the log end returns nothing.
+        """
+        self._check_open()
+        if offset < self.log_start_offset or offset > self.log_end_offset:
+            raise OffsetOutOfRangeError(
+                f"offset {offset} is outside [{self.log_start_offset}, {self.log_end_offset}]"
+            )
+        chunks: list[tuple[int, int, int]] = []
+        total = 0
+        if offset == self.log_end_offset:
+            return ReadResult(chunks, total)
+        i = max(bisect.bisect_right(self._bases, offset) - 1, 0)
+        for segment in self._segments[i:]:
+            if segment.size == 0:
+                continue
+            if chunks:
+                start = 0
+            else:
+                found = segment.find_position(offset)
+                if found is None:
+                    continue  # the offset fell in a gap left by compaction
+                start = found[0]
+            end = segment.span(start, max_bytes - total, force=not chunks)
+            if end > start:
+                chunks.append((segment.fd, start, end - start))
+                total += end - start
+            if total >= max_bytes or end < segment.size:
+                break
+        return ReadResult(chunks, total)
+
+    def read_bytes(self, offset: int, max_bytes: int) -> bytes:
+        """:meth:`read` materialised into one bytes object."""
+        result = self.read(offset, max_bytes)
+        return b"".join(os.pread(fd, length, pos) for fd, pos, length in result.chunks)
+
+    def offset_for_timestamp(self, timestamp_ms: int) -> tuple[int, int] | None:
+        """(timestamp, offset) of the first record with timestamp >= ``timestamp_ms``.
+
+        Same order as :meth:`max_timestamp` and ListOffsets' response fields. The time index
+        and batch headers narrow the search to one batch; only that batch is decoded.
+        """
+        self._check_open()
+        for segment in self._segments:
+            if segment.max_timestamp < timestamp_ms:
+                continue
+            below = segment.time_index.lookup(timestamp_ms)
+            start = 0 if below is None else segment.offset_index.lookup(below + 1)
+            for pos, header, _ in segment.batches(start):
+                if (
+                    header.max_timestamp < timestamp_ms
+                    or header.last_offset < self.log_start_offset
+                ):
+                    continue
+                for record in decode_records(segment.read_batch(pos, header)):
+                    if record.offset >= self.log_start_offset and record.timestamp >= timestamp_ms:
+                        return record.timestamp, record.offset
+        return None
+
+    def max_timestamp(self) -> tuple[int, int] | None:
+        """(timestamp, offset) of the first record holding the log's largest timestamp."""
+        self._check_open()
+        best: LogSegment | None = None
+        for segment in self._segments:
+            if segment.size and (best is None or segment.max_timestamp > best.max_timestamp):
+                best = segment
+        if best is None or best.max_timestamp < 0:
+            return None
+        found = best.find_position(best.offset_of_max_timestamp)
+        if found is not None:
+            pos, header = found
+            for record in decode_records(best.read_batch(pos, header)):
+                if record.timestamp == best.max_timestamp:
+                    return record.timestamp, record.offset
+        return best.max_timestamp, best.offset_of_max_timestamp
+
+    # -- deletion ---------------------------------------------------------------------------
+
+    def delete_records(self, before_offset: int) -> int:
+        """Move the log start offset to ``before_offset`` (DeleteRecords); returns the new start.
+
+        Whole segments below it are deleted; the start is persisted in a checkpoint file.
+        """
+        self._check_open()
+        self._close_retired()
+        target = min(before_offset, self.log_end_offset)
+        if target > self.log_start_offset:
+            self.log_start_offset = target
+            self._write_checkpoint()
+        count = 0
+        while count < len(self._segments) - 1 and (
+            self._segments[count + 1].base_offset <= self.log_start_offset
+        ):
+            count += 1
+        self._delete_oldest(count)
+        return self.log_start_offset
+
+    def enforce_retention(self, now_ms: int) -> int:
+        """Delete the oldest segments that breach retention.ms or retention.bytes.
+
+        As in Kafka, a breaching active segment is rolled first so it can go too, leaving an
+        empty active segment at the log end. Returns the number of segments deleted.
+        """
+        self._check_open()
+        self._close_retired()
+        segments = self._segments
+        count = 0
+        # Segments wholly below the log start offset (after DeleteRecords).
+        while (
+            count < len(segments) - 1 and segments[count + 1].base_offset <= self.log_start_offset
+        ):
+            count += 1
+        if self.config.delete:
+            retention_ms = self.config.retention_ms
+            if retention_ms >= 0:
+                while count < len(segments) and segments[count].size:
+                    if now_ms - self._largest_timestamp(segments[count]) <= retention_ms:
+                        break
+                    count += 1
+            if self.config.retention_bytes >= 0:
+                excess = self.size_bytes - sum(s.size for s in segments[:count])
+                excess -= self.config.retention_bytes
+                while count < len(segments) and segments[count].size:
+                    if excess - segments[count].size < 0:
+                        break
+                    excess -= segments[count].size
+                    count += 1
+        if count == 0:
+            return 0
+        if count == len(segments):
+            self._roll()
+        self._delete_oldest(count)
+        return count
+
+    @staticmethod
+    def _largest_timestamp(segment: LogSegment) -> int:
+        """The segment's max timestamp, or its file mtime if no batch carries one (Kafka)."""
+        if segment.max_timestamp >= 0:
+            return segment.max_timestamp
+        return os.fstat(segment.fd).st_mtime_ns // 1_000_000
+
+    def _delete_oldest(self, count: int) -> None:
+        if count <= 0:
+            return
+        doomed = self._segments[:count]
+        del self._segments[:count]
+        del self._bases[:count]
+        for segment in doomed:
+            segment.delete_files()
+            self._retire(segment)
+        if self._segments[0].base_offset > self.log_start_offset:
+            self.log_start_offset = self._segments[0].base_offset
+            self._write_checkpoint()
+        self._clean_state = None
+
+    def _retire(self, segment: LogSegment) -> None:
+        """Stop tracking a segment; its fd stays open until the next maintenance call so
+        byte ranges handed out by :meth:`read` remain readable a while."""
+        with self._dirty_lock:
+            self._dirty.discard(segment)
+        self._retired.append(segment)
+
+    def _close_retired(self) -> None:
+        if not self._retired:
+            return
+        with self._fd_lock:
+            for segment in self._retired:
+                segment.close()
+        self._retired.clear()
+
+    def _write_checkpoint(self) -> None:
+        path = self.directory / LOG_START_CHECKPOINT
+        tmp = path.with_name(path.name + ".tmp")
+        tmp.write_text(f"{self.log_start_offset}\n")
+        os.replace(tmp, path)
+
+    # -- compaction -------------------------------------------------------------------------
+
+    def compact(self, now_ms: int) -> None:
+        """Compact the closed segments if cleanup.policy includes compact.
+
+        The latest record per key (judged over the whole log, active segment included) is kept,
+        with its original offset; tombstones go once older than delete.retention.ms; segments
+        newer than min.compaction.lag.ms are left alone. Each cleaned segment is written to a
+        ``.cleaned`` file and renamed over the original.
+        """
+        self._check_open()
+        if not self.config.compact:
+            return
+        self._close_retired()
+        state = (self.log_end_offset, len(self._segments))
+        if state == self._clean_state and (
+            self._clean_again_at is None or now_ms < self._clean_again_at
+        ):
+            return  # nothing appended, no tombstone expired, no segment came of age
+        again: list[int] = []
+        cleanable: list[LogSegment] = []
+        for segment in self._segments[:-1]:
+            if now_ms - segment.max_timestamp < self.config.min_compaction_lag_ms:
+                again.append(segment.max_timestamp + self.config.min_compaction_lag_ms)
+                break
+            cleanable.append(segment)
+        if cleanable:
+            key_map = KeyMap.build(self._segments)
+            for segment in cleanable:
+                expiry = self._clean(segment, key_map, now_ms)
+                if expiry is not None:
+                    again.append(expiry + 1)
+        self._clean_state = (self.log_end_offset, len(self._segments))
+        self._clean_again_at = min(again) if again else None
+
+    def _clean(self, segment: LogSegment, key_map: KeyMap, now_ms: int) -> int | None:
+        """Compact one closed segment in place; returns its earliest tombstone expiry."""
+        dest = segment.path.with_name(segment.path.name + CLEANED_SUFFIX)
+        result = clean_segment(segment, key_map, now_ms, self.config.delete_retention_ms, dest)
+        if not result.changed:
+            dest.unlink()
+            return result.next_tombstone_expiry
+        index = self._segments.index(segment)
+        if result.bytes_out == 0 and index > 0:
+            # An emptied segment other than the first just goes: its offsets are all gone.
+            dest.unlink()
+            del self._segments[index], self._bases[index]
+            segment.delete_files()
+            self._retire(segment)
+            return None
+        # Remove the indexes first: a crash then leaves either file with no index, which is
+        # rebuilt on open, never a new log file with the old, wrong index.
+        segment.index_path.unlink(missing_ok=True)
+        segment.time_index_path.unlink(missing_ok=True)
+        os.replace(dest, segment.path)
+        _fsync_dir(self.directory)
+        replacement = LogSegment.open(
+            self.directory,
+            segment.base_offset,
+            recover=False,
+            index_interval=self.config.index_interval_bytes,
+        )
+        replacement.created_ms = segment.created_ms
+        self._segments[index] = replacement
+        self._retire(segment)
+        return result.next_tombstone_expiry
+
+    # -- closing ----------------------------------------------------------------------------
+
+    def close(self) -> None:
+        """Write index files, fsync and close every file; the log is unusable afterwards."""
+        if self._closed:
+            return
+        try:
+            for segment in self._segments:
+                if segment.indexes_dirty:
+                    segment.write_indexes()
+            self.sync()
+            active = self._segments[-1]
+            with self._fd_lock:
+                active.sync()
+        finally:
+            self._closed = True
+            with self._fd_lock:
+                for segment in self._segments:
+                    segment.close()
+            self._close_retired()
+
+    def delete(self) -> None:
+        """Close the log and remove its directory (DeleteTopics)."""
+        with contextlib.suppress(OSError):
+            self.close()
+        shutil.rmtree(self.directory, ignore_errors=True)
+
+    def _check_open(self) -> None:
+        if self._closed:
+            raise ValueError(f"partition log {self.directory} is closed")
+
+
+def _read_checkpoint(path: Path) -> int | None:
+    try:
+        return int(path.read_text().strip())
+    except (FileNotFoundError, ValueError):
+        return None
+
+
+def _fsync_dir(directory: Path) -> None:
+    fd = os.open(directory, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
