@@ -95,7 +95,8 @@ def _writer(api_key: int, version: int) -> Callable[..., Any]:
 
 def is_flexible(api_key: int, version: int) -> bool:
     """Flexible versions carry tagged fields and compact strings (KIP-482)."""
-    return bool(getattr(_request_class(api_key, version), "__flexible__"))
+    flexible: bool = _request_class(api_key, version).__flexible__  # type: ignore[attr-defined]
+    return flexible
 
 
 def known_versions(api_key: int) -> range:
