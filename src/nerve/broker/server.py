@@ -121,7 +121,7 @@ class Broker:
                     )
 
 
-class KafkaConnection(asyncio.Protocol):
+class KafkaConnection(asyncio.BufferedProtocol):
     """One client connection: frames in, handlers started, responses out in order."""
 
     def __init__(self, broker: Broker) -> None:
@@ -157,9 +157,12 @@ class KafkaConnection(asyncio.Protocol):
         self._writing_paused = False
         self._update_reading()
 
-    def data_received(self, data: bytes) -> None:
+    def get_buffer(self, sizehint: int) -> memoryview:
+        return self.decoder.get_buffer()
+
+    def buffer_updated(self, nbytes: int) -> None:
         try:
-            frames = self.decoder.feed(data)
+            frames = self.decoder.buffer_updated(nbytes)
         except FrameTooLargeError as exc:
             log.warning("closing connection from %s: %s", self.peer, exc)
             self.close()
@@ -172,7 +175,7 @@ class KafkaConnection(asyncio.Protocol):
 
     # -- requests --------------------------------------------------------------------------
 
-    def _handle_frame(self, frame: bytes) -> None:
+    def _handle_frame(self, frame: bytes | memoryview) -> None:
         try:
             header, pos = codec.decode_header(frame)
         except codec.RequestDecodeError as exc:

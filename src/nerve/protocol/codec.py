@@ -107,7 +107,7 @@ def known_versions(api_key: int) -> range:
     return range(min(versions), max(versions) + 1)
 
 
-def decode_header(frame: bytes | memoryview) -> tuple[RequestHeader, int]:
+def decode_header(frame: bytes | bytearray | memoryview) -> tuple[RequestHeader, int]:
     """Parse the request header; returns it and the offset where the body starts.
 
     The tagged-field section of flexible headers is skipped only later, once the version is
@@ -128,7 +128,7 @@ def decode_header(frame: bytes | memoryview) -> tuple[RequestHeader, int]:
     return RequestHeader(api_key, api_version, correlation_id, client_id), pos
 
 
-def _skip_tagged_fields(frame: bytes | memoryview, pos: int) -> int:
+def _skip_tagged_fields(frame: bytes | bytearray | memoryview, pos: int) -> int:
     count, pos = read_uvarint(frame, pos)
     for _ in range(count):
         _tag, pos = read_uvarint(frame, pos)
@@ -139,7 +139,7 @@ def _skip_tagged_fields(frame: bytes | memoryview, pos: int) -> int:
     return pos
 
 
-def decode_body(header: RequestHeader, frame: bytes | memoryview, pos: int) -> Any:
+def decode_body(header: RequestHeader, frame: bytes | bytearray | memoryview, pos: int) -> Any:
     """Decode the body of a request whose version the caller has checked is supported."""
     try:
         if is_flexible(header.api_key, header.api_version):
@@ -190,7 +190,7 @@ def has_field(module: ModuleType, class_name: str, field_name: str) -> bool:
     return field_name in _field_names(getattr(module, class_name))
 
 
-def read_uvarint(buf: bytes | memoryview, pos: int) -> tuple[int, int]:
+def read_uvarint(buf: bytes | bytearray | memoryview, pos: int) -> tuple[int, int]:
     """Unsigned LEB128 varint, as used by flexible versions."""
     result = 0
     shift = 0
