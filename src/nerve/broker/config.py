@@ -43,6 +43,16 @@ class BrokerConfig:
     socket_request_max_bytes: int = 100 * 1024 * 1024
     log_retention_check_interval_ms: int = 300_000
     log_cleaner_backoff_ms: int = 15_000
+    # Consumer groups (Kafka's names and defaults, but the offsets topic's partition count:
+    # one partition is plenty for one broker and keeps the data dir small).
+    group_initial_rebalance_delay_ms: int = 3_000
+    group_min_session_timeout_ms: int = 6_000
+    group_max_session_timeout_ms: int = 1_800_000
+    offsets_topic_num_partitions: int = 1
+    offsets_topic_segment_bytes: int = 104_857_600
+    offsets_retention_minutes: int = 10_080
+    offsets_retention_check_interval_ms: int = 600_000
+    offset_metadata_max_bytes: int = 4_096
     # When a write reaches the disk before its acknowledgement (docs/durability.md):
     # acks-all: fsync before acks=all responses (group commit); always: before acks=1 too;
     # never: leave it to the OS page cache (Kafka's default behaviour).
@@ -94,6 +104,14 @@ NAMES: dict[str, str] = {
     "log.retention.check.interval.ms": "log_retention_check_interval_ms",
     "log.cleaner.backoff.ms": "log_cleaner_backoff_ms",
     "log.fsync.policy": "log_fsync_policy",
+    "group.initial.rebalance.delay.ms": "group_initial_rebalance_delay_ms",
+    "group.min.session.timeout.ms": "group_min_session_timeout_ms",
+    "group.max.session.timeout.ms": "group_max_session_timeout_ms",
+    "offsets.topic.num.partitions": "offsets_topic_num_partitions",
+    "offsets.topic.segment.bytes": "offsets_topic_segment_bytes",
+    "offsets.retention.minutes": "offsets_retention_minutes",
+    "offsets.retention.check.interval.ms": "offsets_retention_check_interval_ms",
+    "offset.metadata.max.bytes": "offset_metadata_max_bytes",
 }
 
 

@@ -18,6 +18,7 @@ from typing import Any
 
 from nerve.broker.config import BrokerConfig
 from nerve.broker.group_commit import GroupCommit
+from nerve.broker.groups.coordinator import GroupCoordinator
 from nerve.broker.handlers import HANDLERS, api_versions
 from nerve.broker.topics import TopicManager
 from nerve.protocol import codec
@@ -36,7 +37,11 @@ class Broker:
         self.config = config
         self.topics = TopicManager(config)
         self.group_commit = GroupCommit()
+        self.groups = GroupCoordinator(self)
         self.cluster_id = ""
+        # Host of the client whose request a handler is running (handlers run synchronously
+        # to their first await, so this is theirs to read); DescribeGroups reports it.
+        self.client_host = ""
         self._server: asyncio.Server | None = None
         self._tasks: list[asyncio.Task[None]] = []
         self.connections: set[KafkaConnection] = set()
@@ -51,6 +56,7 @@ class Broker:
 
         self.cluster_id = load_or_create_cluster_id(self.config.data_dir, self.config.node_id)
         self.topics.open()
+        self.groups.start()
         loop = asyncio.get_running_loop()
         self._server = await loop.create_server(
             lambda: KafkaConnection(self),
@@ -71,6 +77,7 @@ class Broker:
             self._server.close()
         for connection in list(self.connections):
             connection.close()
+        await self.groups.stop()
         for task in self._tasks:
             task.cancel()
         for task in self._tasks:
@@ -129,6 +136,7 @@ class KafkaConnection(asyncio.BufferedProtocol):
         self.decoder = FrameDecoder(broker.config.socket_request_max_bytes)
         self.transport: asyncio.Transport | None = None
         self.peer = "?"
+        self.client_host = ""
         # Responses not yet written, in request order: bytes when ready, else a future.
         self.pending: collections.deque[asyncio.Future[bytes | None]] = collections.deque()
         self._reading_paused = False
@@ -140,6 +148,7 @@ class KafkaConnection(asyncio.BufferedProtocol):
         self.transport = transport  # type: ignore[assignment]  # uvloop's is no subclass
         peer = transport.get_extra_info("peername")
         self.peer = f"{peer[0]}:{peer[1]}" if peer else "?"
+        self.client_host = f"/{peer[0]}" if peer else ""
         self.broker.connections.add(self)
 
     def connection_lost(self, exc: Exception | None) -> None:
@@ -212,6 +221,7 @@ class KafkaConnection(asyncio.BufferedProtocol):
             )
             self.close()
             return
+        self.broker.client_host = self.client_host
         try:
             result = handler.handle(self.broker, header, body)
         except Exception:

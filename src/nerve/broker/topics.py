@@ -26,6 +26,7 @@ log = logging.getLogger("nerve.broker")
 
 _LEGAL_NAME = re.compile(r"^[a-zA-Z0-9._-]+$")
 MAX_NAME_LENGTH = 249
+INTERNAL_TOPICS = frozenset({"__consumer_offsets", "__transaction_state"})
 
 
 @dataclass(eq=False)
@@ -51,6 +52,11 @@ class Topic:
     configs: dict[str, str]  # overrides set on the topic, Kafka names
     partitions: list[Partition] = field(default_factory=list)
     log_config: LogConfig = field(default_factory=LogConfig)
+
+    @property
+    def internal(self) -> bool:
+        """Kafka's internal topics: written by the broker itself, never by clients."""
+        return self.name in INTERNAL_TOPICS
 
 
 def validate_topic_name(name: str) -> None:
@@ -212,6 +218,8 @@ class TopicManager:
         topic = self.topics.get(name)
         if topic is None:
             raise ApiError(ErrorCode.unknown_topic_or_partition, f"unknown topic {name!r}")
+        if topic.internal:
+            raise ApiError(ErrorCode.invalid_topic_exception, f"{name} is an internal topic")
         del self.topics[name]
         del self.by_id[topic.topic_id]
         self._save()

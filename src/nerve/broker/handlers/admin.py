@@ -103,6 +103,7 @@ def handle_delete_topics(broker: Broker, header: codec.RequestHeader, request: A
             try:
                 deleted = broker.topics.delete(name or "")
                 topic_id = deleted.topic_id
+                broker.groups.forget_topic(deleted.name)
             except ApiError as exc:
                 code, message = exc.code, exc.message
         results.append(

@@ -44,7 +44,7 @@ def _topic_entry(module: ModuleType, broker: Broker, topic: Topic) -> Any:
         error_code=ErrorCode.none,
         name=topic.name,
         topic_id=topic.topic_id,
-        is_internal=topic.name.startswith("__"),
+        is_internal=topic.internal,
         partitions=partitions,
         topic_authorized_operations=_NO_AUTHORIZED_OPERATIONS,
     )

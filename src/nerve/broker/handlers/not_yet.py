@@ -1,6 +1,6 @@
-"""Answers for APIs whose feature is not built yet (consumer groups, producer ids).
+"""Answers for APIs whose feature is not built yet (producer ids and transactions).
 
-Leaving them out of ApiVersions makes librdkafka wait forever for a coordinator; answering with
+Leaving them out of ApiVersions makes clients wait forever for a coordinator; answering with
 an error that clients treat as fatal makes the missing feature visible at once instead.
 """
 
@@ -15,19 +15,13 @@ from nerve.protocol import codec
 if TYPE_CHECKING:
     from nerve.broker.server import Broker
 
-GROUPS_MESSAGE = "nerve does not coordinate consumer groups yet; assign partitions instead"
 TXN_MESSAGE = "nerve does not support transactions or idempotent producers yet"
-
-_KEY_TYPE_GROUP = 0
 
 
 def handle_find_coordinator(broker: Broker, header: codec.RequestHeader, request: Any) -> Any:
+    """FindCoordinator for a transactional id (key type 1)."""
     module = codec.schema_module(10, header.api_version, True)
-    key_type = getattr(request, "key_type", _KEY_TYPE_GROUP)
-    if key_type == _KEY_TYPE_GROUP:
-        code, message = ErrorCode.group_authorization_failed, GROUPS_MESSAGE
-    else:
-        code, message = ErrorCode.transactional_id_authorization_failed, TXN_MESSAGE
+    code, message = ErrorCode.transactional_id_authorization_failed, TXN_MESSAGE
     if hasattr(request, "coordinator_keys"):
         coordinators = tuple(
             codec.make(

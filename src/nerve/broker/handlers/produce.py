@@ -28,6 +28,11 @@ API_KEY = 0
 
 def _append(broker: Broker, partition: Partition, data: bytes | None, now_ms: int) -> int:
     """Validate and append one partition's records; returns the base offset."""
+    if partition.topic.internal:
+        raise ApiError(
+            ErrorCode.invalid_topic_exception,
+            f"cannot append to internal topic {partition.topic.name}",
+        )
     if not data:
         raise ApiError(ErrorCode.invalid_record, "produce request carries no record batch")
     try:

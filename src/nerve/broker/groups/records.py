@@ -1,0 +1,251 @@
+"""Records of the ``__consumer_offsets`` topic, in Kafka's own binary layout.
+
+Kafka keeps committed offsets and group metadata as compacted records keyed by what they
+describe; nerve writes the same keys and values, so tools that read Kafka's offsets topic read
+nerve's too, and a group's state is rebuilt at start by replaying the topic (last record per
+key wins, a null value deletes).
+
+Keys: version 0/1 is an offset commit (group, topic, partition); version 2 is group metadata
+(group). Values: offset commit v3 (offset, leader epoch, metadata, commit timestamp) and group
+metadata v3 (protocol, generation, leader, members with their subscription and assignment).
+These schemas are a few fixed fields each; kio covers only the request/response APIs, so they
+are encoded here with ``struct``.
+"""
+
+from __future__ import annotations
+
+import struct
+from dataclasses import dataclass, field
+
+_I16 = struct.Struct(">h")
+_I32 = struct.Struct(">i")
+_I64 = struct.Struct(">q")
+
+OFFSET_KEY_VERSION = 1
+GROUP_KEY_VERSION = 2
+OFFSET_VALUE_VERSION = 3
+GROUP_VALUE_VERSION = 3
+
+
+class RecordFormatError(ValueError):
+    """A record of the offsets topic that nerve cannot read (written by a newer Kafka)."""
+
+
+@dataclass(frozen=True)
+class OffsetKey:
+    group: str
+    topic: str
+    partition: int
+
+
+@dataclass(frozen=True)
+class GroupKey:
+    group: str
+
+
+@dataclass(frozen=True)
+class OffsetValue:
+    offset: int
+    leader_epoch: int
+    metadata: str
+    commit_timestamp: int
+
+
+@dataclass(frozen=True)
+class MemberValue:
+    member_id: str
+    group_instance_id: str | None
+    client_id: str
+    client_host: str
+    rebalance_timeout_ms: int
+    session_timeout_ms: int
+    subscription: bytes
+    assignment: bytes
+
+
+@dataclass(frozen=True)
+class GroupValue:
+    protocol_type: str
+    generation: int
+    protocol: str | None
+    leader: str | None
+    state_timestamp: int
+    members: list[MemberValue] = field(default_factory=list)
+
+
+# -- writing -------------------------------------------------------------------------------
+
+
+class _Writer:
+    def __init__(self) -> None:
+        self.out = bytearray()
+
+    def i16(self, value: int) -> _Writer:
+        self.out += _I16.pack(value)
+        return self
+
+    def i32(self, value: int) -> _Writer:
+        self.out += _I32.pack(value)
+        return self
+
+    def i64(self, value: int) -> _Writer:
+        self.out += _I64.pack(value)
+        return self
+
+    def string(self, value: str | None) -> _Writer:
+        if value is None:
+            return self.i16(-1)
+        data = value.encode()
+        self.i16(len(data))
+        self.out += data
+        return self
+
+    def bytes_(self, value: bytes) -> _Writer:
+        self.i32(len(value))
+        self.out += value
+        return self
+
+
+def encode_key(key: OffsetKey | GroupKey) -> bytes:
+    if isinstance(key, OffsetKey):
+        w = _Writer().i16(OFFSET_KEY_VERSION).string(key.group).string(key.topic)
+        return bytes(w.i32(key.partition).out)
+    return bytes(_Writer().i16(GROUP_KEY_VERSION).string(key.group).out)
+
+
+def encode_offset_value(value: OffsetValue) -> bytes:
+    w = _Writer().i16(OFFSET_VALUE_VERSION).i64(value.offset).i32(value.leader_epoch)
+    return bytes(w.string(value.metadata).i64(value.commit_timestamp).out)
+
+
+def encode_group_value(value: GroupValue) -> bytes:
+    w = _Writer().i16(GROUP_VALUE_VERSION).string(value.protocol_type).i32(value.generation)
+    w.string(value.protocol).string(value.leader).i64(value.state_timestamp)
+    w.i32(len(value.members))
+    for m in value.members:
+        w.string(m.member_id).string(m.group_instance_id).string(m.client_id)
+        w.string(m.client_host).i32(m.rebalance_timeout_ms).i32(m.session_timeout_ms)
+        w.bytes_(m.subscription).bytes_(m.assignment)
+    return bytes(w.out)
+
+
+# -- reading -------------------------------------------------------------------------------
+
+
+class _Reader:
+    def __init__(self, data: bytes) -> None:
+        self.data = data
+        self.pos = 0
+
+    def _take(self, s: struct.Struct) -> int:
+        if self.pos + s.size > len(self.data):
+            raise RecordFormatError("record ends early")
+        (value,) = s.unpack_from(self.data, self.pos)
+        self.pos += s.size
+        return int(value)
+
+    def i16(self) -> int:
+        return self._take(_I16)
+
+    def i32(self) -> int:
+        return self._take(_I32)
+
+    def i64(self) -> int:
+        return self._take(_I64)
+
+    def string(self) -> str | None:
+        size = self.i16()
+        if size < 0:
+            return None
+        return self._raw(size).decode()
+
+    def bytes_(self) -> bytes:
+        size = self.i32()
+        return b"" if size < 0 else self._raw(size)
+
+    def _raw(self, size: int) -> bytes:
+        if self.pos + size > len(self.data):
+            raise RecordFormatError("record ends early")
+        chunk = self.data[self.pos : self.pos + size]
+        self.pos += size
+        return chunk
+
+
+def decode_key(data: bytes) -> OffsetKey | GroupKey | None:
+    """The key, or None for a key type nerve does not use (KIP-848 consumer groups, ...)."""
+    r = _Reader(data)
+    version = r.i16()
+    if version in (0, 1):
+        return OffsetKey(r.string() or "", r.string() or "", r.i32())
+    if version == GROUP_KEY_VERSION:
+        return GroupKey(r.string() or "")
+    return None
+
+
+def decode_offset_value(data: bytes) -> OffsetValue:
+    r = _Reader(data)
+    version = r.i16()
+    if version not in (1, 3):
+        raise RecordFormatError(f"offset commit value version {version} is not supported")
+    offset = r.i64()
+    leader_epoch = r.i32() if version == 3 else -1
+    metadata = r.string() or ""
+    commit_timestamp = r.i64()
+    return OffsetValue(offset, leader_epoch, metadata, commit_timestamp)
+
+
+def decode_group_value(data: bytes) -> GroupValue:
+    r = _Reader(data)
+    version = r.i16()
+    if version != GROUP_VALUE_VERSION:
+        raise RecordFormatError(f"group metadata value version {version} is not supported")
+    value = GroupValue(
+        protocol_type=r.string() or "",
+        generation=r.i32(),
+        protocol=r.string(),
+        leader=r.string(),
+        state_timestamp=r.i64(),
+    )
+    for _ in range(r.i32()):
+        value.members.append(
+            MemberValue(
+                member_id=r.string() or "",
+                group_instance_id=r.string(),
+                client_id=r.string() or "",
+                client_host=r.string() or "",
+                rebalance_timeout_ms=r.i32(),
+                session_timeout_ms=r.i32(),
+                subscription=r.bytes_(),
+                assignment=r.bytes_(),
+            )
+        )
+    return value
+
+
+def subscribed_topics(subscription: bytes) -> set[str]:
+    """Topics in a ``consumer`` protocol subscription (ConsumerProtocolSubscription, any version).
+
+    Only the leading version and topic array are read; later fields (user data, owned
+    partitions, rack) do not matter to the broker.
+    """
+    r = _Reader(subscription)
+    try:
+        r.i16()
+        return {r.string() or "" for _ in range(r.i32())}
+    except RecordFormatError:
+        return set()
+
+
+def java_string_hash(value: str) -> int:
+    """Java's ``String.hashCode`` (over UTF-16 code units), as Kafka partitions groups by it."""
+    h = 0
+    data = value.encode("utf-16-be")
+    for i in range(0, len(data), 2):
+        h = (31 * h + ((data[i] << 8) | data[i + 1])) & 0xFFFFFFFF
+    return h - (1 << 32) if h >= 1 << 31 else h
+
+
+def partition_for(group: str, partitions: int) -> int:
+    """The offsets-topic partition that holds ``group`` (Kafka: abs(hashCode) % count)."""
+    h = java_string_hash(group)
+    return (0 if h == -(1 << 31) else abs(h)) % partitions

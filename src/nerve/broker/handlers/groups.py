@@ -1,0 +1,424 @@
+"""Consumer group APIs: kio requests in, ``GroupCoordinator`` calls, kio responses out.
+
+FindCoordinator, JoinGroup, SyncGroup, Heartbeat, LeaveGroup, OffsetCommit, OffsetFetch,
+OffsetDelete, ListGroups, DescribeGroups, DeleteGroups. The rules live in
+``broker/groups/coordinator.py``; this module only translates between versions.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Awaitable
+from typing import TYPE_CHECKING, Any
+
+from nerve.broker.errors import ErrorCode
+from nerve.broker.groups.coordinator import JoinRequest, OffsetCommit
+from nerve.broker.groups.group import GroupState, JoinResult, SyncResult
+from nerve.broker.handlers import not_yet
+from nerve.broker.handlers.metadata import NO_THROTTLE
+from nerve.protocol import codec
+
+if TYPE_CHECKING:
+    from nerve.broker.server import Broker
+
+_KEY_TYPE_GROUP = 0
+_NO_AUTHORIZED_OPERATIONS = -2147483648
+
+
+def handle_find_coordinator(broker: Broker, header: codec.RequestHeader, request: Any) -> Any:
+    """Groups are coordinated here; transactions get the not-yet error until they land."""
+    if getattr(request, "key_type", _KEY_TYPE_GROUP) != _KEY_TYPE_GROUP:
+        return not_yet.handle_find_coordinator(broker, header, request)
+    module = codec.schema_module(10, header.api_version, True)
+    host, port = broker.config.advertised
+    node = {"node_id": broker.node_id, "host": host, "port": port}
+    if hasattr(request, "coordinator_keys"):
+        coordinators = tuple(
+            codec.make(
+                module,
+                "Coordinator",
+                key=key,
+                error_code=ErrorCode.none,
+                error_message=None,
+                **node,
+            )
+            for key in request.coordinator_keys
+        )
+        return codec.make(
+            module, "FindCoordinatorResponse", throttle_time=NO_THROTTLE, coordinators=coordinators
+        )
+    return codec.make(
+        module,
+        "FindCoordinatorResponse",
+        throttle_time=NO_THROTTLE,
+        error_code=ErrorCode.none,
+        error_message=None,
+        **node,
+    )
+
+
+def _when_ready(result: Any, build: Any) -> Any:
+    """``build(result)`` now, or an awaitable of it when the coordinator must wait."""
+    if isinstance(result, asyncio.Future):
+
+        async def later() -> Any:
+            return build(await result)
+
+        return later()
+    return build(result)
+
+
+def handle_join_group(broker: Broker, header: codec.RequestHeader, request: Any) -> Any:
+    version = header.api_version
+    module = codec.schema_module(11, version, True)
+    session_ms = int(request.session_timeout.total_seconds() * 1000)
+    rebalance = getattr(request, "rebalance_timeout", None)
+    rebalance_ms = int(rebalance.total_seconds() * 1000) if rebalance is not None else session_ms
+    result = broker.groups.join(
+        JoinRequest(
+            group_id=request.group_id,
+            member_id=request.member_id,
+            group_instance_id=getattr(request, "group_instance_id", None),
+            client_id=header.client_id or "",
+            client_host=broker.client_host,
+            session_timeout_ms=session_ms,
+            rebalance_timeout_ms=rebalance_ms if rebalance_ms > 0 else session_ms,
+            protocol_type=request.protocol_type,
+            protocols=[(p.name, p.metadata) for p in request.protocols],
+            require_known_member_id=version >= 4,
+            reason=getattr(request, "reason", None),
+        )
+    )
+
+    def build(joined: JoinResult) -> Any:
+        members = tuple(
+            codec.make(
+                module,
+                "JoinGroupResponseMember",
+                member_id=member_id,
+                group_instance_id=instance_id,
+                metadata=metadata,
+            )
+            for member_id, instance_id, metadata in joined.members
+        )
+        # Before v7 the protocol name is not nullable.
+        protocol_name = joined.protocol_name
+        if protocol_name is None and version < 7:
+            protocol_name = ""
+        return codec.make(
+            module,
+            "JoinGroupResponse",
+            throttle_time=NO_THROTTLE,
+            error_code=joined.error,
+            generation_id=joined.generation,
+            protocol_type=joined.protocol_type,
+            protocol_name=protocol_name,
+            leader=joined.leader,
+            skip_assignment=joined.skip_assignment,
+            member_id=joined.member_id,
+            members=members,
+        )
+
+    return _when_ready(result, build)
+
+
+def handle_sync_group(broker: Broker, header: codec.RequestHeader, request: Any) -> Any:
+    module = codec.schema_module(14, header.api_version, True)
+    result = broker.groups.sync(
+        request.group_id,
+        request.generation_id,
+        request.member_id,
+        getattr(request, "group_instance_id", None),
+        getattr(request, "protocol_type", None),
+        getattr(request, "protocol_name", None),
+        [(a.member_id, a.assignment) for a in request.assignments],
+    )
+
+    def build(synced: SyncResult) -> Any:
+        return codec.make(
+            module,
+            "SyncGroupResponse",
+            throttle_time=NO_THROTTLE,
+            error_code=synced.error,
+            protocol_type=synced.protocol_type,
+            protocol_name=synced.protocol_name,
+            assignment=synced.assignment,
+        )
+
+    return _when_ready(result, build)
+
+
+def handle_heartbeat(broker: Broker, header: codec.RequestHeader, request: Any) -> Any:
+    module = codec.schema_module(12, header.api_version, True)
+    code = broker.groups.heartbeat(
+        request.group_id,
+        request.generation_id,
+        request.member_id,
+        getattr(request, "group_instance_id", None),
+    )
+    return codec.make(module, "HeartbeatResponse", throttle_time=NO_THROTTLE, error_code=code)
+
+
+def handle_leave_group(broker: Broker, header: codec.RequestHeader, request: Any) -> Any:
+    module = codec.schema_module(13, header.api_version, True)
+    if hasattr(request, "members"):
+        leaving = [(m.member_id, m.group_instance_id) for m in request.members]
+    else:
+        leaving = [(request.member_id, None)]
+    results = broker.groups.leave(request.group_id, leaving)
+    if not hasattr(request, "members"):
+        return codec.make(
+            module, "LeaveGroupResponse", throttle_time=NO_THROTTLE, error_code=results[0][2]
+        )
+    members = tuple(
+        codec.make(
+            module,
+            "MemberResponse",
+            member_id=member_id,
+            group_instance_id=instance_id,
+            error_code=code,
+        )
+        for member_id, instance_id, code in results
+    )
+    return codec.make(
+        module,
+        "LeaveGroupResponse",
+        throttle_time=NO_THROTTLE,
+        error_code=ErrorCode.none,
+        members=members,
+    )
+
+
+def handle_offset_commit(broker: Broker, header: codec.RequestHeader, request: Any) -> Any:
+    module = codec.schema_module(8, header.api_version, True)
+    commits = [
+        OffsetCommit(
+            topic=t.name,
+            partition=p.partition_index,
+            offset=p.committed_offset,
+            leader_epoch=getattr(p, "committed_leader_epoch", -1),
+            metadata=p.committed_metadata,
+        )
+        for t in request.topics
+        for p in t.partitions
+    ]
+    errors, durable = broker.groups.commit_offsets(
+        request.group_id,
+        request.generation_id_or_member_epoch,
+        request.member_id,
+        getattr(request, "group_instance_id", None),
+        commits,
+    )
+
+    def build(codes: list[ErrorCode]) -> Any:
+        it = iter(codes)
+        topics = tuple(
+            codec.make(
+                module,
+                "OffsetCommitResponseTopic",
+                name=t.name,
+                partitions=tuple(
+                    codec.make(
+                        module,
+                        "OffsetCommitResponsePartition",
+                        partition_index=p.partition_index,
+                        error_code=next(it),
+                    )
+                    for p in t.partitions
+                ),
+            )
+            for t in request.topics
+        )
+        return codec.make(module, "OffsetCommitResponse", throttle_time=NO_THROTTLE, topics=topics)
+
+    if durable is None:
+        return build(errors)
+    return _after_sync(durable, errors, build)
+
+
+async def _after_sync(durable: Awaitable[None], errors: list[ErrorCode], build: Any) -> Any:
+    try:
+        await durable
+    except OSError:
+        errors = [ErrorCode.kafka_storage_error if e == ErrorCode.none else e for e in errors]
+    return build(errors)
+
+
+def handle_offset_fetch(broker: Broker, header: codec.RequestHeader, request: Any) -> Any:
+    version = header.api_version
+    module = codec.schema_module(9, version, True)
+    if hasattr(request, "groups"):
+        groups = tuple(
+            _fetched_group(broker, module, g.group_id, g.topics, batched=True)
+            for g in request.groups
+        )
+        return codec.make(module, "OffsetFetchResponse", throttle_time=NO_THROTTLE, groups=groups)
+    topics = _fetched_topics(broker, module, request.group_id, request.topics, batched=False)
+    return codec.make(
+        module,
+        "OffsetFetchResponse",
+        throttle_time=NO_THROTTLE,
+        topics=topics,
+        error_code=ErrorCode.none,
+    )
+
+
+def _fetched_group(
+    broker: Broker, module: Any, group_id: str, topics: Any, *, batched: bool
+) -> Any:
+    return codec.make(
+        module,
+        "OffsetFetchResponseGroup",
+        group_id=group_id,
+        topics=_fetched_topics(broker, module, group_id, topics, batched=batched),
+        error_code=ErrorCode.none,
+    )
+
+
+def _fetched_topics(
+    broker: Broker, module: Any, group_id: str, topics: Any, *, batched: bool
+) -> tuple[Any, ...]:
+    wanted = None if topics is None else [(t.name, t.partition_indexes) for t in topics]
+    suffix = "s" if batched else ""  # v8+ names its nested classes in the plural
+    out = []
+    for topic, partitions in broker.groups.fetch_offsets(group_id, wanted):
+        out.append(
+            codec.make(
+                module,
+                f"OffsetFetchResponseTopic{suffix}",
+                name=topic,
+                partitions=tuple(
+                    codec.make(
+                        module,
+                        f"OffsetFetchResponsePartition{suffix}",
+                        partition_index=p,
+                        committed_offset=c.offset if c else -1,
+                        committed_leader_epoch=c.leader_epoch if c else -1,
+                        metadata=c.metadata if c else "",
+                        error_code=ErrorCode.none,
+                    )
+                    for p, c in partitions
+                ),
+            )
+        )
+    return tuple(out)
+
+
+def handle_offset_delete(broker: Broker, header: codec.RequestHeader, request: Any) -> Any:
+    module = codec.schema_module(47, header.api_version, True)
+    code, results = broker.groups.delete_offsets(
+        request.group_id,
+        [(t.name, [p.partition_index for p in t.partitions]) for t in request.topics],
+    )
+    topics = tuple(
+        codec.make(
+            module,
+            "OffsetDeleteResponseTopic",
+            name=topic,
+            partitions=tuple(
+                codec.make(
+                    module,
+                    "OffsetDeleteResponsePartition",
+                    partition_index=p,
+                    error_code=c,
+                )
+                for p, c in partitions
+            ),
+        )
+        for topic, partitions in results
+    )
+    return codec.make(
+        module, "OffsetDeleteResponse", error_code=code, throttle_time=NO_THROTTLE, topics=topics
+    )
+
+
+def handle_list_groups(broker: Broker, header: codec.RequestHeader, request: Any) -> Any:
+    module = codec.schema_module(16, header.api_version, True)
+    groups = broker.groups.list_groups(
+        getattr(request, "states_filter", ()) or (), getattr(request, "types_filter", ()) or ()
+    )
+    listed = tuple(
+        codec.make(
+            module,
+            "ListedGroup",
+            group_id=g.group_id,
+            protocol_type=g.protocol_type or "",
+            group_state=g.state.value,
+            group_type="classic",
+        )
+        for g in groups
+    )
+    return codec.make(
+        module,
+        "ListGroupsResponse",
+        throttle_time=NO_THROTTLE,
+        error_code=ErrorCode.none,
+        groups=listed,
+    )
+
+
+def handle_describe_groups(broker: Broker, header: codec.RequestHeader, request: Any) -> Any:
+    version = header.api_version
+    module = codec.schema_module(15, version, True)
+    described = []
+    for group_id in request.groups:
+        group = broker.groups.groups.get(group_id)
+        if group is None:
+            # v6 (KIP-1043) says so; older versions report the Dead state.
+            code = ErrorCode.group_id_not_found if version >= 6 else ErrorCode.none
+            described.append(
+                codec.make(
+                    module,
+                    "DescribedGroup",
+                    error_code=code,
+                    error_message=f"Group {group_id} not found." if version >= 6 else None,
+                    group_id=group_id,
+                    group_state=GroupState.DEAD.value,
+                    protocol_type="",
+                    protocol_data="",
+                    members=(),
+                    authorized_operations=_NO_AUTHORIZED_OPERATIONS,
+                )
+            )
+            continue
+        stable = group.is_(GroupState.STABLE)
+        members = tuple(
+            codec.make(
+                module,
+                "DescribedGroupMember",
+                member_id=m.member_id,
+                group_instance_id=m.group_instance_id,
+                client_id=m.client_id,
+                client_host=m.client_host,
+                # Metadata and assignment only mean something once the generation is settled.
+                member_metadata=m.metadata_for(group.protocol) if stable else b"",
+                member_assignment=m.assignment if stable else b"",
+            )
+            for m in group.members.values()
+        )
+        described.append(
+            codec.make(
+                module,
+                "DescribedGroup",
+                error_code=ErrorCode.none,
+                error_message=None,
+                group_id=group_id,
+                group_state=group.state.value,
+                protocol_type=group.protocol_type or "",
+                protocol_data=(group.protocol or "") if stable else "",
+                members=members,
+                authorized_operations=_NO_AUTHORIZED_OPERATIONS,
+            )
+        )
+    return codec.make(
+        module, "DescribeGroupsResponse", throttle_time=NO_THROTTLE, groups=tuple(described)
+    )
+
+
+def handle_delete_groups(broker: Broker, header: codec.RequestHeader, request: Any) -> Any:
+    module = codec.schema_module(42, header.api_version, True)
+    results = tuple(
+        codec.make(module, "DeletableGroupResult", group_id=group_id, error_code=code)
+        for group_id, code in broker.groups.delete_groups(request.groups_names)
+    )
+    return codec.make(module, "DeleteGroupsResponse", throttle_time=NO_THROTTLE, results=results)
