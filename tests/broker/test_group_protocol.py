@@ -1,0 +1,467 @@
+"""The classic group protocol spoken directly (kio requests over a socket), asserting the exact
+error codes Kafka answers, which real clients would hide behind retries and rejoins."""
+
+from __future__ import annotations
+
+import datetime
+import struct
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from kio.schema.delete_groups.v2.request import DeleteGroupsRequest
+from kio.schema.describe_groups.v6.request import DescribeGroupsRequest
+from kio.schema.errors import ErrorCode
+from kio.schema.heartbeat.v4.request import HeartbeatRequest
+from kio.schema.join_group.v0.request import JoinGroupRequest as JoinGroupRequestV0
+from kio.schema.join_group.v0.request import JoinGroupRequestProtocol as ProtocolV0
+from kio.schema.join_group.v9.request import JoinGroupRequest, JoinGroupRequestProtocol
+from kio.schema.leave_group.v5.request import LeaveGroupRequest, MemberIdentity
+from kio.schema.list_groups.v5.request import ListGroupsRequest
+from kio.schema.offset_commit.v9.request import (
+    OffsetCommitRequest,
+    OffsetCommitRequestPartition,
+    OffsetCommitRequestTopic,
+)
+from kio.schema.offset_delete.v0.request import (
+    OffsetDeleteRequest,
+    OffsetDeleteRequestPartition,
+    OffsetDeleteRequestTopic,
+)
+from kio.schema.offset_fetch.v1.request import OffsetFetchRequest as OffsetFetchRequestV1
+from kio.schema.offset_fetch.v1.request import OffsetFetchRequestTopic as FetchTopicV1
+from kio.schema.offset_fetch.v9.request import (
+    OffsetFetchRequest,
+    OffsetFetchRequestGroup,
+    OffsetFetchRequestTopics,
+)
+from kio.schema.sync_group.v5.request import SyncGroupRequest, SyncGroupRequestAssignment
+from kio.static.primitive import i32, i32Timedelta, i64
+
+from tests._broker import BrokerProcess
+from tests._ck import create_topic
+from tests.broker._kio_client import KioClient
+from tests.conftest import TopicNameFactory
+
+SESSION_MS = 6000
+
+
+@pytest.fixture(scope="module")
+def group_broker(tmp_path_factory: pytest.TempPathFactory) -> Iterator[BrokerProcess]:
+    """A broker with no initial rebalance delay, so a lone member's join answers at once."""
+    root: Path = tmp_path_factory.mktemp("group-broker")
+    proc = BrokerProcess(root / "data", configs={"group.initial.rebalance.delay.ms": 0})
+    proc.start()
+    try:
+        yield proc
+    finally:
+        proc.close()
+
+
+def subscription(*topics: str) -> bytes:
+    """ConsumerProtocolSubscription v0: version, topics, no user data."""
+    out = struct.pack(">hi", 0, len(topics))
+    for t in topics:
+        out += struct.pack(">h", len(t)) + t.encode()
+    return out + struct.pack(">i", -1)
+
+
+def ms(value: int) -> i32Timedelta:
+    return i32Timedelta.parse(datetime.timedelta(milliseconds=value))
+
+
+def join_request(
+    group: str,
+    member_id: str = "",
+    *,
+    topics: tuple[str, ...] = ("t",),
+    instance_id: str | None = None,
+    protocol_type: str = "consumer",
+    session_ms: int = SESSION_MS,
+    rebalance_ms: int = 10_000,
+) -> JoinGroupRequest:
+    return JoinGroupRequest(
+        group_id=group,
+        session_timeout=ms(session_ms),
+        rebalance_timeout=ms(rebalance_ms),
+        member_id=member_id,
+        group_instance_id=instance_id,
+        protocol_type=protocol_type,
+        protocols=(JoinGroupRequestProtocol(name="range", metadata=subscription(*topics)),),
+        reason=None,
+    )
+
+
+def join(client: KioClient, group: str, **kw: object) -> object:
+    """Join as a new dynamic member: the MEMBER_ID_REQUIRED round trip, then the real join."""
+    first = client.call(join_request(group, **kw))  # type: ignore[arg-type]
+    assert first.error_code == ErrorCode.member_id_required
+    assert first.member_id
+    return client.call(join_request(group, first.member_id, **kw))  # type: ignore[arg-type]
+
+
+def sync(
+    client: KioClient,
+    group: str,
+    generation: int,
+    member_id: str,
+    assignments: dict[str, bytes] | None = None,
+    instance_id: str | None = None,
+) -> object:
+    return client.call(
+        SyncGroupRequest(
+            group_id=group,
+            generation_id=i32(generation),
+            member_id=member_id,
+            group_instance_id=instance_id,
+            protocol_type="consumer",
+            protocol_name="range",
+            assignments=tuple(
+                SyncGroupRequestAssignment(member_id=m, assignment=a)
+                for m, a in (assignments or {}).items()
+            ),
+        )
+    )
+
+
+def heartbeat(
+    client: KioClient, group: str, generation: int, member_id: str, instance_id: str | None = None
+) -> ErrorCode:
+    response = client.call(
+        HeartbeatRequest(
+            group_id=group,
+            generation_id=i32(generation),
+            member_id=member_id,
+            group_instance_id=instance_id,
+        )
+    )
+    return response.error_code
+
+
+def commit(
+    client: KioClient,
+    group: str,
+    generation: int,
+    member_id: str,
+    topic: str,
+    offsets: dict[int, int],
+    metadata: str = "",
+) -> list[ErrorCode]:
+    response = client.call(
+        OffsetCommitRequest(
+            group_id=group,
+            generation_id_or_member_epoch=i32(generation),
+            member_id=member_id,
+            group_instance_id=None,
+            topics=(
+                OffsetCommitRequestTopic(
+                    name=topic,
+                    partitions=tuple(
+                        OffsetCommitRequestPartition(
+                            partition_index=i32(p),
+                            committed_offset=i64(o),
+                            committed_leader_epoch=i32(-1),
+                            committed_metadata=metadata,
+                        )
+                        for p, o in offsets.items()
+                    ),
+                ),
+            ),
+        )
+    )
+    return [p.error_code for t in response.topics for p in t.partitions]
+
+
+def fetch_offsets(client: KioClient, group: str, topic: str, partitions: list[int]) -> list[int]:
+    response = client.call(
+        OffsetFetchRequest(
+            groups=(
+                OffsetFetchRequestGroup(
+                    group_id=group,
+                    member_id=None,
+                    member_epoch=i32(-1),
+                    topics=(
+                        OffsetFetchRequestTopics(
+                            name=topic, partition_indexes=tuple(i32(p) for p in partitions)
+                        ),
+                    ),
+                ),
+            ),
+            require_stable=False,
+        )
+    )
+    (group_response,) = response.groups
+    assert group_response.error_code == ErrorCode.none
+    return [p.committed_offset for t in group_response.topics for p in t.partitions]
+
+
+def leave(client: KioClient, group: str, member_id: str) -> ErrorCode:
+    response = client.call(
+        LeaveGroupRequest(
+            group_id=group,
+            members=(MemberIdentity(member_id=member_id, group_instance_id=None, reason=None),),
+        )
+    )
+    return response.members[0].error_code
+
+
+def stable_member(client: KioClient, group: str, topic: str = "t") -> tuple[str, int]:
+    """Join a fresh group alone and sync: returns (member id, generation)."""
+    joined = join(client, group, topics=(topic,))
+    assert joined.error_code == ErrorCode.none  # type: ignore[attr-defined]
+    member_id, generation = joined.member_id, joined.generation_id  # type: ignore[attr-defined]
+    assert joined.leader == member_id  # type: ignore[attr-defined]
+    synced = sync(client, group, generation, member_id, {member_id: b"assignment"})
+    assert synced.error_code == ErrorCode.none  # type: ignore[attr-defined]
+    assert synced.assignment == b"assignment"  # type: ignore[attr-defined]
+    return member_id, generation
+
+
+def test_join_sync_heartbeat_leave_of_a_single_member(
+    group_broker: BrokerProcess, topic_name: TopicNameFactory
+) -> None:
+    group = topic_name()
+    with KioClient(group_broker.bootstrap) as client:
+        member_id, generation = stable_member(client, group)
+        assert generation == 1
+        assert heartbeat(client, group, generation, member_id) == ErrorCode.none
+        described = client.call(
+            DescribeGroupsRequest(groups=(group,), include_authorized_operations=False)
+        ).groups[0]
+        assert (described.error_code, described.group_state) == (ErrorCode.none, "Stable")
+        assert (described.protocol_type, described.protocol_data) == ("consumer", "range")
+        assert [m.member_id for m in described.members] == [member_id]
+        assert described.members[0].member_assignment == b"assignment"
+        assert described.members[0].client_id == "kio-test"
+        assert leave(client, group, member_id) == ErrorCode.none
+        described = client.call(
+            DescribeGroupsRequest(groups=(group,), include_authorized_operations=False)
+        ).groups[0]
+        assert described.group_state == "Empty"
+        assert heartbeat(client, group, generation, member_id) == ErrorCode.unknown_member_id
+
+
+def test_heartbeat_and_commit_errors_for_unknown_member_and_stale_generation(
+    group_broker: BrokerProcess, topic_name: TopicNameFactory
+) -> None:
+    group, topic = topic_name(), topic_name("topic")
+    create_topic(group_broker.bootstrap, topic, partitions=2)
+    with KioClient(group_broker.bootstrap) as client:
+        assert heartbeat(client, "no-such-group", 1, "ghost") == ErrorCode.unknown_member_id
+        member_id, generation = stable_member(client, group, topic)
+        assert heartbeat(client, group, generation, "ghost") == ErrorCode.unknown_member_id
+        assert heartbeat(client, group, generation + 5, member_id) == (ErrorCode.illegal_generation)
+        assert commit(client, group, generation, "ghost", topic, {0: 1}) == [
+            ErrorCode.unknown_member_id
+        ]
+        assert commit(client, group, generation - 1, member_id, topic, {0: 1}) == [
+            ErrorCode.illegal_generation
+        ]
+        # A consumer outside group management (generation -1) may not commit into a live group.
+        assert commit(client, group, -1, "", topic, {0: 1}) == [ErrorCode.unknown_member_id]
+        assert commit(client, group, generation, member_id, topic, {0: 7, 1: 9}) == [
+            ErrorCode.none,
+            ErrorCode.none,
+        ]
+        assert fetch_offsets(client, group, topic, [0, 1]) == [7, 9]
+        assert sync(client, group, generation + 1, member_id).error_code == (  # type: ignore[attr-defined]
+            ErrorCode.illegal_generation
+        )
+
+
+def test_rebalance_in_progress_reaches_heartbeats_syncs_and_commits(
+    group_broker: BrokerProcess, topic_name: TopicNameFactory
+) -> None:
+    group, topic = topic_name(), topic_name("topic")
+    create_topic(group_broker.bootstrap, topic, partitions=2)
+    with KioClient(group_broker.bootstrap) as a, KioClient(group_broker.bootstrap) as b:
+        member_a, generation = stable_member(a, group, topic)
+        # B joins: the group prepares a rebalance and waits for A to rejoin.
+        first = b.call(join_request(group, topics=(topic,)))
+        b.send(join_request(group, first.member_id, topics=(topic,)))
+        assert heartbeat(a, group, generation, member_a) == ErrorCode.rebalance_in_progress
+        sync_during_join = sync(a, group, generation, member_a, {member_a: b"x"})
+        assert sync_during_join.error_code == ErrorCode.rebalance_in_progress  # type: ignore[attr-defined]
+        # Commits of the current generation are still accepted while the group prepares.
+        assert commit(a, group, generation, member_a, topic, {0: 3}) == [ErrorCode.none]
+        joined_a = a.call(join_request(group, member_a, topics=(topic,)))
+        joined_b = b.receive(JoinGroupRequest)
+        assert joined_a.error_code == joined_b.error_code == ErrorCode.none
+        assert joined_a.generation_id == joined_b.generation_id == generation + 1
+        assert joined_a.leader == joined_b.leader == member_a
+        assert sorted(m.member_id for m in joined_a.members) == sorted([member_a, first.member_id])
+        assert joined_b.members == ()  # only the leader gets the members
+        # Between join and the leader's sync, commits must wait for the new assignment.
+        assert commit(a, group, generation + 1, member_a, topic, {0: 4}) == [
+            ErrorCode.rebalance_in_progress
+        ]
+        b.send(
+            SyncGroupRequest(
+                group_id=group,
+                generation_id=i32(generation + 1),
+                member_id=first.member_id,
+                group_instance_id=None,
+                protocol_type="consumer",
+                protocol_name="range",
+                assignments=(),
+            )
+        )
+        synced_a = sync(
+            a, group, generation + 1, member_a, {member_a: b"p0", first.member_id: b"p1"}
+        )
+        synced_b = b.receive(SyncGroupRequest)
+        assert (synced_a.assignment, synced_b.assignment) == (b"p0", b"p1")  # type: ignore[attr-defined]
+        assert commit(a, group, generation + 1, member_a, topic, {0: 5}) == [ErrorCode.none]
+
+
+def test_join_refusals(group_broker: BrokerProcess, topic_name: TopicNameFactory) -> None:
+    group = topic_name()
+    with KioClient(group_broker.bootstrap) as client:
+        too_short = client.call(join_request(group, session_ms=100))
+        assert too_short.error_code == ErrorCode.invalid_session_timeout
+        assert client.call(join_request("")).error_code == ErrorCode.invalid_group_id
+        assert client.call(join_request(group, "made-up")).error_code == (
+            ErrorCode.unknown_member_id
+        )
+        stable_member(client, group)
+        other_type = join_request(group, protocol_type="connect")
+        assert client.call(other_type).error_code == ErrorCode.inconsistent_group_protocol
+
+
+def test_old_join_group_version_needs_no_member_id_round_trip(
+    group_broker: BrokerProcess, topic_name: TopicNameFactory
+) -> None:
+    group = topic_name()
+    with KioClient(group_broker.bootstrap) as client:
+        joined = client.call(
+            JoinGroupRequestV0(
+                group_id=group,
+                session_timeout=ms(SESSION_MS),
+                member_id="",
+                protocol_type="consumer",
+                protocols=(ProtocolV0(name="range", metadata=subscription("t")),),
+            )
+        )
+        assert joined.error_code == ErrorCode.none
+        assert joined.generation_id == 1
+        assert joined.member_id.startswith("kio-test-")
+
+
+def test_static_member_restart_fences_the_old_instance_without_rebalance(
+    group_broker: BrokerProcess, topic_name: TopicNameFactory
+) -> None:
+    group = topic_name()
+    with KioClient(group_broker.bootstrap) as a, KioClient(group_broker.bootstrap) as b:
+        leader = join(a, group)
+        assert leader.error_code == ErrorCode.none  # type: ignore[attr-defined]
+        leader_id = leader.member_id  # type: ignore[attr-defined]
+        # A static member joins without the member-id round trip (KIP-345).
+        b.send(join_request(group, instance_id="replica-1"))
+        rejoin = a.call(join_request(group, leader_id))
+        static = b.receive(JoinGroupRequest)
+        assert static.error_code == ErrorCode.none
+        generation = rejoin.generation_id
+        b.send(SyncGroupRequest(
+            group_id=group, generation_id=i32(generation), member_id=static.member_id,
+            group_instance_id="replica-1", protocol_type="consumer", protocol_name="range",
+            assignments=(),
+        ))  # fmt: skip
+        sync(a, group, generation, leader_id, {leader_id: b"a", static.member_id: b"b"})
+        assert b.receive(SyncGroupRequest).assignment == b"b"
+
+        # The replica restarts: same instance id, new member id, same generation, same work.
+        restarted = b.call(join_request(group, instance_id="replica-1"))
+        assert restarted.error_code == ErrorCode.none
+        assert restarted.member_id != static.member_id
+        assert restarted.generation_id == generation
+        again = sync(b, group, generation, restarted.member_id, instance_id="replica-1")
+        assert again.assignment == b"b"  # type: ignore[attr-defined]
+        # The old incarnation is fenced.
+        fenced = heartbeat(b, group, generation, static.member_id, instance_id="replica-1")
+        assert fenced == ErrorCode.fenced_instance_id
+        assert heartbeat(a, group, generation, leader_id) == ErrorCode.none
+
+
+def test_commit_refusals_and_simple_consumer_commits(
+    group_broker: BrokerProcess, topic_name: TopicNameFactory
+) -> None:
+    group, topic = topic_name(), topic_name("topic")
+    create_topic(group_broker.bootstrap, topic, partitions=1)
+    with KioClient(group_broker.bootstrap) as client:
+        # A consumer in assign mode commits with generation -1 and no member id.
+        assert commit(client, group, -1, "", topic, {0: 42}) == [ErrorCode.none]
+        assert commit(client, group, -1, "", "no-such-topic-here", {0: 1}) == [
+            ErrorCode.unknown_topic_or_partition
+        ]
+        assert commit(client, group, -1, "", topic, {0: 43}, metadata="m" * 5000) == [
+            ErrorCode.offset_metadata_too_large
+        ]
+        assert fetch_offsets(client, group, topic, [0, 5]) == [42, -1]
+        old = client.call(
+            OffsetFetchRequestV1(
+                group_id=group, topics=(FetchTopicV1(name=topic, partition_indexes=(i32(0),)),)
+            )
+        )
+        assert old.topics[0].partitions[0].committed_offset == 42
+        # A member of a generation the group never had cannot create it by committing.
+        assert commit(client, topic_name("fresh"), 3, "ghost", topic, {0: 1}) == [
+            ErrorCode.illegal_generation
+        ]
+
+
+def test_admin_apis_list_describe_delete_and_offset_delete(
+    group_broker: BrokerProcess, topic_name: TopicNameFactory
+) -> None:
+    group, idle, topic = topic_name(), topic_name("idle"), topic_name("topic")
+    create_topic(group_broker.bootstrap, topic, partitions=1)
+    with KioClient(group_broker.bootstrap) as client:
+        member_id, generation = stable_member(client, group, topic)
+        assert commit(client, group, generation, member_id, topic, {0: 5}) == [ErrorCode.none]
+        assert commit(client, idle, -1, "", topic, {0: 1}) == [ErrorCode.none]
+
+        listed = client.call(ListGroupsRequest(states_filter=(), types_filter=()))
+        states = {g.group_id: (g.group_state, g.protocol_type) for g in listed.groups}
+        assert states[group] == ("Stable", "consumer")
+        assert states[idle] == ("Empty", "")
+        only_empty = client.call(ListGroupsRequest(states_filter=("Empty",), types_filter=()))
+        assert idle in {g.group_id for g in only_empty.groups}
+        assert group not in {g.group_id for g in only_empty.groups}
+
+        missing = client.call(
+            DescribeGroupsRequest(groups=("no-such-group",), include_authorized_operations=False)
+        ).groups[0]
+        assert (missing.error_code, missing.group_state) == (
+            ErrorCode.group_id_not_found,
+            "Dead",
+        )
+
+        def delete_offsets(g: str) -> tuple[ErrorCode, list[ErrorCode]]:
+            response = client.call(
+                OffsetDeleteRequest(
+                    group_id=g,
+                    topics=(
+                        OffsetDeleteRequestTopic(
+                            name=topic,
+                            partitions=(OffsetDeleteRequestPartition(partition_index=i32(0)),),
+                        ),
+                    ),
+                )
+            )
+            return response.error_code, [
+                p.error_code for t in response.topics for p in t.partitions
+            ]
+
+        assert delete_offsets(group) == (ErrorCode.none, [ErrorCode.group_subscribed_to_topic])
+        assert delete_offsets("no-such-group") == (ErrorCode.group_id_not_found, [])
+        assert delete_offsets(idle) == (ErrorCode.none, [ErrorCode.none])
+        assert fetch_offsets(client, idle, topic, [0]) == [-1]
+
+        deleted = client.call(DeleteGroupsRequest(groups_names=(group, "no-such-group")))
+        assert [r.error_code for r in deleted.results] == [
+            ErrorCode.non_empty_group,
+            ErrorCode.group_id_not_found,
+        ]
+        assert leave(client, group, member_id) == ErrorCode.none
+        deleted = client.call(DeleteGroupsRequest(groups_names=(group,)))
+        assert [r.error_code for r in deleted.results] == [ErrorCode.none]
+        assert fetch_offsets(client, group, topic, [0]) == [-1]
