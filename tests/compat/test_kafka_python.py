@@ -8,7 +8,7 @@ from collections.abc import Iterator
 import pytest
 from kafka import KafkaConsumer, KafkaProducer, TopicPartition
 from kafka.admin import KafkaAdminClient, NewPartitions, NewTopic
-from kafka.errors import KafkaError, TopicAlreadyExistsError, UnknownTopicOrPartitionError
+from kafka.errors import TopicAlreadyExistsError, UnknownTopicOrPartitionError
 
 from tests._broker import BrokerProcess
 from tests.conftest import TopicNameFactory
@@ -47,30 +47,18 @@ def _read(bootstrap: str, topic: str, count: int, partition: int = 0) -> list[Re
         consumer.close()
 
 
-def test_kafka_python_default_idempotent_producer_fails_fast_with_a_clear_error(
-    shared_broker: BrokerProcess, topic_name: TopicNameFactory
-) -> None:
-    # kafka-python 3 defaults to the idempotent producer. Until producer ids land (issue 4) the
-    # broker answers InitProducerId with CLUSTER_AUTHORIZATION_FAILED: the send fails at once
-    # with that error instead of hanging. Flip this test when idempotence lands.
-    producer = KafkaProducer(bootstrap_servers=shared_broker.bootstrap, acks="all")
-    try:
-        future = producer.send(topic_name(), value=b"v")
-        with pytest.raises(KafkaError, match="ClusterAuthorizationFailed"):
-            future.get(timeout=30)
-    finally:
-        producer.close(10)
-
-
+@pytest.mark.parametrize(
+    "settings",
+    [{}, {"enable_idempotence": False}],
+    # kafka-python 3 defaults to the idempotent producer (InitProducerId, sequence numbers).
+    ids=["library-defaults-idempotent", "idempotence-disabled"],
+)
 def test_kafka_python_producer_records_with_keys_and_headers_read_back_in_assign_mode(
-    shared_broker: BrokerProcess, topic_name: TopicNameFactory
+    shared_broker: BrokerProcess, topic_name: TopicNameFactory, settings: dict[str, object]
 ) -> None:
     topic = topic_name()
     producer = KafkaProducer(
-        bootstrap_servers=shared_broker.bootstrap,
-        acks="all",
-        linger_ms=5,
-        enable_idempotence=False,
+        bootstrap_servers=shared_broker.bootstrap, acks="all", linger_ms=5, **settings
     )
     try:
         futures = [

@@ -53,6 +53,12 @@ class BrokerConfig:
     offsets_retention_minutes: int = 10_080
     offsets_retention_check_interval_ms: int = 600_000
     offset_metadata_max_bytes: int = 4_096
+    # Producer ids and transactions (Kafka's names and defaults, but one state partition).
+    transaction_max_timeout_ms: int = 900_000
+    transaction_state_log_num_partitions: int = 1
+    transaction_state_log_segment_bytes: int = 104_857_600
+    transaction_abort_timed_out_transaction_cleanup_interval_ms: int = 10_000
+    producer_id_expiration_ms: int = 86_400_000
     # When a write reaches the disk before its acknowledgement (docs/durability.md):
     # acks-all: fsync before acks=all responses (group commit); always: before acks=1 too;
     # never: leave it to the OS page cache (Kafka's default behaviour).
@@ -112,6 +118,13 @@ NAMES: dict[str, str] = {
     "offsets.retention.minutes": "offsets_retention_minutes",
     "offsets.retention.check.interval.ms": "offsets_retention_check_interval_ms",
     "offset.metadata.max.bytes": "offset_metadata_max_bytes",
+    "transaction.max.timeout.ms": "transaction_max_timeout_ms",
+    "transaction.state.log.num.partitions": "transaction_state_log_num_partitions",
+    "transaction.state.log.segment.bytes": "transaction_state_log_segment_bytes",
+    "transaction.abort.timed.out.transaction.cleanup.interval.ms": (
+        "transaction_abort_timed_out_transaction_cleanup_interval_ms"
+    ),
+    "producer.id.expiration.ms": "producer_id_expiration_ms",
 }
 
 

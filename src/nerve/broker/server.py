@@ -21,6 +21,7 @@ from nerve.broker.group_commit import GroupCommit
 from nerve.broker.groups.coordinator import GroupCoordinator
 from nerve.broker.handlers import HANDLERS, api_versions
 from nerve.broker.topics import TopicManager
+from nerve.broker.txn.coordinator import TransactionCoordinator
 from nerve.protocol import codec
 from nerve.protocol.framing import FrameDecoder, FrameTooLargeError
 
@@ -38,6 +39,7 @@ class Broker:
         self.topics = TopicManager(config)
         self.group_commit = GroupCommit()
         self.groups = GroupCoordinator(self)
+        self.transactions = TransactionCoordinator(self)
         self.cluster_id = ""
         # Host of the client whose request a handler is running (handlers run synchronously
         # to their first await, so this is theirs to read); DescribeGroups reports it.
@@ -57,6 +59,7 @@ class Broker:
         self.cluster_id = load_or_create_cluster_id(self.config.data_dir, self.config.node_id)
         self.topics.open()
         self.groups.start()
+        self.transactions.start()
         loop = asyncio.get_running_loop()
         self._server = await loop.create_server(
             lambda: KafkaConnection(self),
@@ -78,6 +81,7 @@ class Broker:
         for connection in list(self.connections):
             connection.close()
         await self.groups.stop()
+        await self.transactions.stop()
         for task in self._tasks:
             task.cancel()
         for task in self._tasks:
@@ -104,6 +108,7 @@ class Broker:
                         "retention failed on %s-%d", partition.topic.name, partition.index
                     )
                     continue
+                partition.log.producers.expire(now, self.config.producer_id_expiration_ms)
                 if deleted:
                     log.info(
                         "retention deleted %d segment(s) of %s-%d",

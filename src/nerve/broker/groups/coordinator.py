@@ -33,6 +33,7 @@ from nerve.broker.groups.group import (
     Member,
     SyncResult,
 )
+from nerve.broker.log.log import read_marker
 from nerve.protocol import records
 
 if TYPE_CHECKING:
@@ -78,6 +79,9 @@ class GroupCoordinator:
         self.groups: dict[str, Group] = {}
         self._offsets_topic: Topic | None = None
         self._expiry_task: asyncio.Task[None] | None = None
+        # Offsets committed inside open transactions, by producer id: visible once the
+        # transaction commits (its marker reaches the offsets topic), dropped if it aborts.
+        self.pending_txn: dict[int, dict[tuple[str, str, int], CommittedOffset]] = {}
 
     # -- lifecycle -------------------------------------------------------------------------
 
@@ -664,6 +668,71 @@ class GroupCoordinator:
             return ErrorCode.illegal_generation
         return None
 
+    def txn_commit_offsets(
+        self,
+        group_id: str,
+        producer_id: int,
+        producer_epoch: int,
+        generation: int,
+        member_id: str,
+        group_instance_id: str | None,
+        commits: Sequence[OffsetCommit],
+    ) -> list[ErrorCode]:
+        """TxnOffsetCommit: offsets that take effect when the producer's transaction commits."""
+        group = self.groups.get(group_id)
+        if group is not None and (generation >= 0 or member_id):
+            # KIP-447: a producer that names its consumer's generation is checked like a
+            # commit from that consumer, so a zombie's offsets never land.
+            error = self._commit_error(group_id, generation, member_id, group_instance_id)
+            if error is not None:
+                return [error] * len(commits)
+        if group is None:
+            self._new_group(group_id)
+        now = self.now_ms()
+        errors: list[ErrorCode] = []
+        pairs: list[tuple[bytes | None, bytes | None]] = []
+        pending = self.pending_txn.setdefault(producer_id, {})
+        for c in commits:
+            if self.broker.topics.partition(c.topic, c.partition) is None:
+                errors.append(ErrorCode.unknown_topic_or_partition)
+                continue
+            metadata = c.metadata or ""
+            if len(metadata.encode()) > self.config.offset_metadata_max_bytes:
+                errors.append(ErrorCode.offset_metadata_too_large)
+                continue
+            pending[(group_id, c.topic, c.partition)] = CommittedOffset(
+                c.offset, c.leader_epoch, metadata, now
+            )
+            pairs.append(
+                (
+                    offsets_records.encode_key(
+                        offsets_records.OffsetKey(group_id, c.topic, c.partition)
+                    ),
+                    offsets_records.encode_offset_value(
+                        offsets_records.OffsetValue(c.offset, c.leader_epoch, metadata, now)
+                    ),
+                )
+            )
+            errors.append(ErrorCode.none)
+        if pairs:
+            # Written as a transactional batch, as Kafka does: replay keeps it pending until
+            # the transaction's marker says commit or abort.
+            self._append(group_id, pairs, producer=(producer_id, producer_epoch))
+        return errors
+
+    def complete_transaction(self, producer_id: int, commit: bool) -> None:
+        pending = self.pending_txn.pop(producer_id, {})
+        if not commit:
+            return
+        for (group_id, topic, partition), committed in pending.items():
+            group = self.groups.get(group_id) or self._new_group(group_id)
+            group.offsets[(topic, partition)] = committed
+
+    def is_unstable(self, group_id: str, topic: str, partition: int) -> bool:
+        """An open transaction holds an offset for this partition (require_stable fetches)."""
+        key = (group_id, topic, partition)
+        return any(key in pending for pending in self.pending_txn.values())
+
     def fetch_offsets(
         self, group_id: str, wanted: Iterable[tuple[str, Sequence[int]]] | None
     ) -> list[tuple[str, list[tuple[int, CommittedOffset | None]]]]:
@@ -851,11 +920,26 @@ class GroupCoordinator:
         key = offsets_records.encode_key(offsets_records.GroupKey(group.group_id))
         self._append(group.group_id, [(key, offsets_records.encode_group_value(value))])
 
-    def _append(self, group_id: str, pairs: list[tuple[bytes | None, bytes | None]]) -> None:
+    def _append(
+        self,
+        group_id: str,
+        pairs: list[tuple[bytes | None, bytes | None]],
+        producer: tuple[int, int] | None = None,
+    ) -> None:
         assert self._offsets_topic is not None, "coordinator not started"
         partitions = self._offsets_topic.partitions
         partition = partitions[offsets_records.partition_for(group_id, len(partitions))]
-        batch = bytearray(records.encode_batch(pairs))
+        if producer is None:
+            batch = bytearray(records.encode_batch(pairs))
+        else:
+            batch = bytearray(
+                records.encode_batch(
+                    pairs,
+                    producer_id=producer[0],
+                    producer_epoch=producer[1],
+                    is_transactional=True,
+                )
+            )
         headers = records.validate_batches(batch)
         partition.log.append(batch, headers, self.now_ms())
         self.broker.group_commit.mark_dirty(partition.log)
@@ -874,11 +958,15 @@ class GroupCoordinator:
                 for header, batch in records.iter_batches(data):
                     offset = header.last_offset + 1
                     if header.is_control:
+                        marker = read_marker(batch)
+                        if marker is not None:
+                            self.complete_transaction(header.producer_id, marker[0])
                         continue
+                    txn_producer = header.producer_id if header.is_transactional else None
                     for record in records.decode_records(batch):
                         count += 1
                         try:
-                            self._apply(record.key, record.value)
+                            self._apply(record.key, record.value, txn_producer)
                         except offsets_records.RecordFormatError as exc:
                             log.warning(
                                 "skipping record at %s-%d offset %d: %s",
@@ -891,10 +979,21 @@ class GroupCoordinator:
             group.state = GroupState.STABLE if group.members else GroupState.EMPTY
         return count
 
-    def _apply(self, key_bytes: bytes | None, value_bytes: bytes | None) -> None:
+    def _apply(
+        self, key_bytes: bytes | None, value_bytes: bytes | None, txn_producer: int | None
+    ) -> None:
         if key_bytes is None:
             return
         key = offsets_records.decode_key(key_bytes)
+        if isinstance(key, offsets_records.OffsetKey) and txn_producer is not None:
+            if value_bytes is not None:
+                value = offsets_records.decode_offset_value(value_bytes)
+                self.pending_txn.setdefault(txn_producer, {})[
+                    (key.group, key.topic, key.partition)
+                ] = CommittedOffset(
+                    value.offset, value.leader_epoch, value.metadata, value.commit_timestamp
+                )
+            return
         if isinstance(key, offsets_records.OffsetKey):
             group = self.groups.get(key.group)
             if value_bytes is None:

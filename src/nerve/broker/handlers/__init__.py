@@ -17,9 +17,9 @@ from nerve.broker.handlers import (
     fetch,
     groups,
     metadata,
-    not_yet,
     offsets,
     produce,
+    txn,
 )
 
 
@@ -48,8 +48,12 @@ HANDLERS: dict[int, ApiHandler] = {
     19: ApiHandler(admin.handle_create_topics, 2, 7),
     20: ApiHandler(admin.handle_delete_topics, 1, 6),
     21: ApiHandler(offsets.handle_delete_records, 0, 2),
-    22: ApiHandler(not_yet.handle_init_producer_id, 0, 5),
+    22: ApiHandler(txn.handle_init_producer_id, 0, 5),
     23: ApiHandler(offsets.handle_offset_for_leader_epoch, 2, 4),
+    24: ApiHandler(txn.handle_add_partitions_to_txn, 0, 3),
+    25: ApiHandler(txn.handle_add_offsets_to_txn, 0, 3),
+    26: ApiHandler(txn.handle_end_txn, 0, 3),
+    28: ApiHandler(txn.handle_txn_offset_commit, 0, 3),
     32: ApiHandler(configs.handle_describe_configs, 1, 4),
     33: ApiHandler(configs.handle_alter_configs, 0, 2),
     37: ApiHandler(admin.handle_create_partitions, 0, 3),
@@ -57,6 +61,8 @@ HANDLERS: dict[int, ApiHandler] = {
     44: ApiHandler(configs.handle_incremental_alter_configs, 0, 1),
     47: ApiHandler(groups.handle_offset_delete, 0, 0),
     60: ApiHandler(admin.handle_describe_cluster, 0, 1),
+    65: ApiHandler(txn.handle_describe_transactions, 0, 0),
+    66: ApiHandler(txn.handle_list_transactions, 0, 1),
 }
 
 api_versions.register(HANDLERS)

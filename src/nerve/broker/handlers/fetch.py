@@ -67,6 +67,7 @@ def _read(broker: Broker, module: ModuleType, request: Any) -> tuple[Any, int, l
     partitions worth waiting on."""
     topics = broker.topics
     budget = request.max_bytes if request.max_bytes > 0 else 2**31 - 1
+    read_committed = getattr(request, "isolation_level", 0) == 1
     total = 0
     watched: list[Partition] = []
     topic_responses = []
@@ -84,20 +85,38 @@ def _read(broker: Broker, module: ModuleType, request: Any) -> tuple[Any, int, l
             index = fetch_partition.partition
             code = ErrorCode.none
             data = b""
-            high_watermark = log_start = -1
+            high_watermark = last_stable = log_start = -1
+            aborted: tuple[Any, ...] | None = () if read_committed else None
             if topic is None or not 0 <= index < len(topic.partitions):
                 code = unknown
             else:
                 partition = topic.partitions[index]
                 partition_log = partition.log
                 high_watermark = partition_log.log_end_offset
+                last_stable = partition_log.last_stable_offset
                 log_start = partition_log.log_start_offset
                 limit = min(fetch_partition.partition_max_bytes, budget)
+                upper = last_stable if read_committed else high_watermark
                 try:
                     if limit > 0 or total == 0:
                         # KIP-74: the first partition returns at least one whole batch even
                         # when it is larger than the limits, so a consumer always progresses.
-                        data = partition_log.read_bytes(fetch_partition.fetch_offset, max(limit, 1))
+                        data = partition_log.read_bytes(
+                            fetch_partition.fetch_offset, max(limit, 1), upper
+                        )
+                        if read_committed:
+                            # The consumer drops these producers' records itself.
+                            aborted = tuple(
+                                codec.make(
+                                    module,
+                                    "AbortedTransaction",
+                                    producer_id=a.producer_id,
+                                    first_offset=a.first_offset,
+                                )
+                                for a in partition_log.producers.aborted_between(
+                                    fetch_partition.fetch_offset, upper
+                                )
+                            )
                 except OffsetOutOfRangeError:
                     code = ErrorCode.offset_out_of_range
                 else:
@@ -114,9 +133,9 @@ def _read(broker: Broker, module: ModuleType, request: Any) -> tuple[Any, int, l
                     partition_index=index,
                     error_code=code,
                     high_watermark=high_watermark,
-                    last_stable_offset=high_watermark,
+                    last_stable_offset=last_stable,
                     log_start_offset=log_start,
-                    aborted_transactions=None,
+                    aborted_transactions=aborted,
                     preferred_read_replica=-1,
                     records=data,
                 )

@@ -14,21 +14,17 @@ from typing import TYPE_CHECKING, Any
 from nerve.broker.errors import ErrorCode
 from nerve.broker.groups.coordinator import JoinRequest, OffsetCommit
 from nerve.broker.groups.group import GroupState, JoinResult, SyncResult
-from nerve.broker.handlers import not_yet
 from nerve.broker.handlers.metadata import NO_THROTTLE
 from nerve.protocol import codec
 
 if TYPE_CHECKING:
     from nerve.broker.server import Broker
 
-_KEY_TYPE_GROUP = 0
 _NO_AUTHORIZED_OPERATIONS = -2147483648
 
 
 def handle_find_coordinator(broker: Broker, header: codec.RequestHeader, request: Any) -> Any:
-    """Groups are coordinated here; transactions get the not-yet error until they land."""
-    if getattr(request, "key_type", _KEY_TYPE_GROUP) != _KEY_TYPE_GROUP:
-        return not_yet.handle_find_coordinator(broker, header, request)
+    """This broker coordinates every group and transactional id (key types 0 and 1)."""
     module = codec.schema_module(10, header.api_version, True)
     host, port = broker.config.advertised
     node = {"node_id": broker.node_id, "host": host, "port": port}

@@ -19,10 +19,10 @@ EARLIEST_PENDING_UPLOAD = -5
 LATEST_TIERED = -6
 
 
-def _lookup(broker: Broker, timestamp: int, log: Any) -> tuple[int, int]:
+def _lookup(broker: Broker, timestamp: int, log: Any, read_committed: bool) -> tuple[int, int]:
     """(timestamp, offset) for one ListOffsets query, as Kafka answers it."""
     if timestamp == LATEST:
-        return -1, log.log_end_offset
+        return -1, log.last_stable_offset if read_committed else log.log_end_offset
     if timestamp in (EARLIEST, EARLIEST_LOCAL):
         return -1, log.log_start_offset
     if timestamp in (EARLIEST_PENDING_UPLOAD, LATEST_TIERED):
@@ -36,6 +36,7 @@ def _lookup(broker: Broker, timestamp: int, log: Any) -> tuple[int, int]:
 
 def handle_list_offsets(broker: Broker, header: codec.RequestHeader, request: Any) -> Any:
     module = codec.schema_module(2, header.api_version, True)
+    read_committed = getattr(request, "isolation_level", 0) == 1
     topics = []
     for wanted in request.topics:
         partitions = []
@@ -46,7 +47,7 @@ def handle_list_offsets(broker: Broker, header: codec.RequestHeader, request: An
             if partition is None:
                 code = ErrorCode.unknown_topic_or_partition
             else:
-                timestamp, offset = _lookup(broker, p.timestamp, partition.log)
+                timestamp, offset = _lookup(broker, p.timestamp, partition.log, read_committed)
             partitions.append(
                 codec.make(
                     module,

@@ -51,7 +51,20 @@ def _append(broker: Broker, partition: Partition, data: bytes | None, now_ms: in
             ErrorCode.message_too_large,
             f"batch of {len(data)} bytes exceeds max.message.bytes ({config.max_message_bytes})",
         )
-    if "compact" in config.cleanup_policy and not headers[0].is_control:
+    header = headers[0]
+    if header.is_control:
+        raise ApiError(ErrorCode.invalid_record, "clients may not write control batches")
+    if header.producer_id >= 0:
+        where = f"{partition.topic.name}-{partition.index}"
+        if header.is_transactional:
+            broker.transactions.check_produce(header, partition)
+        duplicate = partition.log.producers.check(header, where)
+        if duplicate is not None:
+            # Already written: acknowledge it again with its offset (idempotence).
+            return duplicate.first_offset
+    elif header.is_transactional:
+        raise ApiError(ErrorCode.invalid_record, "a transactional batch needs a producer id")
+    if "compact" in config.cleanup_policy:
         for record in records.decode_records(data):
             if record.key is None:
                 raise ApiError(

@@ -19,6 +19,7 @@ from typing import NamedTuple
 from nerve.broker.log.cleaner import KeyMap, clean_segment
 from nerve.broker.log.config import LogConfig
 from nerve.broker.log.segment import CLEANED_SUFFIX, LOG_SUFFIX, LogSegment
+from nerve.broker.txn.producer_state import ProducerState
 from nerve.protocol.records import BatchHeader, assign_offsets, decode_records
 
 LOG_START_CHECKPOINT = "log-start-offset.checkpoint"
@@ -56,6 +57,7 @@ class PartitionLog:
         self._retired: list[LogSegment] = []
         self._clean_state: tuple[int, int] | None = None  # (log end, segments) at last clean
         self._clean_again_at: int | None = None  # when a skipped pass could change something
+        self.producers = ProducerState()
         self._closed = False
 
     # -- opening ----------------------------------------------------------------------------
@@ -94,7 +96,46 @@ class PartitionLog:
         log = cls(directory, config, segments)
         if checkpoint is not None:
             log.log_start_offset = min(max(checkpoint, log.log_start_offset), log.log_end_offset)
+        log._load_producer_state()
         return log
+
+    def _load_producer_state(self) -> None:
+        """The last producer-state snapshot, brought up to the log end from batch headers."""
+        state = ProducerState.load(self.directory)
+        if state is None or not (self.log_start_offset <= state.end_offset <= self.log_end_offset):
+            state = ProducerState()
+            state.end_offset = self.log_start_offset
+        self.producers = state
+        start = state.end_offset
+        if start >= self.log_end_offset:
+            return
+        i = max(bisect.bisect_right(self._bases, start) - 1, 0)
+        for segment in self._segments[i:]:
+            for position, header, _ in segment.batches():
+                if header.last_offset < start or header.producer_id < 0:
+                    continue
+                data = segment.read_batch(position, header) if header.is_control else None
+                self._apply_producer_batch(header, data, header.max_timestamp)
+        state.end_offset = self.log_end_offset
+
+    def _apply_producer_batch(
+        self, header: BatchHeader, data: bytes | bytearray | memoryview | None, now_ms: int
+    ) -> None:
+        if not header.is_control:
+            self.producers.apply(header, now_ms)
+            return
+        marker = read_marker(data) if data is not None else None
+        if marker is None:
+            return
+        commit, coordinator_epoch = marker
+        self.producers.apply_marker(
+            header.producer_id,
+            header.producer_epoch,
+            commit,
+            coordinator_epoch,
+            header.base_offset,
+            now_ms,
+        )
 
     # -- state ------------------------------------------------------------------------------
 
@@ -102,6 +143,12 @@ class PartitionLog:
     def log_end_offset(self) -> int:
         """The next offset to assign (the high watermark, as there is a single replica)."""
         return self._segments[-1].next_offset
+
+    @property
+    def last_stable_offset(self) -> int:
+        """Below this every transaction is decided: what read_committed consumers may see."""
+        unstable = self.producers.first_unstable_offset()
+        return self.log_end_offset if unstable is None else unstable
 
     @property
     def size_bytes(self) -> int:
@@ -139,6 +186,13 @@ class PartitionLog:
         append_time = now_ms if self.config.log_append_time else None
         headers = assign_offsets(batches, headers, first, append_time)
         active.append(batches, headers, self.config.index_interval_bytes)
+        position = 0
+        for header in headers:
+            if header.producer_id >= 0:
+                data = memoryview(batches)[position : position + header.size]
+                self._apply_producer_batch(header, data if header.is_control else None, now_ms)
+            position += header.size
+        self.producers.end_offset = headers[-1].last_offset + 1
         if active.created_ms is None:
             active.created_ms = now_ms
         with self._dirty_lock:
@@ -166,6 +220,7 @@ class PartitionLog:
         old = self._segments[-1]
         old.write_indexes()
         old.sync()  # the fd stays open, so no need for _fd_lock (which a running sync holds)
+        self.producers.snapshot(self.directory)
         with self._dirty_lock:
             self._dirty.discard(old)
             self._dir_dirty = True
@@ -201,11 +256,12 @@ class PartitionLog:
 
     # -- reading ----------------------------------------------------------------------------
 
-    def read(self, offset: int, max_bytes: int) -> ReadResult:
+    def read(self, offset: int, max_bytes: int, max_offset: int | None = None) -> ReadResult:
         """Whole batches from the one holding ``offset``, up to ``max_bytes`` but at least one.
 
         KIP-74: the first batch is returned even when larger than ``max_bytes`` so a consumer
-        always makes progress. Reading at the log end returns nothing.
+        always makes progress. Reading at the log end returns nothing. ``max_offset`` stops
+        before the batch holding that offset (the last stable offset, for read_committed).
         """
         self._check_open()
         if offset < self.log_start_offset or offset > self.log_end_offset:
@@ -214,7 +270,9 @@ class PartitionLog:
             )
         chunks: list[tuple[int, int, int]] = []
         total = 0
-        if offset == self.log_end_offset:
+        if max_offset is None or max_offset > self.log_end_offset:
+            max_offset = self.log_end_offset
+        if offset >= max_offset:
             return ReadResult(chunks, total)
         i = max(bisect.bisect_right(self._bases, offset) - 1, 0)
         for segment in self._segments[i:]:
@@ -228,16 +286,21 @@ class PartitionLog:
                     continue  # the offset fell in a gap left by compaction
                 start = found[0]
             end = segment.span(start, max_bytes - total, force=not chunks)
+            stop = segment.base_offset <= max_offset < segment.next_offset
+            if stop:
+                cut = segment.find_position(max_offset)
+                if cut is not None:
+                    end = min(end, cut[0])
             if end > start:
                 chunks.append((segment.fd, start, end - start))
                 total += end - start
-            if total >= max_bytes or end < segment.size:
+            if stop or total >= max_bytes or end < segment.size:
                 break
         return ReadResult(chunks, total)
 
-    def read_bytes(self, offset: int, max_bytes: int) -> bytes:
+    def read_bytes(self, offset: int, max_bytes: int, max_offset: int | None = None) -> bytes:
         """:meth:`read` materialised into one bytes object."""
-        result = self.read(offset, max_bytes)
+        result = self.read(offset, max_bytes, max_offset)
         return b"".join(os.pread(fd, length, pos) for fd, pos, length in result.chunks)
 
     def offset_for_timestamp(self, timestamp_ms: int) -> tuple[int, int] | None:
@@ -293,6 +356,7 @@ class PartitionLog:
         if target > self.log_start_offset:
             self.log_start_offset = target
             self._write_checkpoint()
+            self.producers.truncate_head(self.log_start_offset)
         count = 0
         while count < len(self._segments) - 1 and (
             self._segments[count + 1].base_offset <= self.log_start_offset
@@ -357,6 +421,7 @@ class PartitionLog:
         if self._segments[0].base_offset > self.log_start_offset:
             self.log_start_offset = self._segments[0].base_offset
             self._write_checkpoint()
+            self.producers.truncate_head(self.log_start_offset)
         self._clean_state = None
 
     def _retire(self, segment: LogSegment) -> None:
@@ -461,6 +526,8 @@ class PartitionLog:
             active = self._segments[-1]
             with self._fd_lock:
                 active.sync()
+            self.producers.end_offset = self.log_end_offset
+            self.producers.snapshot(self.directory)
         finally:
             self._closed = True
             with self._fd_lock:
@@ -492,3 +559,20 @@ def _fsync_dir(directory: Path) -> None:
         os.fsync(fd)
     finally:
         os.close(fd)
+
+
+def read_marker(batch: bytes | bytearray | memoryview) -> tuple[bool, int] | None:
+    """(commit?, coordinator epoch) of a control batch's transaction marker, or None.
+
+    The marker record's key is (version int16, type int16: 0 abort, 1 commit); its value is
+    (version int16, coordinator epoch int32).
+    """
+    try:
+        (record,) = decode_records(batch)
+    except ValueError:
+        return None
+    key, value = record.key or b"", record.value or b""
+    if len(key) < 4 or key[2:4] not in (b"\x00\x00", b"\x00\x01"):
+        return None
+    coordinator_epoch = int.from_bytes(value[2:6], "big", signed=True) if len(value) >= 6 else -1
+    return key[3] == 1, coordinator_epoch

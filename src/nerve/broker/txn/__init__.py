@@ -1,0 +1,1 @@
+"""Producer ids, idempotent sequences and transactions."""
