@@ -229,6 +229,8 @@ class KafkaConnection(asyncio.BufferedProtocol):
         self.broker.client_host = self.client_host
         try:
             result = handler.handle(self.broker, header, body)
+            if result is not None and not inspect.isawaitable(result):
+                result = codec.encode_response(header, result)
         except Exception:
             log.exception(
                 "handler for api key %d v%d failed; closing connection from %s",
@@ -238,10 +240,10 @@ class KafkaConnection(asyncio.BufferedProtocol):
             )
             self.close()
             return
-        if inspect.isawaitable(result):
-            self._respond_later(header, result)
+        if isinstance(result, bytes):
+            self._respond_now(result)
         elif result is not None:
-            self._respond_now(codec.encode_response(header, result))
+            self._respond_later(header, result)
 
     def _respond_now(self, data: bytes) -> None:
         if not self.pending:

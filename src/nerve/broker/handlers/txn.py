@@ -205,7 +205,7 @@ def handle_describe_transactions(broker: Broker, header: codec.RequestHeader, re
                     transactional_id=transactional_id,
                     transaction_state="",
                     transaction_timeout=datetime.timedelta(0),
-                    transaction_start_time=-1,
+                    transaction_start_time=_epoch_ms(-1),
                     producer_id=-1,
                     producer_epoch=-1,
                     topics=(),
@@ -223,7 +223,7 @@ def handle_describe_transactions(broker: Broker, header: codec.RequestHeader, re
                 transactional_id=transactional_id,
                 transaction_state=txn.state.wire_name,
                 transaction_timeout=datetime.timedelta(milliseconds=txn.timeout_ms),
-                transaction_start_time=txn.start_ms,
+                transaction_start_time=_epoch_ms(txn.start_ms),
                 producer_id=txn.producer_id,
                 producer_epoch=txn.producer_epoch,
                 topics=tuple(
@@ -238,6 +238,11 @@ def handle_describe_transactions(broker: Broker, header: codec.RequestHeader, re
         throttle_time=NO_THROTTLE,
         transaction_states=tuple(states),
     )
+
+
+def _epoch_ms(ms: int) -> datetime.datetime:
+    """kio writes this int64 field from a datetime; -1 (never) survives the round trip."""
+    return datetime.datetime.fromtimestamp(ms / 1000, tz=datetime.UTC)
 
 
 def handle_list_transactions(broker: Broker, header: codec.RequestHeader, request: Any) -> Any:
