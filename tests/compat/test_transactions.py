@@ -335,3 +335,101 @@ def test_duplicates_are_acknowledged_once_and_gaps_refused_also_after_a_broker_k
         # Ids are never handed out twice, even across the restart.
         assert init_producer_id(client)[0] not in (pid, other_pid)
     assert read_all(broker.bootstrap, topic, 1, "read_uncommitted") == [b"a", b"b", b"c", b"d"]
+
+
+def test_transactional_offsets_are_unstable_until_commit_and_dropped_on_abort(
+    shared_broker: BrokerProcess, topic_name: TopicNameFactory
+) -> None:
+    from kio.schema.add_offsets_to_txn.v3.request import AddOffsetsToTxnRequest
+    from kio.schema.end_txn.v3.request import EndTxnRequest
+    from kio.schema.offset_fetch.v8.request import (
+        OffsetFetchRequest,
+        OffsetFetchRequestGroup,
+        OffsetFetchRequestTopics,
+    )
+    from kio.schema.txn_offset_commit.v3.request import (
+        TxnOffsetCommitRequest,
+        TxnOffsetCommitRequestPartition,
+        TxnOffsetCommitRequestTopic,
+    )
+
+    topic, group, transactional_id = topic_name(), topic_name("group"), topic_name("txn")
+    create_topic(shared_broker.bootstrap, topic, partitions=1)
+    with KioClient(shared_broker.bootstrap) as client:
+        init = client.call(
+            InitProducerIdRequest(
+                transactional_id=transactional_id,
+                transaction_timeout=i32Timedelta.parse(datetime.timedelta(seconds=60)),
+                producer_id=i64(-1),
+                producer_epoch=i16(-1),
+            )
+        )
+        pid, epoch = init.producer_id, init.producer_epoch
+
+        def fetch() -> tuple[ErrorCode, int]:
+            response = client.call(
+                OffsetFetchRequest(
+                    groups=(
+                        OffsetFetchRequestGroup(
+                            group_id=group,
+                            topics=(
+                                OffsetFetchRequestTopics(name=topic, partition_indexes=(i32(0),)),
+                            ),
+                        ),
+                    ),
+                    require_stable=True,
+                )
+            )
+            partition = response.groups[0].topics[0].partitions[0]
+            return partition.error_code, partition.committed_offset
+
+        def transaction(offset: int, commit: bool) -> None:
+            added = client.call(
+                AddOffsetsToTxnRequest(
+                    transactional_id=transactional_id,
+                    producer_id=pid,
+                    producer_epoch=epoch,
+                    group_id=group,
+                )
+            )
+            assert added.error_code == ErrorCode.none
+            committed = client.call(
+                TxnOffsetCommitRequest(
+                    transactional_id=transactional_id,
+                    group_id=group,
+                    producer_id=pid,
+                    producer_epoch=epoch,
+                    generation_id=i32(-1),
+                    member_id="",
+                    group_instance_id=None,
+                    topics=(
+                        TxnOffsetCommitRequestTopic(
+                            name=topic,
+                            partitions=(
+                                TxnOffsetCommitRequestPartition(
+                                    partition_index=i32(0),
+                                    committed_offset=i64(offset),
+                                    committed_leader_epoch=i32(-1),
+                                    committed_metadata="",
+                                ),
+                            ),
+                        ),
+                    ),
+                )
+            )
+            assert committed.topics[0].partitions[0].error_code == ErrorCode.none
+            assert fetch()[0] == ErrorCode.unstable_offset_commit
+            ended = client.call(
+                EndTxnRequest(
+                    transactional_id=transactional_id,
+                    producer_id=pid,
+                    producer_epoch=epoch,
+                    committed=commit,
+                )
+            )
+            assert ended.error_code == ErrorCode.none
+
+        transaction(5, commit=True)
+        assert fetch() == (ErrorCode.none, 5)
+        transaction(9, commit=False)
+        assert fetch() == (ErrorCode.none, 5)

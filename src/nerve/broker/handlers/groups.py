@@ -243,13 +243,16 @@ async def _after_sync(durable: Awaitable[None], errors: list[ErrorCode], build: 
 def handle_offset_fetch(broker: Broker, header: codec.RequestHeader, request: Any) -> Any:
     version = header.api_version
     module = codec.schema_module(9, version, True)
+    stable = getattr(request, "require_stable", False)
     if hasattr(request, "groups"):
         groups = tuple(
-            _fetched_group(broker, module, g.group_id, g.topics, batched=True)
+            _fetched_group(broker, module, g.group_id, g.topics, batched=True, stable=stable)
             for g in request.groups
         )
         return codec.make(module, "OffsetFetchResponse", throttle_time=NO_THROTTLE, groups=groups)
-    topics = _fetched_topics(broker, module, request.group_id, request.topics, batched=False)
+    topics = _fetched_topics(
+        broker, module, request.group_id, request.topics, batched=False, stable=stable
+    )
     return codec.make(
         module,
         "OffsetFetchResponse",
@@ -260,20 +263,22 @@ def handle_offset_fetch(broker: Broker, header: codec.RequestHeader, request: An
 
 
 def _fetched_group(
-    broker: Broker, module: Any, group_id: str, topics: Any, *, batched: bool
+    broker: Broker, module: Any, group_id: str, topics: Any, *, batched: bool, stable: bool
 ) -> Any:
     return codec.make(
         module,
         "OffsetFetchResponseGroup",
         group_id=group_id,
-        topics=_fetched_topics(broker, module, group_id, topics, batched=batched),
+        topics=_fetched_topics(broker, module, group_id, topics, batched=batched, stable=stable),
         error_code=ErrorCode.none,
     )
 
 
 def _fetched_topics(
-    broker: Broker, module: Any, group_id: str, topics: Any, *, batched: bool
+    broker: Broker, module: Any, group_id: str, topics: Any, *, batched: bool, stable: bool
 ) -> tuple[Any, ...]:
+    """With ``stable`` (KIP-447), offsets an open transaction is about to change are refused
+    with UNSTABLE_OFFSET_COMMIT, so that the consumer retries instead of reading stale ones."""
     wanted = None if topics is None else [(t.name, t.partition_indexes) for t in topics]
     suffix = "s" if batched else ""  # v8+ names its nested classes in the plural
     out = []
@@ -288,12 +293,13 @@ def _fetched_topics(
                         module,
                         f"OffsetFetchResponsePartition{suffix}",
                         partition_index=p,
-                        committed_offset=c.offset if c else -1,
-                        committed_leader_epoch=c.leader_epoch if c else -1,
-                        metadata=c.metadata if c else "",
-                        error_code=ErrorCode.none,
+                        committed_offset=c.offset if c and not unstable else -1,
+                        committed_leader_epoch=c.leader_epoch if c and not unstable else -1,
+                        metadata=c.metadata if c and not unstable else "",
+                        error_code=ErrorCode.unstable_offset_commit if unstable else ErrorCode.none,
                     )
                     for p, c in partitions
+                    for unstable in (stable and broker.groups.is_unstable(group_id, topic, p),)
                 ),
             )
         )
