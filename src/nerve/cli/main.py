@@ -10,6 +10,7 @@ import sys
 from pathlib import Path
 
 from nerve.broker.config import BrokerConfig, ConfigError, parse_settings
+from nerve.cli import groups
 
 
 def _address(value: str) -> tuple[str, int]:
@@ -59,6 +60,7 @@ def build_parser() -> argparse.ArgumentParser:
         "up", help="run the platform locally (broker on :9092, data in .nerve)"
     )
     _add_broker_options(up, ".nerve", "127.0.0.1:9092")
+    groups.add_parser(commands)
     return parser
 
 
@@ -90,6 +92,8 @@ async def run_broker(config: BrokerConfig) -> None:
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    if args.command == "groups":
+        return groups.run(args)
     logging.basicConfig(
         level=args.log_level.upper(),
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
