@@ -11,15 +11,16 @@ import argparse
 import datetime
 import json
 import sys
-from collections.abc import Sequence
 from typing import Any
 
-DEFAULT_BOOTSTRAP = "127.0.0.1:9092"
-TIMEOUT_S = 15.0
-
-
-class CommandError(Exception):
-    """A failure to report in one line and exit 1 with."""
+from nerve.cli import client
+from nerve.cli.client import (
+    TIMEOUT_S,
+    CommandError,
+    add_connection_options,
+    result,
+    table,
+)
 
 
 def add_parser(commands: Any) -> None:
@@ -27,12 +28,7 @@ def add_parser(commands: Any) -> None:
     actions = groups.add_subparsers(dest="action", required=True)
 
     def common(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
-        parser.add_argument(
-            "-b",
-            "--bootstrap-servers",
-            default=None,
-            help="bootstrap servers (default: $NERVE_BOOTSTRAP_SERVERS, else 127.0.0.1:9092)",
-        )
+        add_connection_options(parser)
         parser.add_argument("--json", action="store_true", help="machine-readable output")
         return parser
 
@@ -56,7 +52,7 @@ def add_parser(commands: Any) -> None:
 
 def run(args: argparse.Namespace) -> int:
     try:
-        admin = _admin(args.bootstrap_servers)
+        admin = client.admin(args)
         if args.action == "list":
             return _list(admin, args.json)
         if args.action == "describe":
@@ -71,46 +67,11 @@ def run(args: argparse.Namespace) -> int:
     raise AssertionError(args.action)
 
 
-def _admin(bootstrap: str | None) -> Any:
-    import os
-
-    from confluent_kafka.admin import AdminClient
-
-    servers = bootstrap or os.environ.get("NERVE_BOOTSTRAP_SERVERS") or DEFAULT_BOOTSTRAP
-    admin = AdminClient({"bootstrap.servers": servers, "log_level": 0})
-    try:
-        admin.list_topics(timeout=5)
-    except Exception as exc:
-        raise CommandError(f"cannot reach a broker at {servers}: {_reason(exc)}") from None
-    return admin
-
-
-def _reason(exc: BaseException) -> str:
-    error = exc.args[0] if exc.args else exc
-    return str(getattr(error, "str", lambda: error)())
-
-
-def _result(future: Any) -> Any:
-    try:
-        return future.result(timeout=TIMEOUT_S)
-    except Exception as exc:
-        raise CommandError(_reason(exc)) from None
-
-
-def _table(rows: Sequence[Sequence[object]], header: Sequence[str]) -> str:
-    cells = [list(map(str, header))] + [[("-" if v is None else str(v)) for v in r] for r in rows]
-    widths = [max(len(row[i]) for row in cells) for i in range(len(header))]
-    return "\n".join(
-        "  ".join(value.ljust(width) for value, width in zip(row, widths, strict=True)).rstrip()
-        for row in cells
-    )
-
-
 # -- list ----------------------------------------------------------------------------------
 
 
 def _list(admin: Any, as_json: bool) -> int:
-    listed = _result(admin.list_consumer_groups(request_timeout=TIMEOUT_S))
+    listed = result(admin.list_consumer_groups(request_timeout=TIMEOUT_S))
     groups = sorted(listed.valid, key=lambda g: g.group_id)
     rows = [
         (
@@ -123,7 +84,7 @@ def _list(admin: Any, as_json: bool) -> int:
     if as_json:
         print(json.dumps([{"group": r[0], "state": r[1], "kind": r[2]} for r in rows]))
     elif rows:
-        print(_table(rows, ["GROUP", "STATE", "KIND"]))
+        print(table(rows, ["GROUP", "STATE", "KIND"]))
     return 0
 
 
@@ -134,8 +95,8 @@ def _describe(admin: Any, group: str, as_json: bool) -> int:
     from confluent_kafka import ConsumerGroupTopicPartitions, TopicPartition
     from confluent_kafka.admin import OffsetSpec
 
-    description = _result(admin.describe_consumer_groups([group])[group])
-    committed = _result(
+    description = result(admin.describe_consumer_groups([group])[group])
+    committed = result(
         admin.list_consumer_group_offsets([ConsumerGroupTopicPartitions(group)])[group]
     ).topic_partitions
     owners: dict[tuple[str, int], Any] = {}
@@ -205,7 +166,7 @@ def _describe(admin: Any, group: str, as_json: bool) -> int:
     if partitions:
         print()
         print(
-            _table(
+            table(
                 [
                     (
                         p["topic"],
@@ -241,7 +202,7 @@ def _reset(admin: Any, args: argparse.Namespace) -> int:
     from confluent_kafka import ConsumerGroupTopicPartitions, TopicPartition
     from confluent_kafka.admin import OffsetSpec
 
-    description = _result(admin.describe_consumer_groups([args.group])[args.group])
+    description = result(admin.describe_consumer_groups([args.group])[args.group])
     if description.members:
         raise CommandError(
             f"group {args.group} has {len(description.members)} active member(s); "
@@ -266,7 +227,7 @@ def _reset(admin: Any, args: argparse.Namespace) -> int:
         else:
             spec = OffsetSpec.for_timestamp(_timestamp_ms(args.to_datetime))
         latest = {
-            tp.partition: _result(f).offset
+            tp.partition: result(f).offset
             for tp, f in admin.list_offsets(
                 {TopicPartition(topic, p): OffsetSpec.latest() for p in partitions},
                 request_timeout=TIMEOUT_S,
@@ -276,7 +237,7 @@ def _reset(admin: Any, args: argparse.Namespace) -> int:
         for tp, future in admin.list_offsets(
             {TopicPartition(topic, p): spec for p in partitions}, request_timeout=TIMEOUT_S
         ).items():
-            offset = _result(future).offset
+            offset = result(future).offset
             # No record at or after that time: the end, as kafka-consumer-groups.sh does.
             targets[tp.partition] = offset if offset >= 0 else latest[tp.partition]
     rows = [(topic, p, targets[p]) for p in sorted(targets)]
@@ -284,8 +245,8 @@ def _reset(admin: Any, args: argparse.Namespace) -> int:
         request = ConsumerGroupTopicPartitions(
             args.group, [TopicPartition(topic, p, o) for _, p, o in rows]
         )
-        result = _result(admin.alter_consumer_group_offsets([request])[args.group])
-        failed = [tp for tp in result.topic_partitions if tp.error is not None]
+        altered = result(admin.alter_consumer_group_offsets([request])[args.group])
+        failed = [tp for tp in altered.topic_partitions if tp.error is not None]
         if failed:
             raise CommandError(
                 "; ".join(f"{tp.topic}-{tp.partition}: {tp.error.str()}" for tp in failed)
@@ -293,7 +254,7 @@ def _reset(admin: Any, args: argparse.Namespace) -> int:
     if args.json:
         print(json.dumps([{"topic": t, "partition": p, "new_offset": o} for t, p, o in rows]))
     else:
-        print(_table(rows, ["TOPIC", "PARTITION", "NEW-OFFSET"]))
+        print(table(rows, ["TOPIC", "PARTITION", "NEW-OFFSET"]))
         if args.dry_run:
             print("(dry run: nothing changed)")
     return 0
@@ -321,6 +282,6 @@ def _delete(admin: Any, groups: list[str]) -> int:
             future.result(timeout=TIMEOUT_S)
             print(f"deleted group {group}")
         except Exception as exc:
-            print(f"nerve groups: cannot delete {group}: {_reason(exc)}", file=sys.stderr)
+            print(f"nerve groups: cannot delete {group}: {client.reason(exc)}", file=sys.stderr)
             status = 1
     return status
