@@ -83,3 +83,9 @@ def table(rows: Sequence[Sequence[object]], header: Sequence[str]) -> str:
         "  ".join(value.ljust(width) for value, width in zip(row, widths, strict=True)).rstrip()
         for row in cells
     )
+
+
+def find_topic(admin_client: Any, name: str) -> Any:
+    """A topic's metadata, or None. Asks for all topics: asking for one by name would make a
+    broker with auto-creation on create it."""
+    return admin_client.list_topics(timeout=TIMEOUT_S).topics.get(name)

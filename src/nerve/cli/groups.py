@@ -209,7 +209,7 @@ def _reset(admin: Any, args: argparse.Namespace) -> int:
             "stop its consumers before resetting its offsets"
         )
     topic, _, wanted = args.topic.partition(":")
-    metadata = admin.list_topics(topic=topic, timeout=TIMEOUT_S).topics.get(topic)
+    metadata = client.find_topic(admin, topic)
     if metadata is None or metadata.error is not None:
         raise CommandError(f"unknown topic {topic}")
     available = sorted(metadata.partitions)

@@ -10,7 +10,7 @@ import sys
 from pathlib import Path
 
 from nerve.broker.config import BrokerConfig, ConfigError, parse_settings
-from nerve.cli import groups
+from nerve.cli import consume, groups, produce, topics
 
 
 def _address(value: str) -> tuple[str, int]:
@@ -60,6 +60,9 @@ def build_parser() -> argparse.ArgumentParser:
         "up", help="run the platform locally (broker on :9092, data in .nerve)"
     )
     _add_broker_options(up, ".nerve", "127.0.0.1:9092")
+    topics.add_parser(commands)
+    produce.add_parser(commands)
+    consume.add_parser(commands)
     groups.add_parser(commands)
     return parser
 
@@ -92,8 +95,14 @@ async def run_broker(config: BrokerConfig) -> None:
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    if args.command == "groups":
-        return groups.run(args)
+    client_commands = {
+        "topics": topics.run,
+        "produce": produce.run,
+        "consume": consume.run,
+        "groups": groups.run,
+    }
+    if args.command in client_commands:
+        return client_commands[args.command](args)
     logging.basicConfig(
         level=args.log_level.upper(),
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
