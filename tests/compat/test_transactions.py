@@ -8,6 +8,7 @@ the middle of a transaction. Sequence checks are driven over kio, where the code
 from __future__ import annotations
 
 import datetime
+import logging
 import os
 import random
 import signal
@@ -247,19 +248,41 @@ def test_broker_killed_mid_transaction_keeps_committed_data_and_aborts_the_open_
     ]
 
 
-def test_librdkafka_idempotent_producer_round_trip(
+def test_librdkafka_idempotent_producer_round_trip_without_warnings(
     shared_broker: BrokerProcess, topic_name: TopicNameFactory
 ) -> None:
     topic = topic_name()
     create_topic(shared_broker.bootstrap, topic, partitions=3)
-    delivery = produce_ok(
-        shared_broker.bootstrap,
-        topic,
-        [Out(f"v{i}".encode(), key=f"k{i % 7}".encode()) for i in range(3000)],
-        enable_idempotence=True,
-        max_in_flight_requests_per_connection=5,
+    seen: list[logging.LogRecord] = []
+
+    class Collect(logging.Handler):
+        def emit(self, record: logging.LogRecord) -> None:
+            seen.append(record)
+
+    logger = logging.getLogger(f"librdkafka.{topic}")
+    logger.addHandler(Collect())
+    logger.setLevel(logging.DEBUG)
+    producer = Producer(
+        {
+            "bootstrap.servers": shared_broker.bootstrap,
+            "enable.idempotence": True,
+            "linger.ms": 5,
+            "logger": logger,
+        }
     )
-    assert len(delivery.ok) == 3000
+    failures: list[str] = []
+    for i in range(3000):
+        producer.produce(
+            topic,
+            f"v{i}".encode(),
+            key=f"k{i % 7}".encode(),
+            on_delivery=lambda err, _m: failures.append(str(err)) if err else None,
+        )
+        producer.poll(0)
+    assert producer.flush(30) == 0
+    assert failures == []
+    warnings = [r.getMessage() for r in seen if r.levelno >= logging.WARNING]
+    assert warnings == []
     values = read_all(shared_broker.bootstrap, topic, 3, "read_uncommitted")
     assert sorted(values) == sorted(f"v{i}".encode() for i in range(3000))
 
