@@ -6,11 +6,13 @@ import itertools
 import re
 import uuid
 from collections.abc import Callable, Iterator, Mapping
+from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
 
 from tests._broker import BrokerProcess
+from tests._kafka import KafkaProcess
 
 BrokerFactory = Callable[..., BrokerProcess]
 TopicNameFactory = Callable[..., str]
@@ -111,3 +113,48 @@ def topic_name(request: pytest.FixtureRequest) -> TopicNameFactory:
         return "-".join(parts)
 
     return make
+
+
+# -- Apache Kafka beside nerve (differential tests) ------------------------------------------
+
+# The same settings on both sides; no initial rebalance delay keeps group tests quick.
+DIFFERENTIAL_CONFIGS = {"group.initial.rebalance.delay.ms": 0}
+
+
+@pytest.fixture(scope="session")
+def kafka(tmp_path_factory: pytest.TempPathFactory) -> Iterator[KafkaProcess]:
+    """Apache Kafka 4.x (KRaft, single node) for the whole session; it fails, never skips."""
+    proc = KafkaProcess(tmp_path_factory.mktemp("kafka") / "data", configs=DIFFERENTIAL_CONFIGS)
+    proc.start()
+    try:
+        yield proc
+    finally:
+        proc.close()
+
+
+@pytest.fixture(scope="session")
+def nerve_for_diff(tmp_path_factory: pytest.TempPathFactory) -> Iterator[BrokerProcess]:
+    proc = BrokerProcess(
+        tmp_path_factory.mktemp("nerve-diff") / "data", configs=DIFFERENTIAL_CONFIGS
+    )
+    proc.start()
+    try:
+        yield proc
+    finally:
+        proc.close()
+
+
+@dataclass(frozen=True)
+class Backend:
+    name: str
+    bootstrap: str
+
+
+@pytest.fixture(params=["nerve", "kafka"])
+def backend(request: pytest.FixtureRequest) -> Backend:
+    """The same test against nerve and against Apache Kafka: both must observe the same."""
+    if request.param == "kafka":
+        proc: BrokerProcess | KafkaProcess = request.getfixturevalue("kafka")
+    else:
+        proc = request.getfixturevalue("nerve_for_diff")
+    return Backend(request.param, proc.bootstrap)

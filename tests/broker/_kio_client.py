@@ -97,3 +97,37 @@ def _response_class(request_cls: type) -> type:
         ):
             return value
     raise LookupError(f"no response class for {request_cls.__name__}")
+
+
+def await_group_coordinator(bootstrap: str, timeout: float = 60.0) -> None:
+    """Block until the broker coordinates groups (Kafka creates __consumer_offsets lazily, on
+    the first FindCoordinator, and answers NOT_COORDINATOR until it is loaded)."""
+    import time
+
+    from kio.schema.describe_groups.v5.request import DescribeGroupsRequest
+    from kio.schema.errors import ErrorCode
+    from kio.schema.find_coordinator.v4.request import FindCoordinatorRequest
+    from kio.static.primitive import i8
+
+    # Enough group ids to land in every partition of a 50-partition offsets topic.
+    probes = tuple(f"warm-up-{i}" for i in range(400))
+    transient = {
+        ErrorCode.not_coordinator,
+        ErrorCode.coordinator_load_in_progress,
+        ErrorCode.coordinator_not_available,
+    }
+    deadline = time.monotonic() + timeout
+    with KioClient(bootstrap) as client:
+        while True:
+            found = client.call(
+                FindCoordinatorRequest(key_type=i8(0), coordinator_keys=("warm-up",))
+            )
+            if found.coordinators[0].error_code == ErrorCode.none:
+                described = client.call(
+                    DescribeGroupsRequest(groups=probes, include_authorized_operations=False)
+                )
+                if not any(g.error_code in transient for g in described.groups):
+                    return
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"no group coordinator at {bootstrap} after {timeout}s")
+            time.sleep(0.2)

@@ -1,10 +1,12 @@
 """The classic group protocol spoken directly (kio requests over a socket), asserting the exact
-error codes Kafka answers, which real clients would hide behind retries and rejoins."""
+error codes Kafka answers, which real clients would hide behind retries and rejoins. Every test
+runs against nerve and against Apache Kafka."""
 
 from __future__ import annotations
 
 import datetime
 import struct
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -40,15 +42,24 @@ from kio.static.primitive import i32, i32Timedelta, i64
 
 from tests._broker import BrokerProcess
 from tests._ck import create_topic
-from tests.broker._kio_client import KioClient
+from tests._kafka import KafkaProcess
+from tests.broker._kio_client import KioClient, await_group_coordinator
 from tests.conftest import TopicNameFactory
 
 SESSION_MS = 6000
 
 
-@pytest.fixture(scope="module")
-def group_broker(tmp_path_factory: pytest.TempPathFactory) -> Iterator[BrokerProcess]:
-    """A broker with no initial rebalance delay, so a lone member's join answers at once."""
+@pytest.fixture(scope="module", params=["nerve", "kafka"])
+def group_broker(
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[BrokerProcess | KafkaProcess]:
+    """nerve, then Apache Kafka (differential), both with no initial rebalance delay, so a
+    lone member's join answers at once."""
+    if request.param == "kafka":
+        kafka = request.getfixturevalue("kafka")
+        await_group_coordinator(kafka.bootstrap)
+        yield kafka
+        return
     root: Path = tmp_path_factory.mktemp("group-broker")
     proc = BrokerProcess(root / "data", configs={"group.initial.rebalance.delay.ms": 0})
     proc.start()
@@ -218,7 +229,7 @@ def stable_member(client: KioClient, group: str, topic: str = "t") -> tuple[str,
 
 
 def test_join_sync_heartbeat_leave_of_a_single_member(
-    group_broker: BrokerProcess, topic_name: TopicNameFactory
+    group_broker: BrokerProcess | KafkaProcess, topic_name: TopicNameFactory
 ) -> None:
     group = topic_name()
     with KioClient(group_broker.bootstrap) as client:
@@ -242,7 +253,7 @@ def test_join_sync_heartbeat_leave_of_a_single_member(
 
 
 def test_heartbeat_and_commit_errors_for_unknown_member_and_stale_generation(
-    group_broker: BrokerProcess, topic_name: TopicNameFactory
+    group_broker: BrokerProcess | KafkaProcess, topic_name: TopicNameFactory
 ) -> None:
     group, topic = topic_name(), topic_name("topic")
     create_topic(group_broker.bootstrap, topic, partitions=2)
@@ -270,16 +281,20 @@ def test_heartbeat_and_commit_errors_for_unknown_member_and_stale_generation(
 
 
 def test_rebalance_in_progress_reaches_heartbeats_syncs_and_commits(
-    group_broker: BrokerProcess, topic_name: TopicNameFactory
+    group_broker: BrokerProcess | KafkaProcess, topic_name: TopicNameFactory
 ) -> None:
     group, topic = topic_name(), topic_name("topic")
     create_topic(group_broker.bootstrap, topic, partitions=2)
     with KioClient(group_broker.bootstrap) as a, KioClient(group_broker.bootstrap) as b:
         member_a, generation = stable_member(a, group, topic)
-        # B joins: the group prepares a rebalance and waits for A to rejoin.
+        # B joins: the group prepares a rebalance and waits for A to rejoin. (B's join and
+        # A's heartbeat travel on different connections: wait until the broker has both.)
         first = b.call(join_request(group, topics=(topic,)))
         b.send(join_request(group, first.member_id, topics=(topic,)))
-        assert heartbeat(a, group, generation, member_a) == ErrorCode.rebalance_in_progress
+        deadline = time.monotonic() + 10
+        while heartbeat(a, group, generation, member_a) != ErrorCode.rebalance_in_progress:
+            assert time.monotonic() < deadline, "the join never started a rebalance"
+            time.sleep(0.02)
         sync_during_join = sync(a, group, generation, member_a, {member_a: b"x"})
         assert sync_during_join.error_code == ErrorCode.rebalance_in_progress  # type: ignore[attr-defined]
         # Commits of the current generation are still accepted while the group prepares.
@@ -314,7 +329,9 @@ def test_rebalance_in_progress_reaches_heartbeats_syncs_and_commits(
         assert commit(a, group, generation + 1, member_a, topic, {0: 5}) == [ErrorCode.none]
 
 
-def test_join_refusals(group_broker: BrokerProcess, topic_name: TopicNameFactory) -> None:
+def test_join_refusals(
+    group_broker: BrokerProcess | KafkaProcess, topic_name: TopicNameFactory
+) -> None:
     group = topic_name()
     with KioClient(group_broker.bootstrap) as client:
         too_short = client.call(join_request(group, session_ms=100))
@@ -329,7 +346,7 @@ def test_join_refusals(group_broker: BrokerProcess, topic_name: TopicNameFactory
 
 
 def test_old_join_group_version_needs_no_member_id_round_trip(
-    group_broker: BrokerProcess, topic_name: TopicNameFactory
+    group_broker: BrokerProcess | KafkaProcess, topic_name: TopicNameFactory
 ) -> None:
     group = topic_name()
     with KioClient(group_broker.bootstrap) as client:
@@ -348,7 +365,7 @@ def test_old_join_group_version_needs_no_member_id_round_trip(
 
 
 def test_static_member_restart_fences_the_old_instance_without_rebalance(
-    group_broker: BrokerProcess, topic_name: TopicNameFactory
+    group_broker: BrokerProcess | KafkaProcess, topic_name: TopicNameFactory
 ) -> None:
     group = topic_name()
     with KioClient(group_broker.bootstrap) as a, KioClient(group_broker.bootstrap) as b:
@@ -383,7 +400,7 @@ def test_static_member_restart_fences_the_old_instance_without_rebalance(
 
 
 def test_commit_refusals_and_simple_consumer_commits(
-    group_broker: BrokerProcess, topic_name: TopicNameFactory
+    group_broker: BrokerProcess | KafkaProcess, topic_name: TopicNameFactory
 ) -> None:
     group, topic = topic_name(), topic_name("topic")
     create_topic(group_broker.bootstrap, topic, partitions=1)
@@ -403,14 +420,14 @@ def test_commit_refusals_and_simple_consumer_commits(
             )
         )
         assert old.topics[0].partitions[0].committed_offset == 42
-        # A member of a generation the group never had cannot create it by committing.
+        # A member of a group that does not exist cannot create it by committing.
         assert commit(client, topic_name("fresh"), 3, "ghost", topic, {0: 1}) == [
-            ErrorCode.illegal_generation
+            ErrorCode.group_id_not_found
         ]
 
 
 def test_admin_apis_list_describe_delete_and_offset_delete(
-    group_broker: BrokerProcess, topic_name: TopicNameFactory
+    group_broker: BrokerProcess | KafkaProcess, topic_name: TopicNameFactory
 ) -> None:
     group, idle, topic = topic_name(), topic_name("idle"), topic_name("topic")
     create_topic(group_broker.bootstrap, topic, partitions=1)

@@ -651,8 +651,8 @@ class GroupCoordinator:
         group = self.groups.get(group_id)
         if group is None:
             # Only a consumer outside group management (generation -1) may create a group by
-            # committing; a member of a generation that does not exist has lost its group.
-            return None if generation < 0 else ErrorCode.illegal_generation
+            # committing; a member of a group that does not exist has lost it (Kafka 4).
+            return None if generation < 0 else ErrorCode.group_id_not_found
         if group.is_(GroupState.DEAD):
             return ErrorCode.coordinator_not_available
         fenced = self._fenced(group, member_id, group_instance_id)
