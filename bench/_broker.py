@@ -109,8 +109,10 @@ class SpawnedBroker:
         host: str = "127.0.0.1",
         start_timeout_s: float = 30.0,
         keep_data: bool = False,
+        configs: dict[str, str] | None = None,
     ) -> None:
         self._command = list(command) if command else nerve_command()
+        self._configs = dict(configs or {})
         self._cpu = cpu
         self._host = host
         self._start_timeout_s = start_timeout_s
@@ -143,6 +145,7 @@ class SpawnedBroker:
             str(self.data_dir / "data"),
             "--listen",
             f"{self._host}:0",
+            *(f"--config={name}={value}" for name, value in self._configs.items()),
         ]
         if self.pinned:
             # taskset execs the broker, so the pid we get is the broker's own.
