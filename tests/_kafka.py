@@ -120,8 +120,9 @@ class KafkaProcess:
         if fresh:
             cluster_id = base64.urlsafe_b64encode(uuid.uuid4().bytes).decode().rstrip("=")
             formatted = subprocess.run(
-                self._java("kafka.tools.StorageTool", "format", "-t", cluster_id,
-                           "-c", str(config)),
+                # "=": a random id may start with "-", which would read as an option.
+                self._java("kafka.tools.StorageTool", "format", f"--cluster-id={cluster_id}",
+                           "--config", str(config)),
                 capture_output=True, text=True,
             )  # fmt: skip
             if formatted.returncode != 0:
