@@ -335,7 +335,8 @@ def main() -> int:
         "machine": f"{os.cpu_count()} cores, {os.uname().sysname} {os.uname().release}",
         "broker_cpu": args.broker_cpu,
         "client_cpu": args.client_cpu,
-        "args": {k: str(v) for k, v in vars(args).items()},
+        # No paths of the measuring machine in committed results.
+        "args": {k: str(v) for k, v in vars(args).items() if k not in ("out", "nerve_cmd")},
     }
     args.out.mkdir(parents=True, exist_ok=True)
     stem = args.out / f"compare-{today}"
