@@ -216,6 +216,15 @@ def leave(client: KioClient, group: str, member_id: str) -> ErrorCode:
     return response.members[0].error_code
 
 
+def await_rebalance(client: KioClient, group: str, generation: int, member_id: str) -> None:
+    """Heartbeat until the broker says a rebalance began: a join sent on another connection
+    has then been processed (connections are not ordered with each other)."""
+    deadline = time.monotonic() + 10
+    while heartbeat(client, group, generation, member_id) != ErrorCode.rebalance_in_progress:
+        assert time.monotonic() < deadline, "the join never started a rebalance"
+        time.sleep(0.02)
+
+
 def stable_member(client: KioClient, group: str, topic: str = "t") -> tuple[str, int]:
     """Join a fresh group alone and sync: returns (member id, generation)."""
     joined = join(client, group, topics=(topic,))
@@ -291,10 +300,7 @@ def test_rebalance_in_progress_reaches_heartbeats_syncs_and_commits(
         # A's heartbeat travel on different connections: wait until the broker has both.)
         first = b.call(join_request(group, topics=(topic,)))
         b.send(join_request(group, first.member_id, topics=(topic,)))
-        deadline = time.monotonic() + 10
-        while heartbeat(a, group, generation, member_a) != ErrorCode.rebalance_in_progress:
-            assert time.monotonic() < deadline, "the join never started a rebalance"
-            time.sleep(0.02)
+        await_rebalance(a, group, generation, member_a)
         sync_during_join = sync(a, group, generation, member_a, {member_a: b"x"})
         assert sync_during_join.error_code == ErrorCode.rebalance_in_progress  # type: ignore[attr-defined]
         # Commits of the current generation are still accepted while the group prepares.
@@ -372,8 +378,10 @@ def test_static_member_restart_fences_the_old_instance_without_rebalance(
         leader = join(a, group)
         assert leader.error_code == ErrorCode.none  # type: ignore[attr-defined]
         leader_id = leader.member_id  # type: ignore[attr-defined]
-        # A static member joins without the member-id round trip (KIP-345).
+        # A static member joins without the member-id round trip (KIP-345); once the broker
+        # has it (the leader's heartbeat says so), the leader rejoins.
         b.send(join_request(group, instance_id="replica-1"))
+        await_rebalance(a, group, leader.generation_id, leader_id)  # type: ignore[attr-defined]
         rejoin = a.call(join_request(group, leader_id))
         static = b.receive(JoinGroupRequest)
         assert static.error_code == ErrorCode.none
