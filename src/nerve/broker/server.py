@@ -143,7 +143,7 @@ class KafkaConnection(asyncio.BufferedProtocol):
         self.peer = "?"
         self.client_host = ""
         # Responses not yet written, in request order: bytes when ready, else a future.
-        self.pending: collections.deque[asyncio.Future[bytes | None]] = collections.deque()
+        self.pending: collections.deque[asyncio.Future[memoryview | None]] = collections.deque()
         self._reading_paused = False
         self._writing_paused = False
 
@@ -240,22 +240,22 @@ class KafkaConnection(asyncio.BufferedProtocol):
             )
             self.close()
             return
-        if isinstance(result, bytes):
+        if isinstance(result, memoryview):
             self._respond_now(result)
         elif result is not None:
             self._respond_later(header, result)
 
-    def _respond_now(self, data: bytes) -> None:
+    def _respond_now(self, data: memoryview) -> None:
         if not self.pending:
             if self.transport is not None:
                 self.transport.write(data)
             return
-        future: asyncio.Future[bytes | None] = asyncio.get_running_loop().create_future()
+        future: asyncio.Future[memoryview | None] = asyncio.get_running_loop().create_future()
         future.set_result(data)
         self.pending.append(future)
 
     def _respond_later(self, header: codec.RequestHeader, result: Awaitable[Any]) -> None:
-        async def answer() -> bytes | None:
+        async def answer() -> memoryview | None:
             body = await result
             return None if body is None else codec.encode_response(header, body)
 

@@ -156,8 +156,12 @@ def decode_body(header: RequestHeader, frame: bytes | bytearray | memoryview, po
     return body
 
 
-def encode_response(header: RequestHeader, body: Any) -> bytes:
-    """Frame a response: size, response header (v1 for flexible APIs but ApiVersions), body."""
+def encode_response(header: RequestHeader, body: Any) -> memoryview:
+    """Frame a response: size, response header (v1 for flexible APIs but ApiVersions), body.
+
+    Returns a view of the encoding buffer rather than a copy: a 1 MB fetch response was copied
+    four times on its way out, and the copies were a measurable part of a fetch's round trip.
+    """
     buffer = io.BytesIO()
     buffer.write(b"\0\0\0\0")
     buffer.write(_INT32.pack(header.correlation_id))
@@ -166,8 +170,7 @@ def encode_response(header: RequestHeader, body: Any) -> bytes:
     _writer(header.api_key, header.api_version)(buffer, body)
     data = buffer.getbuffer()
     _INT32.pack_into(data, 0, len(data) - 4)
-    del data
-    return buffer.getvalue()
+    return data
 
 
 @cache

@@ -45,7 +45,7 @@ def handle_api_versions(broker: Broker, header: codec.RequestHeader, request: An
     return _response(header.api_version, ErrorCode.none)
 
 
-def unsupported_version_response(header: codec.RequestHeader) -> bytes:
+def unsupported_version_response(header: codec.RequestHeader) -> memoryview:
     """ApiVersions v0 with UNSUPPORTED_VERSION, for a client that asked in a newer version."""
     v0 = header._replace(api_version=0)
     return codec.encode_response(v0, _response(0, ErrorCode.unsupported_version))
