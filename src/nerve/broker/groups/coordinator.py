@@ -23,6 +23,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
+from nerve.broker import internal_topics
 from nerve.broker.errors import ErrorCode
 from nerve.broker.groups import records as offsets_records
 from nerve.broker.groups.group import (
@@ -43,7 +44,6 @@ if TYPE_CHECKING:
 log = logging.getLogger("nerve.broker.groups")
 
 OFFSETS_TOPIC = "__consumer_offsets"
-_READ_CHUNK = 1 << 20
 
 
 @dataclass
@@ -87,17 +87,12 @@ class GroupCoordinator:
 
     def start(self) -> None:
         """Create the offsets topic if needed, replay it, and start the offset expiry task."""
-        topic = self.broker.topics.get(OFFSETS_TOPIC)
-        if topic is None:
-            topic = self.broker.topics.create(
-                OFFSETS_TOPIC,
-                self.config.offsets_topic_num_partitions,
-                configs={
-                    "cleanup.policy": "compact",
-                    "segment.bytes": str(self.config.offsets_topic_segment_bytes),
-                },
-            )
-        assert topic is not None
+        topic = internal_topics.ensure(
+            self.broker,
+            OFFSETS_TOPIC,
+            self.config.offsets_topic_num_partitions,
+            self.config.offsets_topic_segment_bytes,
+        )
         self._offsets_topic = topic
         loaded = self._load(topic)
         loop = asyncio.get_running_loop()
@@ -625,16 +620,7 @@ class GroupCoordinator:
                 continue
             committed = CommittedOffset(c.offset, c.leader_epoch, metadata, now)
             group.offsets[(c.topic, c.partition)] = committed
-            pairs.append(
-                (
-                    offsets_records.encode_key(
-                        offsets_records.OffsetKey(group_id, c.topic, c.partition)
-                    ),
-                    offsets_records.encode_offset_value(
-                        offsets_records.OffsetValue(c.offset, c.leader_epoch, metadata, now)
-                    ),
-                )
-            )
+            pairs.append(_offset_record(group_id, c.topic, c.partition, committed))
             errors.append(ErrorCode.none)
         waiter = None
         if pairs:
@@ -700,19 +686,9 @@ class GroupCoordinator:
             if len(metadata.encode()) > self.config.offset_metadata_max_bytes:
                 errors.append(ErrorCode.offset_metadata_too_large)
                 continue
-            pending[(group_id, c.topic, c.partition)] = CommittedOffset(
-                c.offset, c.leader_epoch, metadata, now
-            )
-            pairs.append(
-                (
-                    offsets_records.encode_key(
-                        offsets_records.OffsetKey(group_id, c.topic, c.partition)
-                    ),
-                    offsets_records.encode_offset_value(
-                        offsets_records.OffsetValue(c.offset, c.leader_epoch, metadata, now)
-                    ),
-                )
-            )
+            committed = CommittedOffset(c.offset, c.leader_epoch, metadata, now)
+            pending[(group_id, c.topic, c.partition)] = committed
+            pairs.append(_offset_record(group_id, c.topic, c.partition, committed))
             errors.append(ErrorCode.none)
         if pairs:
             # Written as a transactional batch, as Kafka does: replay keeps it pending until
@@ -774,8 +750,7 @@ class GroupCoordinator:
                     results.append((p, ErrorCode.unknown_topic_or_partition))
                     continue
                 if group.offsets.pop((topic, p), None) is not None:
-                    key = offsets_records.OffsetKey(group_id, topic, p)
-                    pairs.append((offsets_records.encode_key(key), None))
+                    pairs.append(_tombstone(group_id, topic, p))
                 results.append((p, ErrorCode.none))
             out.append((topic, results))
         if pairs:
@@ -792,15 +767,7 @@ class GroupCoordinator:
                 del group.offsets[key]
             self._append(
                 group.group_id,
-                [
-                    (
-                        offsets_records.encode_key(
-                            offsets_records.OffsetKey(group.group_id, topic, p)
-                        ),
-                        None,
-                    )
-                    for _, p in gone
-                ],
+                [_tombstone(group.group_id, topic, p) for _, p in gone],
             )
 
     # -- admin -----------------------------------------------------------------------------
@@ -833,10 +800,7 @@ class GroupCoordinator:
 
     def _drop_group(self, group: Group) -> None:
         """Forget a group and write tombstones for its offsets and metadata."""
-        pairs: list[tuple[bytes | None, bytes | None]] = [
-            (offsets_records.encode_key(offsets_records.OffsetKey(group.group_id, t, p)), None)
-            for t, p in group.offsets
-        ]
+        pairs = [_tombstone(group.group_id, t, p) for t, p in group.offsets]
         pairs.append((offsets_records.encode_key(offsets_records.GroupKey(group.group_id)), None))
         self._cancel_timers(group)
         group.state = GroupState.DEAD
@@ -878,15 +842,7 @@ class GroupCoordinator:
                     del group.offsets[key]
                 self._append(
                     group.group_id,
-                    [
-                        (
-                            offsets_records.encode_key(
-                                offsets_records.OffsetKey(group.group_id, t, p)
-                            ),
-                            None,
-                        )
-                        for t, p in gone
-                    ],
+                    [_tombstone(group.group_id, t, p) for t, p in gone],
                 )
                 expired += len(gone)
                 log.info("group %s: expired %d committed offset(s)", group.group_id, len(gone))
@@ -927,54 +883,31 @@ class GroupCoordinator:
         producer: tuple[int, int] | None = None,
     ) -> None:
         assert self._offsets_topic is not None, "coordinator not started"
-        partitions = self._offsets_topic.partitions
-        partition = partitions[offsets_records.partition_for(group_id, len(partitions))]
-        if producer is None:
-            batch = bytearray(records.encode_batch(pairs))
-        else:
-            batch = bytearray(
-                records.encode_batch(
-                    pairs,
-                    producer_id=producer[0],
-                    producer_epoch=producer[1],
-                    is_transactional=True,
-                )
-            )
-        headers = records.validate_batches(batch)
-        partition.log.append(batch, headers, self.now_ms())
-        self.broker.group_commit.mark_dirty(partition.log)
-        partition.notify_waiters()
+        partition = internal_topics.partition_of(self._offsets_topic, group_id)
+        internal_topics.append(self.broker, partition, pairs, producer)
 
     def _load(self, topic: Topic) -> int:
         """Replay the offsets topic into ``self.groups``; returns the records read."""
         count = 0
-        for partition in topic.partitions:
-            partition_log = partition.log
-            offset = partition_log.log_start_offset
-            while offset < partition_log.log_end_offset:
-                data = partition_log.read_bytes(offset, _READ_CHUNK)
-                if not data:
-                    break
-                for header, batch in records.iter_batches(data):
-                    offset = header.last_offset + 1
-                    if header.is_control:
-                        marker = read_marker(batch)
-                        if marker is not None:
-                            self.complete_transaction(header.producer_id, marker[0])
-                        continue
-                    txn_producer = header.producer_id if header.is_transactional else None
-                    for record in records.decode_records(batch):
-                        count += 1
-                        try:
-                            self._apply(record.key, record.value, txn_producer)
-                        except offsets_records.RecordFormatError as exc:
-                            log.warning(
-                                "skipping record at %s-%d offset %d: %s",
-                                topic.name,
-                                partition.index,
-                                record.offset,
-                                exc,
-                            )
+        for partition, header, batch in internal_topics.replay(topic):
+            if header.is_control:
+                marker = read_marker(batch)
+                if marker is not None:
+                    self.complete_transaction(header.producer_id, marker[0])
+                continue
+            txn_producer = header.producer_id if header.is_transactional else None
+            for record in records.decode_records(batch):
+                count += 1
+                try:
+                    self._apply(record.key, record.value, txn_producer)
+                except offsets_records.RecordFormatError as exc:
+                    log.warning(
+                        "skipping record at %s-%d offset %d: %s",
+                        topic.name,
+                        partition.index,
+                        record.offset,
+                        exc,
+                    )
         for group in self.groups.values():
             group.state = GroupState.STABLE if group.members else GroupState.EMPTY
         return count
@@ -1032,3 +965,20 @@ class GroupCoordinator:
                 )
                 if m.group_instance_id:
                     group.static_members[m.group_instance_id] = m.member_id
+
+
+Pair = tuple[bytes | None, bytes | None]
+
+
+def _offset_record(group_id: str, topic: str, partition: int, committed: CommittedOffset) -> Pair:
+    """The ``__consumer_offsets`` record of one committed offset."""
+    key = offsets_records.OffsetKey(group_id, topic, partition)
+    value = offsets_records.OffsetValue(
+        committed.offset, committed.leader_epoch, committed.metadata, committed.commit_timestamp
+    )
+    return offsets_records.encode_key(key), offsets_records.encode_offset_value(value)
+
+
+def _tombstone(group_id: str, topic: str, partition: int) -> Pair:
+    """The record that deletes one committed offset (compaction drops both later)."""
+    return offsets_records.encode_key(offsets_records.OffsetKey(group_id, topic, partition)), None

@@ -22,6 +22,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
+from nerve.broker import internal_topics
 from nerve.broker.errors import ApiError, ErrorCode
 from nerve.broker.groups.records import RecordFormatError, partition_for
 from nerve.broker.txn import records as txn_records
@@ -39,7 +40,6 @@ STATE_TOPIC = "__transaction_state"
 OFFSETS_TOPIC = "__consumer_offsets"
 COORDINATOR_EPOCH = 0
 _MAX_EPOCH = 32767
-_READ_CHUNK = 1 << 20
 
 
 class TxnState(enum.IntEnum):
@@ -88,17 +88,12 @@ class TransactionCoordinator:
     # -- lifecycle -------------------------------------------------------------------------
 
     def start(self) -> None:
-        topic = self.broker.topics.get(STATE_TOPIC)
-        if topic is None:
-            topic = self.broker.topics.create(
-                STATE_TOPIC,
-                self.config.transaction_state_log_num_partitions,
-                configs={
-                    "cleanup.policy": "compact",
-                    "segment.bytes": str(self.config.transaction_state_log_segment_bytes),
-                },
-            )
-        assert topic is not None
+        topic = internal_topics.ensure(
+            self.broker,
+            STATE_TOPIC,
+            self.config.transaction_state_log_num_partitions,
+            self.config.transaction_state_log_segment_bytes,
+        )
         self._topic = topic
         self._load(topic)
         for txn in list(self.transactions.values()):
@@ -382,51 +377,39 @@ class TransactionCoordinator:
         pairs: list[tuple[bytes | None, bytes | None]] = [
             (txn_records.encode_key(txn.transactional_id), txn_records.encode_value(value))
         ]
-        target = self._topic.partitions[
-            partition_for(txn.transactional_id, len(self._topic.partitions))
-        ]
-        batch = bytearray(records.encode_batch(pairs))
-        target.log.append(batch, records.validate_batches(batch), self.now_ms())
-        self.broker.group_commit.mark_dirty(target.log)
+        target = internal_topics.partition_of(self._topic, txn.transactional_id)
+        internal_topics.append(self.broker, target, pairs)
 
     def _load(self, topic: Topic) -> None:
-        for partition in topic.partitions:
-            partition_log = partition.log
-            offset = partition_log.log_start_offset
-            while offset < partition_log.log_end_offset:
-                data = partition_log.read_bytes(offset, _READ_CHUNK)
-                if not data:
-                    break
-                for header, batch in records.iter_batches(data):
-                    offset = header.last_offset + 1
-                    if header.is_control:
-                        continue
-                    for record in records.decode_records(batch):
-                        transactional_id = txn_records.decode_key(record.key or b"")
-                        if transactional_id is None:
-                            continue
-                        if record.value is None:
-                            old = self.transactions.pop(transactional_id, None)
-                            if old is not None:
-                                self._by_producer.pop(old.producer_id, None)
-                            continue
-                        try:
-                            value = txn_records.decode_value(record.value)
-                        except RecordFormatError as exc:
-                            log.warning("skipping state of %s: %s", transactional_id, exc)
-                            continue
-                        old = self.transactions.get(transactional_id)
-                        if old is not None:
-                            self._by_producer.pop(old.producer_id, None)
-                        self._put(
-                            TxnMetadata(
-                                transactional_id,
-                                value.producer_id,
-                                value.producer_epoch,
-                                value.timeout_ms,
-                                TxnState(value.status),
-                                {(t, p) for t, ps in value.partitions.items() for p in ps},
-                                value.start_ms,
-                                value.last_update_ms,
-                            )
-                        )
+        for _, header, batch in internal_topics.replay(topic):
+            if header.is_control:
+                continue
+            for record in records.decode_records(batch):
+                transactional_id = txn_records.decode_key(record.key or b"")
+                if transactional_id is None:
+                    continue
+                if record.value is None:
+                    old = self.transactions.pop(transactional_id, None)
+                    if old is not None:
+                        self._by_producer.pop(old.producer_id, None)
+                    continue
+                try:
+                    value = txn_records.decode_value(record.value)
+                except RecordFormatError as exc:
+                    log.warning("skipping state of %s: %s", transactional_id, exc)
+                    continue
+                old = self.transactions.get(transactional_id)
+                if old is not None:
+                    self._by_producer.pop(old.producer_id, None)
+                self._put(
+                    TxnMetadata(
+                        transactional_id,
+                        value.producer_id,
+                        value.producer_epoch,
+                        value.timeout_ms,
+                        TxnState(value.status),
+                        {(t, p) for t, ps in value.partitions.items() for p in ps},
+                        value.start_ms,
+                        value.last_update_ms,
+                    )
+                )
