@@ -10,7 +10,7 @@ import sys
 from pathlib import Path
 
 from nerve.broker.config import BrokerConfig, ConfigError, parse_settings
-from nerve.cli import consume, groups, produce, topics
+from nerve.cli import client, consume, groups, produce, schemas, topics
 
 
 def _address(value: str) -> tuple[str, int]:
@@ -57,13 +57,37 @@ def build_parser() -> argparse.ArgumentParser:
     broker = commands.add_parser("broker", help="run the Kafka-compatible broker")
     _add_broker_options(broker, ".nerve", "127.0.0.1:9092")
     up = commands.add_parser(
-        "up", help="run the platform locally (broker on :9092, data in .nerve)"
+        "up",
+        help="run the platform locally (broker on :9092, schema registry on :8081, data in .nerve)",
     )
     _add_broker_options(up, ".nerve", "127.0.0.1:9092")
+    up.add_argument(
+        "--registry-listen",
+        type=_address,
+        default=_address("127.0.0.1:8081"),
+        metavar="HOST:PORT",
+        help="address of the schema registry's HTTP API (default 127.0.0.1:8081)",
+    )
+    up.add_argument("--no-registry", action="store_true", help="run the broker only")
+    registry = commands.add_parser(
+        "registry", help="run the schema registry (Confluent REST API) against a Kafka cluster"
+    )
+    client.add_connection_options(registry)
+    registry.add_argument(
+        "--listen",
+        type=_address,
+        default=_address("127.0.0.1:8081"),
+        metavar="HOST:PORT",
+        help="address of the HTTP API; port 0 picks a free port (default 127.0.0.1:8081)",
+    )
+    registry.add_argument(
+        "--topic", default="_schemas", help="the compacted topic holding the schemas"
+    )
     topics.add_parser(commands)
     produce.add_parser(commands)
     consume.add_parser(commands)
     groups.add_parser(commands)
+    schemas.add_parser(commands)
     return parser
 
 
@@ -75,22 +99,62 @@ def broker_config(args: argparse.Namespace) -> BrokerConfig:
     return config
 
 
-async def run_broker(config: BrokerConfig) -> None:
-    from nerve.broker.server import Broker
-
-    broker = Broker(config)
-    host, port = await broker.start()
+def _stop_event() -> asyncio.Event:
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for signum in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(signum, stop.set)
+    return stop
+
+
+async def run_broker(config: BrokerConfig, registry_listen: tuple[str, int] | None = None) -> None:
+    """The broker, and with ``registry_listen`` the schema registry beside it (``nerve up``)."""
+    from nerve.broker.server import Broker
+
+    broker = Broker(config)
+    host, port = await broker.start()
+    stop = _stop_event()
     print(f"listening on {host}:{port}", flush=True)
     logging.getLogger("nerve.broker").info(
         "broker %d serving %s with data in %s", config.node_id, f"{host}:{port}", config.data_dir
     )
+    registry = None
+    try:
+        if registry_listen is not None:
+            from nerve.registry.server import RegistryServer
+
+            advertised = f"{config.advertised_host or host}:{config.advertised_port or port}"
+            registry = RegistryServer(advertised, *registry_listen)
+            r_host, r_port = await registry.start()
+            print(f"schema registry listening on http://{r_host}:{r_port}", flush=True)
+        await stop.wait()
+    finally:
+        logging.getLogger("nerve.broker").info("shutting down")
+        if registry is not None:
+            await registry.stop()
+        await broker.stop()
+
+
+async def run_registry(args: argparse.Namespace) -> None:
+    from nerve.registry.server import RegistryServer
+
+    config = client.client_config(args)
+    bootstrap = config.pop("bootstrap.servers")
+    config.pop("log_level", None)
+    host, port = args.listen
+    server = RegistryServer(bootstrap, host, port, topic=args.topic, client_config=config)
+    host, port = await server.start()
+    stop = _stop_event()
+    print(f"listening on {host}:{port}", flush=True)
+    logging.getLogger("nerve.registry").info(
+        "schema registry on http://%s:%d, schemas in topic %s at %s",
+        host,
+        port,
+        args.topic,
+        bootstrap,
+    )
     await stop.wait()
-    logging.getLogger("nerve.broker").info("shutting down")
-    await broker.stop()
+    await server.stop()
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -100,6 +164,7 @@ def main(argv: list[str] | None = None) -> int:
         "produce": produce.run,
         "consume": consume.run,
         "groups": groups.run,
+        "schemas": schemas.run,
     }
     if args.command in client_commands:
         return client_commands[args.command](args)
@@ -108,6 +173,8 @@ def main(argv: list[str] | None = None) -> int:
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
         stream=sys.stderr,
     )
+    if args.command == "registry":
+        return _run_registry_command(args)
     try:
         config = broker_config(args)
     except ConfigError as exc:
@@ -117,9 +184,29 @@ def main(argv: list[str] | None = None) -> int:
         import uvloop
 
         uvloop.install()
+    registry_listen = None
+    if args.command == "up" and not args.no_registry:
+        registry_listen = args.registry_listen
     try:
-        asyncio.run(run_broker(config))
+        asyncio.run(run_broker(config, registry_listen))
     except OSError as exc:
         print(f"nerve: cannot start the broker: {exc}", file=sys.stderr)
+        return 1
+    return 0
+
+
+def _run_registry_command(args: argparse.Namespace) -> int:
+    from nerve.registry.errors import RegistryError
+
+    try:
+        asyncio.run(run_registry(args))
+    except client.CommandError as exc:
+        print(f"nerve registry: {exc}", file=sys.stderr)
+        return 2
+    except RegistryError as exc:
+        print(f"nerve registry: {exc.message}", file=sys.stderr)
+        return 1
+    except OSError as exc:
+        print(f"nerve registry: cannot listen: {exc}", file=sys.stderr)
         return 1
     return 0

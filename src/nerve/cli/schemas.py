@@ -1,0 +1,174 @@
+"""``nerve schemas list|show|register|check``: the registry from the command line, so that a
+contract change can be checked in CI before it ships (``check`` exits 1 when incompatible)."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+from pathlib import Path
+from typing import Any
+from urllib.parse import quote
+
+from nerve.cli.client import CommandError, table
+
+DEFAULT_REGISTRY = "http://127.0.0.1:8081"
+TYPES_BY_SUFFIX = {".avsc": "AVRO", ".avro": "AVRO", ".json": "JSON", ".proto": "PROTOBUF"}
+CONTENT_TYPE = "application/vnd.schemaregistry.v1+json"
+
+
+def add_parser(commands: Any) -> None:
+    parser = commands.add_parser("schemas", help="list, show, register and check schemas")
+    parser.add_argument(
+        "-r",
+        "--registry",
+        default=None,
+        help=f"registry URL (default: $NERVE_SCHEMA_REGISTRY_URL, else {DEFAULT_REGISTRY})",
+    )
+    actions = parser.add_subparsers(dest="action", required=True)
+    listing = actions.add_parser("list", help="subjects with their latest version")
+    listing.add_argument("--prefix", default="", help="only subjects starting with this")
+    listing.add_argument("--deleted", action="store_true", help="include soft-deleted ones")
+    show = actions.add_parser("show", help="print a subject's schema")
+    show.add_argument("subject")
+    show.add_argument("--version", default="latest", help="a version number or latest")
+    for name, text in (
+        ("register", "register a schema file under a subject"),
+        ("check", "check a schema file against a subject (exit 1 if incompatible)"),
+    ):
+        action = actions.add_parser(name, help=text)
+        action.add_argument("subject")
+        action.add_argument("file", type=Path, help=".avsc, .json or .proto (or give --type)")
+        action.add_argument("--type", choices=("AVRO", "JSON", "PROTOBUF"), dest="schema_type")
+        action.add_argument(
+            "--reference",
+            action="append",
+            default=[],
+            metavar="NAME=SUBJECT:VERSION",
+            help="a schema reference (repeatable)",
+        )
+        action.add_argument("--normalize", action="store_true")
+    actions.choices["check"].add_argument(
+        "--version",
+        default=None,
+        help="check against this version only (default: as the subject's compatibility level says)",
+    )
+
+
+def _url(args: argparse.Namespace) -> str:
+    url = args.registry or os.environ.get("NERVE_SCHEMA_REGISTRY_URL") or DEFAULT_REGISTRY
+    return url.rstrip("/")
+
+
+def _call(args: argparse.Namespace, method: str, path: str, body: Any = None) -> Any:
+    import httpx
+
+    try:
+        response = httpx.request(
+            method,
+            _url(args) + path,
+            json=body,
+            headers={"Accept": CONTENT_TYPE, "Content-Type": CONTENT_TYPE},
+            timeout=30,
+        )
+    except httpx.HTTPError as exc:
+        raise CommandError(f"cannot reach the registry at {_url(args)}: {exc}") from None
+    if response.status_code >= 400:
+        try:
+            error = response.json()
+            message = f"{error.get('message')} (error {error.get('error_code')})"
+        except ValueError:
+            message = response.text.strip()
+        raise _HttpError(response.status_code, message)
+    return response.json()
+
+
+class _HttpError(CommandError):
+    def __init__(self, status: int, message: str) -> None:
+        super().__init__(message)
+        self.status = status
+
+
+def _request_body(args: argparse.Namespace) -> dict[str, Any]:
+    try:
+        text = args.file.read_text()
+    except OSError as exc:
+        raise CommandError(f"cannot read {args.file}: {exc.strerror}") from None
+    schema_type = args.schema_type or TYPES_BY_SUFFIX.get(args.file.suffix.lower())
+    if schema_type is None:
+        raise CommandError(f"cannot tell the schema type of {args.file}; give --type")
+    body: dict[str, Any] = {"schema": text, "schemaType": schema_type}
+    references = []
+    for item in args.reference:
+        name, _, rest = item.partition("=")
+        subject, _, version = rest.rpartition(":")
+        if not name or not subject or not version.lstrip("-").isdigit():
+            raise CommandError(f"--reference wants NAME=SUBJECT:VERSION, got {item!r}")
+        references.append({"name": name, "subject": subject, "version": int(version)})
+    if references:
+        body["references"] = references
+    return body
+
+
+def _subject(subject: str) -> str:
+    return quote(subject, safe="")
+
+
+def run(args: argparse.Namespace) -> int:
+    try:
+        return _run(args)
+    except CommandError as exc:
+        print(f"nerve schemas {args.action}: {exc}", file=sys.stderr)
+        return 2 if not isinstance(exc, _HttpError) else 1
+
+
+def _run(args: argparse.Namespace) -> int:
+    deleted = "true" if getattr(args, "deleted", False) else "false"
+    normalize = "true" if getattr(args, "normalize", False) else "false"
+    if args.action == "list":
+        found = _call(args, "GET", f"/schemas?latestOnly=true&deleted={deleted}")
+        rows = [
+            (s["subject"], s["version"], s["id"], s.get("schemaType", "AVRO"))
+            for s in found
+            if s["subject"].startswith(args.prefix)
+        ]
+        print(table(rows, ("SUBJECT", "VERSION", "ID", "TYPE")))
+        return 0
+    if args.action == "show":
+        found = _call(args, "GET", f"/subjects/{_subject(args.subject)}/versions/{args.version}")
+        schema_type = found.get("schemaType", "AVRO")
+        print(
+            f"# subject {found['subject']} version {found['version']} id {found['id']} "
+            f"type {schema_type}"
+        )
+        for ref in found.get("references", []):
+            print(f"# reference {ref['name']} = {ref['subject']}:{ref['version']}")
+        text = found["schema"]
+        if schema_type in ("AVRO", "JSON"):
+            text = json.dumps(json.loads(text), indent=2)
+        print(text)
+        return 0
+    body = _request_body(args)
+    subject = _subject(args.subject)
+    if args.action == "register":
+        answer = _call(args, "POST", f"/subjects/{subject}/versions?normalize={normalize}", body)
+        print(f"registered {args.subject}: id {answer['id']}")
+        return 0
+    path = f"/compatibility/subjects/{subject}/versions"
+    if args.version is not None:
+        path += f"/{args.version}"
+    try:
+        answer = _call(args, "POST", f"{path}?verbose=true&normalize={normalize}", body)
+    except _HttpError as exc:
+        if exc.status == 404 and args.version is None:
+            print(f"{args.subject}: no versions yet, so any valid schema is compatible")
+            return 0
+        raise
+    if answer["is_compatible"]:
+        print(f"{args.subject}: compatible")
+        return 0
+    print(f"{args.subject}: INCOMPATIBLE")
+    for message in answer.get("messages", []):
+        print(f"  {message}")
+    return 1

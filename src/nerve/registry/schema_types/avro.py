@@ -1,0 +1,577 @@
+"""Avro schemas: parsing (via fastavro), canonical and normalized text, and compatibility.
+
+Compatibility follows the schema-resolution rules of the Avro 1.11 specification the way Apache
+Avro's Java ``SchemaCompatibility`` (which Confluent's registry calls) applies them: the reader's
+schema is ``self``, the writer's is the argument, and every reason the reader cannot decode the
+writer's data is reported with Confluent's rule name.
+
+Paths are JSON-pointer-like locations in the *reader* schema, naming fields by name rather than
+by index: ``/fields/amount/type``, ``/fields/lines/type/items``, ``/fields/currency`` (a missing
+field), ``/`` for the root. Messages name the field in dotted form (``Payment.amount``).
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from types import MappingProxyType
+from typing import Any, ClassVar
+
+from fastavro.schema import parse_schema as _fastavro_parse
+
+from nerve.registry.schema_types import (
+    Incompatibility,
+    InvalidSchema,
+    ParsedSchema,
+    References,
+)
+
+__all__ = ["AvroSchema", "parse"]
+
+Json = Any  # a decoded JSON value; Avro schemas are arbitrary JSON below the top level
+
+_PRIMITIVES = frozenset({"null", "boolean", "int", "long", "float", "double", "bytes", "string"})
+_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*\Z")
+_FIELD_ORDERS = frozenset({"ascending", "descending", "ignore"})
+
+# Writer types each reader type also accepts, beyond its own (Avro spec, "Schema Resolution").
+_PROMOTIONS: Mapping[str, frozenset[str]] = MappingProxyType(
+    {
+        "long": frozenset({"int"}),
+        "float": frozenset({"int", "long"}),
+        "double": frozenset({"int", "long", "float"}),
+        "string": frozenset({"bytes"}),
+        "bytes": frozenset({"string"}),
+    }
+)
+
+# Attributes each kind of schema object understands; anything else is a custom property, kept
+# (sorted) in the normalized form because it may matter to code generators or serializers.
+_KNOWN_KEYS: Mapping[str, frozenset[str]] = MappingProxyType(
+    {
+        "record": frozenset({"type", "name", "namespace", "aliases", "doc", "fields"}),
+        "enum": frozenset({"type", "name", "namespace", "aliases", "doc", "symbols", "default"}),
+        "fixed": frozenset({"type", "name", "namespace", "aliases", "doc", "size"}),
+        "array": frozenset({"type", "items"}),
+        "map": frozenset({"type", "values"}),
+        "field": frozenset({"name", "type", "default", "aliases", "doc", "order"}),
+    }
+)
+
+_NO_REFERENCES: References = MappingProxyType({})
+
+
+@dataclass(eq=False)
+class _Field:
+    """A record field as compatibility sees it: name, type, whether it has a default, aliases."""
+
+    name: str
+    type: _Node
+    has_default: bool
+    aliases: tuple[str, ...]
+
+
+@dataclass(eq=False)
+class _Node:
+    """One resolved Avro type. Named types are shared objects, so recursion is a cycle."""
+
+    kind: str  # a primitive name, or record / enum / fixed / array / map / union
+    fullname: str = ""
+    aliases: frozenset[str] = frozenset()
+    fields: list[_Field] = field(default_factory=list)
+    symbols: tuple[str, ...] = ()
+    has_enum_default: bool = False
+    size: int = 0
+    element: _Node | None = None  # array items or map values
+    branches: tuple[_Node, ...] = ()
+
+    @property
+    def short_name(self) -> str:
+        """The unqualified name, which Avro's resolution compares (spec 1.11, Java 1.10+)."""
+        return self.fullname.rpartition(".")[2]
+
+    def describe(self) -> str:
+        """A short human description for messages: ``int``, ``record 'x.Payment'``, ``union``."""
+        if self.fullname:
+            return f"{self.kind} '{self.fullname}'"
+        if self.kind == "union":
+            return "union [" + ", ".join(b.describe() for b in self.branches) + "]"
+        return self.kind
+
+
+def _invalid(message: str) -> InvalidSchema:
+    return InvalidSchema(f"Invalid schema: {message}")
+
+
+def _qualify(name: str, namespace: str) -> str:
+    """Avro's full-name rule: a dotted name is already full; otherwise prefix the namespace."""
+    if "." in name or not namespace:
+        return name
+    return f"{namespace}.{name}"
+
+
+def _sorted_json(value: Json) -> Json:
+    """A JSON value with object keys sorted at every depth (for defaults and custom properties,
+    whose key order carries no meaning)."""
+    if isinstance(value, dict):
+        return {k: _sorted_json(value[k]) for k in sorted(value)}
+    if isinstance(value, list):
+        return [_sorted_json(v) for v in value]
+    return value
+
+
+def _extras(obj: Mapping[str, Json], kind: str) -> dict[str, Json]:
+    """Custom properties of a schema object, sorted, for the normalized form."""
+    known = _KNOWN_KEYS.get(kind, frozenset({"type"}))
+    return {k: _sorted_json(obj[k]) for k in sorted(obj) if k not in known}
+
+
+class _Builder:
+    """Resolves schema JSON into ``_Node`` trees and, in the same walk, the normalized JSON.
+
+    Named types are registered before their bodies are walked so a record can refer to itself;
+    one builder is shared by the references and the main schema so names resolve across them.
+    fastavro is lenient about several things Java Avro (and so Confluent) rejects, such as a
+    record without ``fields``, duplicate field names or duplicate union branches; this walk
+    rejects those with messages that say where the problem is.
+    """
+
+    def __init__(self) -> None:
+        self.named: dict[str, _Node] = {}
+
+    def build(self, obj: Json, namespace: str) -> tuple[_Node, Json]:
+        if isinstance(obj, str):
+            return self._reference(obj, namespace)
+        if isinstance(obj, list):
+            return self._union(obj, namespace)
+        if isinstance(obj, dict):
+            return self._object(obj, namespace)
+        raise _invalid(f"{json.dumps(obj)} is not a type (expected a name, an object or a list)")
+
+    def _reference(self, name: str, namespace: str) -> tuple[_Node, Json]:
+        if name in _PRIMITIVES:
+            return _Node(kind=name), name
+        for candidate in (_qualify(name, namespace), name):
+            node = self.named.get(candidate)
+            if node is not None:
+                return node, node.fullname
+        raise _invalid(f"unknown type '{name}'")
+
+    def _union(self, branches: list[Json], namespace: str) -> tuple[_Node, Json]:
+        nodes: list[_Node] = []
+        normalized: list[Json] = []
+        seen: set[str] = set()
+        for branch in branches:
+            node, norm = self.build(branch, namespace)
+            if node.kind == "union":
+                raise _invalid("a union may not directly contain another union")
+            key = node.fullname or node.kind
+            if key in seen:
+                raise _invalid(f"union has more than one branch of type '{key}'")
+            seen.add(key)
+            nodes.append(node)
+            normalized.append(norm)
+        return _Node(kind="union", branches=tuple(nodes)), normalized
+
+    def _object(self, obj: dict[str, Json], namespace: str) -> tuple[_Node, Json]:
+        if "type" not in obj:
+            raise _invalid(f"schema object {_brief(obj)} has no 'type'")
+        kind = obj["type"]
+        if isinstance(kind, (dict, list)):
+            return self.build(kind, namespace)  # {"type": {...}}: a wrapped type, as Java reads it
+        if not isinstance(kind, str):
+            raise _invalid(f"'type' must be a string, got {json.dumps(kind)}")
+        if kind in _PRIMITIVES:
+            extras = _extras(obj, kind)
+            return _Node(kind=kind), ({"type": kind, **extras} if extras else kind)
+        if kind in ("record", "error"):
+            return self._record(obj, namespace)
+        if kind == "enum":
+            return self._enum(obj, namespace)
+        if kind == "fixed":
+            return self._fixed(obj, namespace)
+        if kind == "array":
+            if "items" not in obj:
+                raise _invalid("array has no 'items'")
+            items, items_norm = self.build(obj["items"], namespace)
+            norm = {"type": "array", "items": items_norm, **_extras(obj, "array")}
+            return _Node(kind="array", element=items), norm
+        if kind == "map":
+            if "values" not in obj:
+                raise _invalid("map has no 'values'")
+            values, values_norm = self.build(obj["values"], namespace)
+            norm = {"type": "map", "values": values_norm, **_extras(obj, "map")}
+            return _Node(kind="map", element=values), norm
+        return self._reference(kind, namespace)  # {"type": "com.example.Named"}
+
+    def _define(self, obj: dict[str, Json], namespace: str, kind: str) -> tuple[_Node, str]:
+        """Register a named type; returns it and the namespace its nested names resolve in."""
+        name = obj.get("name")
+        if not isinstance(name, str) or not name:
+            raise _invalid(f"{kind} {_brief(obj)} has no name")
+        if "." in name:
+            fullname = name
+        else:
+            space = obj.get("namespace", namespace)
+            if space is None:
+                space = ""
+            if not isinstance(space, str):
+                raise _invalid(f"namespace of {kind} '{name}' must be a string")
+            fullname = _qualify(name, space)
+        space = fullname.rpartition(".")[0]
+        for part in fullname.split("."):
+            if not _NAME.match(part):
+                raise _invalid(f"'{fullname}' is not a valid {kind} name")
+        if fullname.rpartition(".")[2] in _PRIMITIVES:
+            raise _invalid(f"a {kind} may not be named after the primitive type '{name}'")
+        if fullname in self.named:
+            raise _invalid(f"type '{fullname}' is defined more than once")
+        aliases = obj.get("aliases", [])
+        if not isinstance(aliases, list) or not all(isinstance(a, str) for a in aliases):
+            raise _invalid(f"aliases of {kind} '{fullname}' must be a list of names")
+        node = _Node(
+            kind=kind, fullname=fullname, aliases=frozenset(_qualify(a, space) for a in aliases)
+        )
+        self.named[fullname] = node
+        return node, space
+
+    @staticmethod
+    def _named_head(obj: dict[str, Json], node: _Node) -> dict[str, Json]:
+        """The leading keys of a named type's normalized form: type, full name, aliases, doc."""
+        head: dict[str, Json] = {"type": obj["type"], "name": node.fullname}
+        if node.aliases:
+            head["aliases"] = sorted(node.aliases)
+        if "doc" in obj:
+            head["doc"] = obj["doc"]
+        return head
+
+    def _record(self, obj: dict[str, Json], namespace: str) -> tuple[_Node, Json]:
+        node, space = self._define(obj, namespace, "record")
+        fields = obj.get("fields")
+        if not isinstance(fields, list):
+            raise _invalid(f"record '{node.fullname}' has no 'fields' list")
+        norm_fields: list[Json] = []
+        for raw in fields:
+            if not isinstance(raw, dict):
+                raise _invalid(f"a field of record '{node.fullname}' is not an object")
+            fname = raw.get("name")
+            if not isinstance(fname, str) or not _NAME.match(fname):
+                raise _invalid(f"record '{node.fullname}' has a field with an invalid name")
+            if any(f.name == fname for f in node.fields):
+                raise _invalid(f"record '{node.fullname}' has more than one field '{fname}'")
+            if "type" not in raw:
+                raise _invalid(f"field '{fname}' of record '{node.fullname}' has no type")
+            ftype, ftype_norm = self.build(raw["type"], space)
+            aliases = raw.get("aliases", [])
+            if not isinstance(aliases, list) or not all(isinstance(a, str) for a in aliases):
+                raise _invalid(f"aliases of field '{fname}' must be a list of names")
+            order = raw.get("order", "ascending")
+            if order not in _FIELD_ORDERS:
+                raise _invalid(f"field '{fname}' has an invalid order {json.dumps(order)}")
+            node.fields.append(_Field(fname, ftype, "default" in raw, tuple(aliases)))
+            norm: dict[str, Json] = {"name": fname, "type": ftype_norm}
+            if "default" in raw:
+                norm["default"] = _sorted_json(raw["default"])
+            if aliases:
+                norm["aliases"] = sorted(aliases)
+            if "doc" in raw:
+                norm["doc"] = raw["doc"]
+            if order != "ascending":
+                norm["order"] = order
+            norm.update(_extras(raw, "field"))
+            norm_fields.append(norm)
+        return node, {
+            **self._named_head(obj, node),
+            "fields": norm_fields,
+            **_extras(obj, "record"),
+        }
+
+    def _enum(self, obj: dict[str, Json], namespace: str) -> tuple[_Node, Json]:
+        node, _ = self._define(obj, namespace, "enum")
+        symbols = obj.get("symbols")
+        if not isinstance(symbols, list) or not all(isinstance(s, str) for s in symbols):
+            raise _invalid(f"enum '{node.fullname}' has no 'symbols' list of strings")
+        node.symbols = tuple(symbols)
+        node.has_enum_default = "default" in obj
+        norm = {**self._named_head(obj, node), "symbols": list(symbols)}
+        if "default" in obj:
+            norm["default"] = obj["default"]
+        return node, {**norm, **_extras(obj, "enum")}
+
+    def _fixed(self, obj: dict[str, Json], namespace: str) -> tuple[_Node, Json]:
+        node, _ = self._define(obj, namespace, "fixed")
+        size = obj.get("size")
+        if not isinstance(size, int) or isinstance(size, bool) or size < 0:
+            raise _invalid(f"fixed '{node.fullname}' needs a non-negative integer 'size'")
+        node.size = size
+        return node, {**self._named_head(obj, node), "size": size, **_extras(obj, "fixed")}
+
+
+def _brief(obj: Json) -> str:
+    """A schema fragment shortened for an error message."""
+    text = json.dumps(obj, separators=(",", ":"))
+    return text if len(text) <= 60 else text[:57] + "..."
+
+
+def _load(text: str, what: str) -> Json:
+    try:
+        return json.loads(text)
+    except (ValueError, RecursionError) as e:
+        raise _invalid(f"{what} is not valid JSON: {e}") from None
+
+
+def _compact(obj: Json) -> str:
+    return json.dumps(obj, separators=(",", ":"), ensure_ascii=False)
+
+
+class AvroSchema(ParsedSchema):
+    """A parsed Avro schema. Build one with :func:`parse`; instances are treated as immutable."""
+
+    schema_type: ClassVar[str] = "AVRO"
+
+    def __init__(
+        self,
+        raw: Json,
+        root: _Node,
+        normalized_json: Json,
+        fastavro_schema: Json,
+        references: References,
+    ) -> None:
+        self._canonical = _compact(raw)
+        self._normalized = _compact(normalized_json)
+        self._root = root
+        self._fastavro_schema = fastavro_schema
+        self._references: References = MappingProxyType(dict(references))
+
+    @property
+    def fastavro_schema(self) -> Json:
+        """fastavro's parsed form (references expanded by name), for serializers; do not mutate."""
+        return self._fastavro_schema
+
+    @property
+    def references(self) -> References:
+        """The reference texts this schema was parsed with, by full type name."""
+        return self._references
+
+    def canonical(self) -> str:
+        """The schema as given, as compact JSON: key order kept, whitespace dropped."""
+        return self._canonical
+
+    def normalized(self) -> str:
+        """Compact JSON equal for schemas that differ only in spelling, not in meaning.
+
+        Names are fully qualified and ``namespace`` attributes dropped; primitives without
+        properties become bare names (``{"type":"int"}`` -> ``"int"``); keys follow a fixed order
+        (type, name, aliases, doc, then the kind's own keys, then custom properties sorted);
+        aliases are sorted and qualified; ``"order":"ascending"`` (the default) is dropped; object
+        keys inside defaults and custom properties are sorted. Everything that can change how data
+        is read or described is kept: field order, symbol order, defaults, aliases, doc, logical
+        types and other properties.
+        """
+        return self._normalized
+
+    def incompatibilities(self, writer: ParsedSchema) -> list[Incompatibility]:
+        """Why this schema, as reader, cannot decode data written with ``writer``."""
+        if not isinstance(writer, AvroSchema):
+            return [
+                Incompatibility(
+                    "/",
+                    "TYPE_MISMATCH",
+                    f"the writer is a {writer.schema_type} schema, not Avro",
+                )
+            ]
+        return _Checker().report(self._root, writer._root)
+
+    def __repr__(self) -> str:
+        return f"AvroSchema({self._canonical!r})"
+
+
+@dataclass(frozen=True, slots=True)
+class _Issue:
+    """An incompatibility relative to the reader/writer pair it was found in, so a memoized
+    result can be re-anchored wherever the same pair occurs again."""
+
+    path: str  # JSON-pointer suffix below the pair, "" for the pair itself
+    rule: str
+    where: str  # dotted field suffix below the pair, e.g. ".payment.amount"
+    sentence: str
+    about_field: bool = False  # the sentence names the field itself instead of following it
+
+    def under(self, path: str, where: str) -> _Issue:
+        return _Issue(
+            path + self.path, self.rule, where + self.where, self.sentence, self.about_field
+        )
+
+    def resolve(self, root: str) -> Incompatibility:
+        where = root + self.where
+        if self.about_field:
+            message = self.sentence.format(field=where)
+        else:
+            message = f"{where}: {self.sentence}"
+        return Incompatibility(self.path or "/", self.rule, message)
+
+
+class _Checker:
+    """One compatibility check: reader/writer pairs are memoized by identity, and a pair met
+    again while still being checked counts as compatible, which ends recursion through
+    self-referencing records exactly as Java Avro does."""
+
+    def __init__(self) -> None:
+        self._done: dict[tuple[int, int], list[_Issue]] = {}
+        self._in_progress: set[tuple[int, int]] = set()
+
+    def report(self, reader: _Node, writer: _Node) -> list[Incompatibility]:
+        root = reader.short_name or reader.kind
+        return [issue.resolve(root) for issue in self.check(reader, writer)]
+
+    def check(self, reader: _Node, writer: _Node) -> list[_Issue]:
+        key = (id(reader), id(writer))
+        if key in self._done:
+            return self._done[key]
+        if key in self._in_progress:
+            return []
+        self._in_progress.add(key)
+        try:
+            result = self._compare(reader, writer)
+        finally:
+            self._in_progress.discard(key)
+        self._done[key] = result
+        return result
+
+    def _below(self, reader: _Node, writer: _Node, path: str, where: str) -> list[_Issue]:
+        return [issue.under(path, where) for issue in self.check(reader, writer)]
+
+    def _compare(self, reader: _Node, writer: _Node) -> list[_Issue]:
+        if reader.kind == writer.kind:
+            if reader.kind in _PRIMITIVES:
+                return []
+            if reader.kind in ("array", "map"):
+                assert reader.element is not None and writer.element is not None
+                part = "items" if reader.kind == "array" else "values"
+                return self._below(reader.element, writer.element, f"/{part}", f".{part}")
+            if reader.kind == "union":
+                return [issue for branch in writer.branches for issue in self.check(reader, branch)]
+            problems = self._names(reader, writer)
+            if reader.kind == "fixed" and reader.size != writer.size:
+                problems.append(
+                    _Issue(
+                        "/size",
+                        "FIXED_SIZE_MISMATCH",
+                        "",
+                        f"reader fixed '{reader.fullname}' has size {reader.size} "
+                        f"but the writer's has size {writer.size}",
+                    )
+                )
+            elif reader.kind == "enum":
+                problems += self._symbols(reader, writer)
+            elif reader.kind == "record":
+                problems += self._fields(reader, writer)
+            return problems
+
+        if writer.kind == "union":
+            return [issue for branch in writer.branches for issue in self.check(reader, branch)]
+        if reader.kind == "union":
+            if any(not self.check(branch, writer) for branch in reader.branches):
+                return []
+            return [
+                _Issue(
+                    "",
+                    "MISSING_UNION_BRANCH",
+                    "",
+                    f"no branch of the reader's {reader.describe()} can read "
+                    f"the writer's {writer.describe()}",
+                )
+            ]
+        if writer.kind in _PROMOTIONS.get(reader.kind, frozenset()):
+            return []
+        return [
+            _Issue(
+                "",
+                "TYPE_MISMATCH",
+                "",
+                f"reader type {reader.describe()} cannot read writer type {writer.describe()}",
+            )
+        ]
+
+    @staticmethod
+    def _names(reader: _Node, writer: _Node) -> list[_Issue]:
+        """Named types match on the unqualified name, or a reader alias naming the writer."""
+        if reader.short_name == writer.short_name or writer.fullname in reader.aliases:
+            return []
+        return [
+            _Issue(
+                "/name",
+                "NAME_MISMATCH",
+                "",
+                f"reader {reader.kind} '{reader.fullname}' does not match the writer's "
+                f"'{writer.fullname}' by name or alias",
+            )
+        ]
+
+    @staticmethod
+    def _symbols(reader: _Node, writer: _Node) -> list[_Issue]:
+        """Writer symbols the reader lacks are fatal unless the reader has a default symbol."""
+        missing = [s for s in writer.symbols if s not in reader.symbols]
+        if not missing or reader.has_enum_default:
+            return []
+        return [
+            _Issue(
+                "/symbols",
+                "MISSING_ENUM_SYMBOLS",
+                "",
+                f"reader enum '{reader.fullname}' lacks the writer's symbols "
+                f"{', '.join(missing)} and has no default",
+            )
+        ]
+
+    def _fields(self, reader: _Node, writer: _Node) -> list[_Issue]:
+        """Each reader field is read from the writer field of its name (or an alias), or else
+        filled from its default; writer-only fields are skipped, so they never matter."""
+        by_name = {f.name: f for f in writer.fields}
+        problems: list[_Issue] = []
+        for rf in reader.fields:
+            wf = by_name.get(rf.name)
+            if wf is None:
+                wf = next((by_name[a] for a in rf.aliases if a in by_name), None)
+            if wf is not None:
+                problems += self._below(rf.type, wf.type, f"/fields/{rf.name}/type", f".{rf.name}")
+            elif not rf.has_default:
+                problems.append(
+                    _Issue(
+                        f"/fields/{rf.name}",
+                        "READER_FIELD_MISSING_DEFAULT_VALUE",
+                        f".{rf.name}",
+                        "reader field '{field}' has no default and the writer has no such field",
+                        about_field=True,
+                    )
+                )
+        return problems
+
+
+def parse(text: str, references: References = _NO_REFERENCES) -> AvroSchema:
+    """Parse Avro schema text, resolving named types from ``references`` (full type name ->
+    schema text, dependencies first); raises :class:`InvalidSchema` saying what is wrong."""
+    builder = _Builder()
+    named: dict[str, Json] = {}
+    try:
+        for name, ref_text in references.items():
+            ref_obj = _load(ref_text, f"reference '{name}'")
+            try:
+                builder.build(ref_obj, "")
+                _fastavro_parse(copy.deepcopy(ref_obj), named_schemas=named)
+            except InvalidSchema as e:
+                raise InvalidSchema(f"{e} (in reference '{name}')") from None
+            except Exception as e:
+                raise _invalid(f"{e} (in reference '{name}')") from None
+        raw = _load(text, "schema")
+        root, normalized_json = builder.build(raw, "")
+        try:
+            fastavro_schema = _fastavro_parse(copy.deepcopy(raw), named_schemas=named)
+        except Exception as e:
+            raise _invalid(str(e) or type(e).__name__) from None
+    except RecursionError:
+        raise _invalid("schema is nested too deeply") from None
+    return AvroSchema(raw, root, normalized_json, fastavro_schema, references)

@@ -1,0 +1,72 @@
+"""Running the registry: read `_schemas`, then serve HTTP with uvicorn on the caller's loop."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import socket
+from collections.abc import Iterator
+from typing import Any
+
+import uvicorn
+
+from nerve.registry.api import build_app
+from nerve.registry.registry import Registry
+from nerve.registry.schemas_topic import SchemasTopic
+
+log = logging.getLogger("nerve.registry")
+
+
+class _Server(uvicorn.Server):
+    """uvicorn's server without its signal handling: the nerve command owns SIGINT/SIGTERM
+    (under ``nerve up`` the broker shares the process and must shut down too)."""
+
+    @contextlib.contextmanager
+    def capture_signals(self) -> Iterator[None]:
+        yield
+
+
+class RegistryServer:
+    def __init__(
+        self,
+        bootstrap_servers: str,
+        host: str = "127.0.0.1",
+        port: int = 8081,
+        topic: str = "_schemas",
+        client_config: dict[str, Any] | None = None,
+    ) -> None:
+        self.host, self.port = host, port
+        self.schemas_topic = SchemasTopic(bootstrap_servers, topic, client_config)
+        self._server: _Server | None = None
+        self._task: asyncio.Task[None] | None = None
+
+    async def start(self) -> tuple[str, int]:
+        """Read `_schemas` to the end, then accept HTTP; returns the bound address."""
+        await asyncio.to_thread(self.schemas_topic.start)
+        family = socket.AF_INET6 if ":" in self.host else socket.AF_INET
+        sock = socket.socket(family, socket.SOCK_STREAM)
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        sock.bind((self.host, self.port))
+        sock.listen(128)
+        sock.setblocking(False)
+        config = uvicorn.Config(
+            build_app(Registry(self.schemas_topic)),
+            log_level="warning",
+            access_log=False,
+            lifespan="off",
+        )
+        self._server = _Server(config)
+        self._task = asyncio.create_task(self._server.serve(sockets=[sock]))
+        while not self._server.started:
+            if self._task.done():
+                self._task.result()  # raises what stopped it
+            await asyncio.sleep(0.01)
+        host, port = sock.getsockname()[:2]
+        return host, port
+
+    async def stop(self) -> None:
+        if self._server is not None and self._task is not None:
+            self._server.should_exit = True
+            await self._task
+        await asyncio.to_thread(self.schemas_topic.close)
