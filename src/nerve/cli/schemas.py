@@ -155,16 +155,18 @@ def _run(args: argparse.Namespace) -> int:
         answer = _call(args, "POST", f"/subjects/{subject}/versions?normalize={normalize}", body)
         print(f"registered {args.subject}: id {answer['id']}")
         return 0
+    try:
+        _call(args, "GET", f"/subjects/{subject}/versions")
+    except _HttpError as exc:
+        if exc.status != 404:
+            raise
+        _call(args, "POST", f"/compatibility/subjects/{subject}/versions", body)  # valid?
+        print(f"{args.subject}: no versions yet, so any valid schema is compatible")
+        return 0
     path = f"/compatibility/subjects/{subject}/versions"
     if args.version is not None:
         path += f"/{args.version}"
-    try:
-        answer = _call(args, "POST", f"{path}?verbose=true&normalize={normalize}", body)
-    except _HttpError as exc:
-        if exc.status == 404 and args.version is None:
-            print(f"{args.subject}: no versions yet, so any valid schema is compatible")
-            return 0
-        raise
+    answer = _call(args, "POST", f"{path}?verbose=true&normalize={normalize}", body)
     if answer["is_compatible"]:
         print(f"{args.subject}: compatible")
         return 0

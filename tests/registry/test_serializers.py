@@ -1,0 +1,183 @@
+"""confluent-kafka's SchemaRegistryClient and its Avro, JSON Schema and Protobuf serializers,
+unchanged, against ``nerve registry``: events round-trip through the broker."""
+
+from __future__ import annotations
+
+import importlib
+import sys
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from types import ModuleType
+from typing import Any
+
+import pytest
+from confluent_kafka import Consumer, Producer
+from confluent_kafka.schema_registry import Schema, SchemaRegistryClient
+from confluent_kafka.schema_registry.avro import AvroDeserializer, AvroSerializer
+from confluent_kafka.schema_registry.error import SchemaRegistryError
+from confluent_kafka.schema_registry.json_schema import JSONDeserializer, JSONSerializer
+from confluent_kafka.schema_registry.protobuf import ProtobufDeserializer, ProtobufSerializer
+from confluent_kafka.serialization import MessageField, SerializationContext
+
+from tests._broker import BrokerProcess
+from tests.conftest import TopicNameFactory
+from tests.registry.conftest import RegistryProcess
+
+PAYMENT_AVRO = """
+{"type": "record", "name": "Payment", "namespace": "finance",
+ "fields": [{"name": "id", "type": "string"},
+            {"name": "amount", "type": "double"},
+            {"name": "note", "type": ["null", "string"], "default": null}]}
+"""
+PAYMENT_JSON = """
+{"$schema": "http://json-schema.org/draft-07/schema#", "title": "Payment", "type": "object",
+ "properties": {"id": {"type": "string"}, "amount": {"type": "number"}},
+ "required": ["id", "amount"]}
+"""
+PAYMENT_PROTO = """
+syntax = "proto3";
+package finance;
+import "google/protobuf/timestamp.proto";
+message Payment {
+  string id = 1;
+  double amount = 2;
+  google.protobuf.Timestamp at = 3;
+  map<string, string> labels = 4;
+}
+"""
+
+
+@pytest.fixture
+def client(shared_registry: RegistryProcess) -> Iterator[SchemaRegistryClient]:
+    yield SchemaRegistryClient({"url": shared_registry.url})
+
+
+def round_trip(
+    broker: BrokerProcess, topic: str, serialize: Callable[..., bytes], events: list[Any]
+) -> list[bytes]:
+    producer = Producer({"bootstrap.servers": broker.bootstrap})
+    for event in events:
+        producer.produce(
+            topic, value=serialize(event, SerializationContext(topic, MessageField.VALUE))
+        )
+    assert producer.flush(30) == 0
+    consumer = Consumer(
+        {
+            "bootstrap.servers": broker.bootstrap,
+            "group.id": topic,
+            "auto.offset.reset": "earliest",
+        }
+    )
+    consumer.subscribe([topic])
+    values: list[bytes] = []
+    try:
+        while len(values) < len(events):
+            message = consumer.poll(10)
+            assert message is not None, f"only {len(values)} of {len(events)} arrived"
+            assert message.error() is None, message.error()
+            values.append(message.value())
+    finally:
+        consumer.close()
+    return values
+
+
+def test_avro_serializer_round_trip(
+    client: SchemaRegistryClient, shared_broker: BrokerProcess, topic_name: TopicNameFactory
+) -> None:
+    topic = topic_name()
+    serializer = AvroSerializer(client, PAYMENT_AVRO)
+    deserializer = AvroDeserializer(client)
+    events = [{"id": f"p{i}", "amount": i * 1.5, "note": None if i % 2 else "hi"} for i in range(5)]
+    values = round_trip(shared_broker, topic, serializer, events)
+    assert all(v[0] == 0 for v in values)  # Confluent framing: magic byte, then the id
+    ctx = SerializationContext(topic, MessageField.VALUE)
+    assert [deserializer(v, ctx) for v in values] == events
+    registered = client.get_latest_version(f"{topic}-value")
+    assert registered.version == 1
+    assert int.from_bytes(values[0][1:5], "big") == registered.schema_id
+
+
+def test_json_serializer_round_trip_and_refusal(
+    client: SchemaRegistryClient, shared_broker: BrokerProcess, topic_name: TopicNameFactory
+) -> None:
+    topic = topic_name()
+    serializer = JSONSerializer(PAYMENT_JSON, client)
+    deserializer = JSONDeserializer(PAYMENT_JSON, schema_registry_client=client)
+    events = [{"id": f"p{i}", "amount": i + 0.25} for i in range(5)]
+    values = round_trip(shared_broker, topic, serializer, events)
+    ctx = SerializationContext(topic, MessageField.VALUE)
+    assert [deserializer(v, ctx) for v in values] == events
+    assert client.get_latest_version(f"{topic}-value").schema.schema_type == "JSON"
+    with pytest.raises(Exception, match="amount"):
+        serializer({"id": "bad", "amount": "lots"}, ctx)
+
+
+def _compile_proto(tmp_path: Path, text: str) -> ModuleType:
+    from grpc_tools import protoc
+
+    source = tmp_path / "proto"
+    source.mkdir()
+    (source / "payment.proto").write_text(text)
+    include = str(Path(protoc.__file__).parent / "_proto")
+    code = protoc.main(
+        ["protoc", f"-I{source}", f"-I{include}", f"--python_out={tmp_path}", "payment.proto"]
+    )
+    assert code == 0
+    sys.path.insert(0, str(tmp_path))
+    try:
+        return importlib.import_module("payment_pb2")
+    finally:
+        sys.path.remove(str(tmp_path))
+        sys.modules.pop("payment_pb2", None)
+
+
+def test_protobuf_serializer_round_trip(
+    client: SchemaRegistryClient,
+    shared_broker: BrokerProcess,
+    topic_name: TopicNameFactory,
+    tmp_path: Path,
+) -> None:
+    module = _compile_proto(tmp_path, PAYMENT_PROTO)
+    topic = topic_name()
+    serializer = ProtobufSerializer(module.Payment, client, {"use.deprecated.format": False})
+    deserializer = ProtobufDeserializer(module.Payment, {"use.deprecated.format": False})
+    events = []
+    for i in range(5):
+        event = module.Payment(id=f"p{i}", amount=i * 2.5, labels={"n": str(i)})
+        event.at.FromSeconds(1_700_000_000 + i)
+        events.append(event)
+    values = round_trip(shared_broker, topic, serializer, events)
+    ctx = SerializationContext(topic, MessageField.VALUE)
+    assert [deserializer(v, ctx) for v in values] == events
+    latest = client.get_latest_version(f"{topic}-value")
+    assert latest.schema.schema_type == "PROTOBUF"
+    # Registered as a serialized descriptor, served as .proto text by default.
+    assert "message Payment" in latest.schema.schema_str
+    assert "map<string, string> labels = 4;" in latest.schema.schema_str
+    # Well-known imports are not registered as references; the registry knows them itself.
+    assert 'import "google/protobuf/timestamp.proto";' in latest.schema.schema_str
+    assert latest.schema.references == []
+
+
+def test_client_calls_and_errors(
+    client: SchemaRegistryClient, subject_name: Callable[[str], str]
+) -> None:
+    subject = subject_name("value")
+    schema = Schema(PAYMENT_AVRO, "AVRO")
+    schema_id = client.register_schema(subject, schema)
+    assert client.lookup_schema(subject, schema).schema_id == schema_id
+    assert client.get_subjects().count(subject) == 1
+    assert client.get_versions(subject) == [1]
+    assert client.get_version(subject, 1).schema_id == schema_id
+    assert client.test_compatibility(subject, Schema(PAYMENT_AVRO, "AVRO")) is True
+    assert client.set_compatibility(subject, "FULL")["compatibility"] == "FULL"
+    assert client.get_compatibility(subject) == "FULL"
+    with pytest.raises(SchemaRegistryError) as missing:
+        client.get_version(subject_name("missing"), 1)
+    assert (missing.value.http_status_code, missing.value.error_code) == (404, 40401)
+    with pytest.raises(SchemaRegistryError) as invalid:
+        client.register_schema(subject, Schema('{"type": "nope"}', "AVRO"))
+    assert (invalid.value.http_status_code, invalid.value.error_code) == (422, 42201)
+    assert client.delete_subject(subject) == [1]
+    assert client.delete_subject(subject, permanent=True) == [1]
+    assert subject not in client.get_subjects()
