@@ -5,9 +5,10 @@ Why transactions: two registry instances must never give one id to two schemas. 
 Karapace elect a leader through a consumer group and forward writes to it over HTTP. nerve gets
 the same guarantee from Kafka itself: every instance uses the same ``transactional.id``, and
 ``init_transactions`` fences whichever instance wrote before. A writer that is not fenced knows
-that nobody else has written since it last read to the end; a fenced writer's transaction fails
-and it re-initialises, reads to the end and decides again. This needs no leader, no HTTP between
-instances, and works on any Kafka with transactions (0.11+), nerve's broker included.
+that nobody else has written since it read to the end on becoming the writer; a fenced writer's
+transaction fails and it re-initialises, reads to the end and decides again. This needs no
+leader, no HTTP between instances, and works on any Kafka with transactions (0.11+), nerve's
+broker included.
 """
 
 from __future__ import annotations
@@ -128,13 +129,16 @@ class SchemasTopic:
         assert self._consumer is not None
         while not self._stopping.is_set():
             try:
-                messages = self._consumer.consume(500, timeout=0.2)
+                # poll returns at the first record; consume() alone would wait out its timeout
+                # for a full batch, adding that wait to every write's read-back.
+                first = self._consumer.poll(0.2)
+                if first is None:
+                    continue
+                messages = [first, *self._consumer.consume(500, timeout=0)]
             except KafkaException as exc:  # closed under us at shutdown, or a fatal error
                 self._reader_error = str(exc)
                 log.error("reading %s failed: %s", self.topic, exc)
                 return
-            if not messages:
-                continue
             with self._advanced:
                 for message in messages:
                     error, offset = message.error(), message.offset() or 0
@@ -179,8 +183,14 @@ class SchemasTopic:
         answer once the reader has applied the records (so the caller reads its own write)."""
         with self._write_lock:
             for attempt in range(WRITE_ATTEMPTS):
-                producer = self._writer()
-                self.catch_up()
+                # Only a new writer must read to the end first. A writer that is still the
+                # writer has applied its own last write, and anyone who wrote since had to
+                # fence it, which fails this attempt's commit and starts it over.
+                if self._producer is None:
+                    producer = self._writer()
+                    self.catch_up()
+                else:
+                    producer = self._producer
                 with self.lock:
                     items, answer = decide(self.state)
                 if not items:
