@@ -3,21 +3,25 @@ unchanged, against ``nerve registry``: events round-trip through the broker."""
 
 from __future__ import annotations
 
+import base64
 import importlib
 import sys
+import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from types import ModuleType
 from typing import Any
 
+import httpx
 import pytest
 from confluent_kafka import Consumer, Producer
-from confluent_kafka.schema_registry import Schema, SchemaRegistryClient
+from confluent_kafka.schema_registry import Schema, SchemaReference, SchemaRegistryClient
 from confluent_kafka.schema_registry.avro import AvroDeserializer, AvroSerializer
 from confluent_kafka.schema_registry.error import SchemaRegistryError
 from confluent_kafka.schema_registry.json_schema import JSONDeserializer, JSONSerializer
 from confluent_kafka.schema_registry.protobuf import ProtobufDeserializer, ProtobufSerializer
 from confluent_kafka.serialization import MessageField, SerializationContext
+from google.protobuf import descriptor_pb2
 
 from tests._broker import BrokerProcess
 from tests.conftest import TopicNameFactory
@@ -112,23 +116,29 @@ def test_json_serializer_round_trip_and_refusal(
         serializer({"id": "bad", "amount": "lots"}, ctx)
 
 
-def _compile_proto(tmp_path: Path, text: str) -> ModuleType:
+def _compile_proto(tmp_path: Path, text: str, main: str = "payment", **imports: str) -> ModuleType:
+    """``<main>.proto`` (and the files it imports, by name) compiled to Python and imported.
+    Names must differ between tests: protobuf's default pool refuses a file name twice."""
     from grpc_tools import protoc
 
     source = tmp_path / "proto"
     source.mkdir()
-    (source / "payment.proto").write_text(text)
+    files = {f"{main}.proto": text, **{f"{name}.proto": body for name, body in imports.items()}}
+    for name, body in files.items():
+        (source / name).write_text(body)
     include = str(Path(protoc.__file__).parent / "_proto")
     code = protoc.main(
-        ["protoc", f"-I{source}", f"-I{include}", f"--python_out={tmp_path}", "payment.proto"]
+        ["protoc", f"-I{source}", f"-I{include}", f"--python_out={tmp_path}", *files]
     )
     assert code == 0
     sys.path.insert(0, str(tmp_path))
+    modules = [f"{name.removesuffix('.proto')}_pb2" for name in files]
     try:
-        return importlib.import_module("payment_pb2")
+        return importlib.import_module(f"{main}_pb2")
     finally:
         sys.path.remove(str(tmp_path))
-        sys.modules.pop("payment_pb2", None)
+        for module in modules:
+            sys.modules.pop(module, None)
 
 
 def test_protobuf_serializer_round_trip(
@@ -181,3 +191,74 @@ def test_client_calls_and_errors(
     assert client.delete_subject(subject) == [1]
     assert client.delete_subject(subject, permanent=True) == [1]
     assert subject not in client.get_subjects()
+
+
+def test_protobuf_imports_become_referenced_subjects(
+    client: SchemaRegistryClient,
+    shared_registry: RegistryProcess,
+    shared_broker: BrokerProcess,
+    topic_name: TopicNameFactory,
+    tmp_path: Path,
+) -> None:
+    topic = topic_name()
+    money_file = f"money_{uuid.uuid4().hex[:8]}"  # its subject is its file name
+    money = (
+        'syntax = "proto3";\npackage finance;\n'
+        "message Money { int64 cents = 1; string currency = 2; }\n"
+    )
+    payment = (
+        f'syntax = "proto3";\npackage finance;\nimport "{money_file}.proto";\n'
+        "message Transfer { string id = 1; Money amount = 2; }\n"
+    )
+    module = _compile_proto(tmp_path, payment, main=f"transfer_{money_file}", **{money_file: money})
+    serializer = ProtobufSerializer(module.Transfer, client, {"use.deprecated.format": False})
+    deserializer = ProtobufDeserializer(module.Transfer, {"use.deprecated.format": False})
+    event = module.Transfer(id="t1")
+    event.amount.cents, event.amount.currency = 1250, "EUR"
+    values = round_trip(shared_broker, topic, serializer, [event])
+    ctx = SerializationContext(topic, MessageField.VALUE)
+    assert deserializer(values[0], ctx) == event
+    latest = client.get_latest_version(f"{topic}-value")
+    [reference] = latest.schema.references
+    assert (reference.name, reference.subject) == (f"{money_file}.proto", f"{money_file}.proto")
+    # Asked for plainly (the client's own cache holds the serialized form), it is .proto text.
+    text = httpx.get(
+        f"{shared_registry.url}/subjects/{reference.subject}/versions/{reference.version}/schema"
+    ).text
+    assert "message Money {" in text
+    # The Protobuf deserializer of another process reads the writer schema in serialized form.
+    serialized = client.get_schema(latest.schema_id, fmt="serialized")
+    descriptor = descriptor_pb2.FileDescriptorProto.FromString(
+        base64.b64decode(serialized.schema_str)
+    )
+    assert [m.name for m in descriptor.message_type] == ["Transfer"]
+    assert list(descriptor.dependency) == [f"{money_file}.proto"]
+
+
+def test_json_schema_references(
+    client: SchemaRegistryClient, subject_name: Callable[[str], str]
+) -> None:
+    address = subject_name("address")
+    client.register_schema(
+        address,
+        Schema(
+            '{"type": "object", "properties": {"city": {"type": "string"}}, "required": ["city"]}',
+            "JSON",
+        ),
+    )
+    customer = Schema(
+        '{"type": "object", "properties": {"name": {"type": "string"}, '
+        '"address": {"$ref": "address.json"}}}',
+        "JSON",
+        [SchemaReference("address.json", address, 1)],
+    )
+    subject = subject_name("customer")
+    schema_id = client.register_schema(subject, customer)
+    fetched = client.get_schema(schema_id)
+    assert [(r.name, r.subject, r.version) for r in fetched.references] == [
+        ("address.json", address, 1)
+    ]
+    with pytest.raises(SchemaRegistryError) as unresolved:
+        client.register_schema(subject_name("broken"), Schema(customer.schema_str, "JSON"))
+    assert unresolved.value.error_code == 42201
+    assert "address.json" in unresolved.value.error_message

@@ -206,6 +206,8 @@ def _run_registry_command(args: argparse.Namespace) -> int:
     except RegistryError as exc:
         print(f"nerve registry: {exc.message}", file=sys.stderr)
         return 1
+    except KeyboardInterrupt:
+        return 130
     except OSError as exc:
         print(f"nerve registry: cannot listen: {exc}", file=sys.stderr)
         return 1

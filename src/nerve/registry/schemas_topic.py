@@ -64,7 +64,9 @@ class SchemasTopic:
         self._position = 0  # the next offset the reader will apply
         self._config: dict[str, Any] = {
             "bootstrap.servers": bootstrap_servers,
-            "log_level": 3,
+            # librdkafka would log every failed connection attempt; failures reach the user as
+            # one clear error from the call that needed the cluster instead.
+            "log_level": 0,
             **(client_config or {}),
         }
         self._write_lock = threading.Lock()
@@ -109,6 +111,12 @@ class SchemasTopic:
 
     def _ensure_topic(self) -> None:
         admin = AdminClient(self._config)
+        try:
+            admin.list_topics(timeout=self.timeout_s)
+        except KafkaException as exc:
+            raise errors.store_error(
+                f"cannot reach Kafka at {self._config['bootstrap.servers']}: {exc.args[0].str()}"
+            ) from None
         wanted = NewTopic(
             self.topic,
             num_partitions=1,
@@ -119,6 +127,8 @@ class SchemasTopic:
         try:
             future.result(timeout=self.timeout_s)
             log.info("created topic %s", self.topic)
+        except TimeoutError:
+            raise errors.store_timeout(f"creating topic {self.topic}") from None
         except KafkaException as exc:
             if exc.args[0].code() != KafkaError.TOPIC_ALREADY_EXISTS:
                 raise errors.store_error(f"cannot create topic {self.topic}: {exc}") from None
