@@ -1,0 +1,31 @@
+"""Where services connect: one typed object, filled from the environment by default."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from typing import Any
+
+
+@dataclass
+class RunConfig:
+    bootstrap_servers: str = field(
+        default_factory=lambda: os.environ.get("NERVE_BOOTSTRAP_SERVERS", "127.0.0.1:9092")
+    )
+    # None: do not register schemas (a cluster without a registry)
+    registry_url: str | None = field(
+        default_factory=lambda: (
+            os.environ.get("NERVE_SCHEMA_REGISTRY_URL", "http://127.0.0.1:8081") or None
+        )
+    )
+    client_config: dict[str, Any] = field(default_factory=dict)
+    batch_size: int = 500
+    poll_timeout_s: float = 0.1
+
+    def kafka(self, **extra: Any) -> dict[str, Any]:
+        return {
+            "bootstrap.servers": self.bootstrap_servers,
+            "log_level": 3,
+            **self.client_config,
+            **extra,
+        }

@@ -1,0 +1,85 @@
+"""Typed events: pydantic models that know their topic, their key and their CloudEvents type."""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any, ClassVar
+
+from pydantic import BaseModel, ConfigDict, PrivateAttr
+
+
+@dataclass(slots=True)
+class Meta:
+    """The CloudEvents attributes of one event, besides its data."""
+
+    id: str = field(default_factory=lambda: uuid.uuid4().hex)
+    source: str = ""
+    type: str = ""
+    time: str = field(default_factory=lambda: datetime.now(UTC).isoformat(timespec="milliseconds"))
+    subject: str | None = None
+    dataschema: str | None = None
+    correlation_id: str | None = None
+    causation_id: str | None = None
+    traceparent: str | None = None
+    tracestate: str | None = None
+    # Where it was read from (None for an event not read from Kafka).
+    topic: str | None = None
+    partition: int | None = None
+    offset: int | None = None
+    key: bytes | None = None
+    extensions: dict[str, str] = field(default_factory=dict)
+
+
+class Event(BaseModel):
+    """Base class of every event type.
+
+    ``class Paid(Event, topic="payments.paid", key="payment_id")`` binds the type to its topic
+    and names the field that keys it (events about one entity stay in order). ``type`` is the
+    CloudEvents type, the topic name unless given.
+    """
+
+    model_config = ConfigDict(frozen=False, extra="forbid")
+
+    topic: ClassVar[str]
+    key_field: ClassVar[str | None] = None
+    event_type: ClassVar[str]
+    _meta: Meta | None = PrivateAttr(default=None)
+
+    def __init_subclass__(
+        cls,
+        topic: str | None = None,
+        key: str | None = None,
+        type: str | None = None,
+        **kwargs: Any,
+    ) -> None:
+        super().__init_subclass__(**kwargs)
+        if topic is not None:
+            cls.topic = topic
+            cls.event_type = type or topic
+        if key is not None:
+            cls.key_field = key
+
+    @classmethod
+    def __pydantic_init_subclass__(cls, **kwargs: Any) -> None:
+        super().__pydantic_init_subclass__(**kwargs)
+        if cls.key_field is not None and cls.key_field not in cls.model_fields:
+            raise TypeError(f"{cls.__name__}: key {cls.key_field!r} is not one of its fields")
+
+    @property
+    def meta(self) -> Meta:
+        """Its envelope: id, source, time, correlation and causation ids, where it came from."""
+        if self._meta is None:
+            self._meta = Meta(type=self.event_type)
+        return self._meta
+
+    def record_key(self) -> bytes | None:
+        if self.key_field is None:
+            return None
+        value = getattr(self, self.key_field)
+        return None if value is None else str(value).encode()
+
+
+def event_types(value: Any) -> bool:
+    return isinstance(value, type) and issubclass(value, Event) and hasattr(value, "topic")

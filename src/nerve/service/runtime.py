@@ -1,0 +1,485 @@
+"""Running a Service: consume in batches, hand each event to its handlers in order per
+partition, emit what they return, commit only what was handled and emitted.
+
+One batch at a time: poll up to ``batch_size`` records, run every partition's records in order
+(partitions concurrently while a handler awaits), then make the batch durable: at-least-once
+waits for the emits' acknowledgements and stores the offsets after them; exactly-once commits
+emits and offsets in one Kafka transaction. Nothing is buffered beyond a batch, so a slow
+handler slows the consumer instead of filling memory.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import inspect
+import logging
+import uuid
+from collections import defaultdict
+from collections.abc import Awaitable, Callable, Iterable
+from typing import Any
+
+from confluent_kafka import (
+    Consumer,
+    KafkaError,
+    KafkaException,
+    Message,
+    Producer,
+    TopicPartition,
+)
+from confluent_kafka.admin import AdminClient, NewTopic
+from pydantic import ValidationError
+
+from nerve.service import dead_letters, envelope
+from nerve.service.config import RunConfig
+from nerve.service.events import Event, Meta
+from nerve.service.handlers import Handler, RawEvent
+from nerve.service.service import Service
+from nerve.service.tables import Table
+
+log = logging.getLogger("nerve.service")
+
+
+class ServiceError(RuntimeError):
+    """A service cannot start or go on (its schema was refused, Kafka is unreachable, ...)."""
+
+
+def _drive(coro: Any) -> tuple[bool, Any]:
+    """Run a coroutine as far as it goes without suspending.
+
+    Most handlers never really wait; driving them by hand saves the event loop a task per
+    event (measured: the largest single cost of dispatch). Returns (True, its result) or
+    (False, an awaitable that finishes it).
+    """
+    try:
+        pending = coro.send(None)
+    except StopIteration as stop:
+        return True, stop.value
+    return False, _Resumed(coro, pending)
+
+
+class _Resumed:
+    """The rest of a coroutine that suspended on ``pending``: awaiting this hands ``pending``
+    to the event loop and goes on exactly as a task would have."""
+
+    def __init__(self, coro: Any, pending: Any) -> None:
+        self.coro, self.pending = coro, pending
+
+    def __await__(self) -> Any:
+        pending = self.pending
+        while True:
+            try:
+                sent = yield pending
+            except BaseException as exc:  # cancellation, or an error the loop threw in
+                try:
+                    pending = self.coro.throw(exc)
+                except StopIteration as stop:
+                    return stop.value
+                continue
+            try:
+                pending = self.coro.send(sent)
+            except StopIteration as stop:
+                return stop.value
+
+
+class ServiceRunner:
+    def __init__(self, service: Service, config: RunConfig | None = None) -> None:
+        self.service = service
+        self.config = config or RunConfig()
+        self.source = f"/nerve/services/{service.name}"
+        self.by_topic: dict[str, list[Handler]] = defaultdict(list)
+        for handler in service.handlers:
+            self.by_topic[handler.topic].append(handler)
+        self.owned_tables: dict[type[Event], Table[Any]] = {
+            t.owner_event: t for t in service.tables if t.owner_event is not None
+        }
+        self.schema_ids: dict[type[Event], int] = {}
+        self.consumer: Consumer | None = None
+        self.producer: Producer | None = None
+        self.handled: Table[Any] | None = None
+        self._failed_deliveries: list[KafkaError] = []
+        self._dlq_topics: set[str] = set()
+        self.events_in = 0
+        self.events_out = 0
+        self.errors = 0
+        self.on_event: Callable[[str, Event | RawEvent, list[Event]], None] | None = None
+
+    # -- start and stop ----------------------------------------------------------------------
+
+    def start(self) -> None:
+        """Blocking: create topics, register schemas, restore tables, join the group."""
+        kafka = self.config.kafka()
+        admin = AdminClient(kafka)
+        try:
+            admin.list_topics(timeout=30)
+        except KafkaException as exc:
+            raise ServiceError(
+                f"{self.service.name}: cannot reach Kafka at {self.config.bootstrap_servers}: "
+                f"{exc.args[0].str()}"
+            ) from None
+        event_types = {h.event_type for h in self.service.handlers if h.event_type} | set(
+            self.service.emits
+        )
+        wanted: dict[str, int | None] = {h.topic: None for h in self.service.handlers}
+        for event_type in event_types:
+            wanted[event_type.topic] = getattr(event_type, "partitions", None)
+        ensure_topics(admin, wanted)
+        self._register_schemas()
+        if any(h.idempotent for h in self.service.handlers):
+            topic = f"{self.service.name}.handled"
+            ensure_topics(admin, {topic: None}, compact=True)
+            self.handled = Table(topic)
+            self.service.tables.append(self.handled)
+        for table in self.service.tables:
+            table.start(kafka)
+        producer_config = self.config.kafka(**{"linger.ms": 5, "enable.idempotence": True})
+        if self.service.exactly_once:
+            producer_config["transactional.id"] = f"{self.service.name}-{uuid.uuid4().hex}"
+        self.producer = Producer(producer_config)
+        if self.service.exactly_once:
+            self.producer.init_transactions(30)
+        self.consumer = Consumer(
+            self.config.kafka(
+                **{
+                    "group.id": self.service.name,
+                    "auto.offset.reset": self.service.start,
+                    "enable.auto.commit": not self.service.exactly_once,
+                    "enable.auto.offset.store": False,
+                    "isolation.level": "read_committed",
+                    "partition.assignment.strategy": "cooperative-sticky",
+                }
+            )
+        )
+        self.consumer.subscribe(
+            list(self.by_topic), on_revoke=self._on_revoke, on_lost=self._on_revoke
+        )
+        log.info(
+            "service %s started: consumes %s, emits %s",
+            self.service.name,
+            ", ".join(self.by_topic) or "nothing",
+            ", ".join(e.topic for e in self.service.emits) or "nothing",
+        )
+
+    def _register_schemas(self) -> None:
+        if not self.config.registry_url or not self.service.emits:
+            return
+        import json
+
+        from confluent_kafka.schema_registry import Schema, SchemaRegistryClient
+        from confluent_kafka.schema_registry.error import SchemaRegistryError
+
+        client = SchemaRegistryClient({"url": self.config.registry_url})
+        for event_type in self.service.emits:
+            schema = json.dumps(event_type.model_json_schema())
+            subject = f"{event_type.topic}-value"
+            try:
+                self.schema_ids[event_type] = client.register_schema(
+                    subject, Schema(schema, "JSON")
+                )
+            except SchemaRegistryError as exc:
+                raise ServiceError(
+                    f"{self.service.name}: the registry refused the schema of "
+                    f"{event_type.__name__} for {subject}: {exc.error_message}"
+                ) from None
+            except Exception as exc:  # unreachable registry: say so, do not start half-checked
+                raise ServiceError(
+                    f"{self.service.name}: cannot register {subject} with the registry at "
+                    f"{self.config.registry_url}: {exc}"
+                ) from None
+
+    def _on_revoke(self, consumer: Consumer, partitions: list[TopicPartition]) -> None:
+        # Called inside poll, between batches: every stored offset belongs to handled events.
+        if not self.service.exactly_once:
+            try:
+                consumer.commit(asynchronous=False)
+            except KafkaException as exc:
+                if exc.args[0].code() != KafkaError._NO_OFFSET:
+                    log.warning("%s: commit on revoke failed: %s", self.service.name, exc)
+
+    def close(self) -> None:
+        """Graceful: the current batch has finished; commit and leave the group."""
+        if self.producer is not None:
+            self.producer.flush(30)
+        if self.consumer is not None:
+            self._on_revoke(self.consumer, [])
+            self.consumer.close()
+            self.consumer = None
+        for table in self.service.tables:
+            table.stop()
+
+    # -- the loop ----------------------------------------------------------------------------
+
+    async def run(self, stop: asyncio.Event) -> None:
+        loop = asyncio.get_running_loop()
+        assert self.consumer is not None
+        consumer = self.consumer
+        while not stop.is_set():
+            messages = await loop.run_in_executor(
+                None, consumer.consume, self.config.batch_size, self.config.poll_timeout_s
+            )
+            if messages:
+                await self.handle_batch(messages)
+            elif self.producer is not None:
+                self.producer.poll(0)
+
+    async def handle_batch(self, messages: list[Message]) -> None:
+        assert self.producer is not None and self.consumer is not None
+        by_partition: dict[tuple[str, int], list[Message]] = defaultdict(list)
+        for message in messages:
+            error = message.error()
+            if error is not None:
+                if error.code() != KafkaError._PARTITION_EOF:
+                    log.warning("%s: %s", self.service.name, error)
+                continue
+            by_partition[(message.topic() or "", message.partition() or 0)].append(message)
+        if self.service.exactly_once:
+            self.producer.begin_transaction()
+        pending = [self._handle_partition(records) for records in by_partition.values()]
+        waiting = [p for p in (self._start(c) for c in pending) if p is not None]
+        if waiting:
+            await asyncio.gather(*waiting)
+        offsets = [
+            TopicPartition(topic, partition, (records[-1].offset() or 0) + 1)
+            for (topic, partition), records in by_partition.items()
+        ]
+        await self._make_durable(offsets, by_partition)
+
+    @staticmethod
+    def _start(coro: Any) -> Awaitable[Any] | None:
+        done, value = _drive(coro)
+        return None if done else value
+
+    async def _make_durable(
+        self, offsets: list[TopicPartition], batch: dict[tuple[str, int], list[Message]]
+    ) -> None:
+        assert self.producer is not None and self.consumer is not None
+        loop = asyncio.get_running_loop()
+        if self.service.exactly_once:
+            metadata = self.consumer.consumer_group_metadata()
+            try:
+                self.producer.send_offsets_to_transaction(offsets, metadata, 30)
+                await loop.run_in_executor(None, self.producer.commit_transaction, 30)
+            except KafkaException as exc:
+                log.warning(
+                    "%s: transaction failed, the batch is redone: %s", self.service.name, exc
+                )
+                if exc.args[0].txn_requires_abort():
+                    self.producer.abort_transaction(30)
+                self._rewind(batch)
+            return
+        remaining = await loop.run_in_executor(None, self.producer.flush, 30)
+        if remaining or self._failed_deliveries:
+            failures, self._failed_deliveries = self._failed_deliveries, []
+            log.error(
+                "%s: %d emits not acknowledged (%s); the batch is redone",
+                self.service.name,
+                remaining + len(failures),
+                failures[0] if failures else "timeout",
+            )
+            self._rewind(batch)
+            return
+        self.consumer.store_offsets(offsets=offsets)
+
+    def _rewind(self, batch: dict[tuple[str, int], list[Message]]) -> None:
+        assert self.consumer is not None
+        for (topic, partition), records in batch.items():
+            self.consumer.seek(TopicPartition(topic, partition, records[0].offset() or 0))
+
+    # -- one partition's records, in order ---------------------------------------------------
+
+    async def _handle_partition(self, records: list[Message]) -> None:
+        for message in records:
+            done, value = _drive(self._handle(message))
+            if not done:
+                await value
+
+    async def _handle(self, message: Message) -> None:
+        topic = message.topic() or ""
+        self.events_in += 1
+        try:
+            meta, _ = envelope.from_headers(message.headers())
+        except envelope.EnvelopeError as exc:
+            await self._dead_letter(message, exc, 1, "envelope")
+            return
+        meta.topic, meta.partition, meta.offset = topic, message.partition(), message.offset()
+        meta.key = message.key()
+        if not meta.id:
+            meta.id = f"{topic}-{meta.partition}-{meta.offset}"
+        decoded: dict[type[Event] | None, Any] = {}
+        for handler in self.by_topic.get(topic, ()):
+            event = decoded.get(handler.event_type)
+            if event is None:
+                try:
+                    event = self._decode(handler, message, meta)
+                except (ValidationError, ValueError) as exc:
+                    await self._dead_letter(message, exc, 1, handler.name)
+                    return
+                decoded[handler.event_type] = event
+            if handler.where is not None:
+                try:
+                    if not handler.where(event):
+                        continue
+                except Exception as exc:
+                    await self._dead_letter(message, exc, 1, handler.name)
+                    continue
+            if handler.idempotent and self.handled is not None and meta.id in self.handled:
+                continue
+            await self._call(handler, event, meta, message)
+
+    def _decode(self, handler: Handler, message: Message, meta: Meta) -> Any:
+        value = message.value()
+        if handler.event_type is None:
+            return RawEvent(message.key(), value, meta)
+        if value is None:
+            raise ValueError("the record has no value (a tombstone)")
+        event = handler.event_type.model_validate_json(value)
+        event._meta = meta
+        return event
+
+    async def _call(self, handler: Handler, event: Any, meta: Meta, message: Message) -> None:
+        attempt = 0
+        while True:
+            attempt += 1
+            try:
+                emitted = await self._invoke(handler, event)
+                break
+            except Exception as exc:
+                self.errors += 1
+                if attempt >= handler.retry.attempts:
+                    log.error(
+                        "%s: %s failed on %s after %d attempts: %r; to %s",
+                        self.service.name,
+                        handler.name,
+                        meta.id,
+                        attempt,
+                        exc,
+                        dead_letters.dlq_topic(meta.topic or ""),
+                        extra={"correlation_id": meta.correlation_id or meta.id},
+                    )
+                    await self._dead_letter(message, exc, attempt, handler.name)
+                    return
+                await asyncio.sleep(handler.retry.delay(attempt))
+        for out in emitted:
+            self.emit(out, cause=meta)
+        if handler.idempotent and self.handled is not None:
+            assert self.producer is not None
+            key = meta.id.encode()
+            self.producer.produce(
+                self.handled.topic, value=b"{}", key=key, on_delivery=self._delivered
+            )
+            self.handled.put_local(key, {})
+        if self.on_event is not None:
+            self.on_event(handler.name, event, emitted)
+
+    async def _invoke(self, handler: Handler, event: Any) -> list[Event]:
+        func = handler.func
+        if inspect.isasyncgenfunction(func):
+            return [item async for item in func(event)]
+        result = func(event)
+        if inspect.iscoroutine(result):
+            done, value = _drive(result)
+            result = value if done else await value
+        if result is None:
+            return []
+        if isinstance(result, Event):
+            return [result]
+        if inspect.isgenerator(result) or isinstance(result, list | tuple):
+            items = list(result)
+        else:
+            raise TypeError(
+                f"{handler.name} returned {type(result).__name__}; return an Event, a list of "
+                "events or None, or yield events"
+            )
+        for item in items:
+            if not isinstance(item, Event):
+                raise TypeError(f"{handler.name} emitted {type(item).__name__}, not an Event")
+        return items
+
+    # -- emitting ----------------------------------------------------------------------------
+
+    def emit(self, event: Event, cause: Meta | None = None) -> None:
+        """Send an event; with a cause it inherits the cause's correlation id and trace."""
+        assert self.producer is not None
+        meta = event.meta
+        meta.source = self.source
+        meta.type = event.event_type
+        if cause is not None:
+            meta.correlation_id = cause.correlation_id or cause.id
+            meta.causation_id = cause.id
+            meta.traceparent = meta.traceparent or cause.traceparent
+        schema_id = self.schema_ids.get(type(event))
+        if schema_id is not None and self.config.registry_url:
+            meta.dataschema = f"{self.config.registry_url}/schemas/ids/{schema_id}"
+        key = event.record_key()
+        self.producer.produce(
+            event.topic,
+            value=event.__pydantic_serializer__.to_json(event),
+            key=key,
+            headers=envelope.to_headers(meta),
+            on_delivery=self._delivered,
+        )
+        self.events_out += 1
+        table = self.owned_tables.get(type(event))
+        if table is not None:
+            table.put_local(key, event)
+
+    def _delivered(self, error: KafkaError | None, message: Message) -> None:
+        if error is not None:
+            self._failed_deliveries.append(error)
+
+    async def _dead_letter(self, message: Message, error: Any, attempts: int, handler: str) -> None:
+        assert self.producer is not None
+        topic = message.topic() or ""
+        target = dead_letters.dlq_topic(topic)
+        if target not in self._dlq_topics:
+            # Created on first use (a cluster may not auto-create), off the event loop.
+            admin = AdminClient(self.config.kafka())
+            wanted: dict[str, int | None] = {target: None}
+            await asyncio.get_running_loop().run_in_executor(None, ensure_topics, admin, wanted)
+            self._dlq_topics.add(target)
+        headers = dead_letters.dead_letter_headers(
+            message.headers(),
+            error=error,
+            attempts=attempts,
+            topic=topic,
+            partition=message.partition() or 0,
+            offset=message.offset() or 0,
+            service=self.service.name,
+            handler=handler,
+        )
+        self.producer.produce(
+            target,
+            value=message.value(),
+            key=message.key(),
+            headers=headers,
+            on_delivery=self._delivered,
+        )
+
+
+def ensure_topics(
+    admin: AdminClient, wanted: dict[str, int | None], *, compact: bool = False
+) -> None:
+    """Create the topics that do not exist (the cluster's defaults unless a count is given);
+    on a cluster without auto-creation a service must not depend on it."""
+    existing = admin.list_topics(timeout=30).topics
+    missing = [
+        NewTopic(
+            name,
+            num_partitions=count or -1,
+            replication_factor=-1,
+            config={"cleanup.policy": "compact"} if compact else {},
+        )
+        for name, count in wanted.items()
+        if name not in existing or existing[name].error is not None
+    ]
+    if not missing:
+        return
+    for name, future in admin.create_topics(missing, request_timeout=30).items():
+        try:
+            future.result(30)
+        except KafkaException as exc:
+            if exc.args[0].code() != KafkaError.TOPIC_ALREADY_EXISTS:
+                raise ServiceError(f"cannot create topic {name}: {exc.args[0].str()}") from None
+
+
+def emitted_events(values: Iterable[Any]) -> list[Event]:
+    return [v for v in values if isinstance(v, Event)]

@@ -1,0 +1,113 @@
+"""``Service``: a named set of handlers and tables, run as one consumer group."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any, TypeVar
+
+from pydantic import BaseModel
+
+from nerve.service.events import Event
+from nerve.service.handlers import Handler, Retry, declared_emits
+from nerve.service.tables import Table
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+class Service:
+    """An event-driven service.
+
+    ``name`` is also its consumer group: replicas of one service share the partitions of what it
+    consumes. ``start`` says where a new group begins (``earliest`` processes what already
+    flowed, so a service added later catches up).
+    """
+
+    def __init__(
+        self,
+        name: str,
+        description: str = "",
+        *,
+        owner: str | None = None,
+        exactly_once: bool = False,
+        start: str = "earliest",
+        max_in_flight: int = 1000,
+    ) -> None:
+        self.name = name
+        self.description = description
+        self.owner = owner
+        self.exactly_once = exactly_once
+        self.start = start
+        self.max_in_flight = max_in_flight
+        self.handlers: list[Handler] = []
+        self.tables: list[Table[Any]] = []
+        self.emits: list[type[Event]] = []
+
+    def on(
+        self,
+        source: type[Event] | str,
+        *,
+        where: Callable[[Any], bool] | None = None,
+        retries: int = 3,
+        backoff_s: float = 0.2,
+        idempotent: bool = False,
+    ) -> Callable[[F], F]:
+        """Register the decorated function as a handler of an event type (or a raw topic)."""
+
+        def register(func: F) -> F:
+            if isinstance(source, str):
+                topic, event_type = source, None
+            else:
+                topic, event_type = source.topic, source
+            emits = declared_emits(func)
+            self.handlers.append(
+                Handler(
+                    func=func,
+                    topic=topic,
+                    event_type=event_type,
+                    where=where,
+                    retry=Retry(attempts=max(1, retries), initial_s=backoff_s),
+                    idempotent=idempotent,
+                    emits=emits,
+                )
+            )
+            for event_class in emits:
+                if event_class not in self.emits:
+                    self.emits.append(event_class)
+            return func
+
+        return register
+
+    def emitter(self, *event_types: type[Event]) -> None:
+        """Declare events the service emits outside handlers (for the catalog and registry)."""
+        for event_type in event_types:
+            if event_type not in self.emits:
+                self.emits.append(event_type)
+
+    def table(
+        self,
+        topic: str,
+        model: type[BaseModel] | None = None,
+        *,
+        from_: type[Event] | None = None,
+    ) -> Table[Any]:
+        """A table kept current from a topic, keyed like the topic's records.
+
+        ``service.table("user.profile", Profile)`` materialises a (compacted) topic others
+        write. ``service.table("balances", from_=BalanceChanged)`` is the service's own state:
+        the latest ``BalanceChanged`` per key, restored at start from that event's topic (its
+        changelog) and updated as soon as this service emits one, so the next event for the
+        key sees it.
+        """
+        if from_ is not None:
+            table: Table[Any] = Table(from_.topic, from_, name=topic, owner_event=from_)
+        else:
+            table = Table(topic, model)
+        self.tables.append(table)
+        return table
+
+    @property
+    def topics(self) -> list[str]:
+        return list(dict.fromkeys(h.topic for h in self.handlers))
+
+    def __repr__(self) -> str:
+        return f"Service({self.name!r}, handlers={len(self.handlers)})"
