@@ -13,6 +13,7 @@ import pytest
 
 from tests._broker import BrokerProcess
 from tests._kafka import KafkaProcess
+from tests._registry import RegistryFactory, RegistryProcess
 
 BrokerFactory = Callable[..., BrokerProcess]
 TopicNameFactory = Callable[..., str]
@@ -158,3 +159,33 @@ def backend(request: pytest.FixtureRequest) -> Backend:
     else:
         proc = request.getfixturevalue("nerve_for_diff")
     return Backend(request.param, proc.bootstrap)
+
+
+@pytest.fixture
+def registry_factory(tmp_path: Path) -> Iterator[RegistryFactory]:
+    """``registry_factory(bootstrap, topic)`` -> a started registry, stopped at teardown."""
+    started: list[RegistryProcess] = []
+
+    def make(bootstrap: str, topic: str = "_schemas") -> RegistryProcess:
+        proc = RegistryProcess(tmp_path / f"registry{len(started)}", bootstrap, topic)
+        started.append(proc)
+        return proc.start()
+
+    try:
+        yield make
+    finally:
+        for proc in started:
+            proc.close()
+
+
+@pytest.fixture(scope="session")
+def shared_registry(
+    shared_broker: BrokerProcess, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[RegistryProcess]:
+    """One registry on the shared broker; tests use unique subjects (``subject_name``)."""
+    proc = RegistryProcess(tmp_path_factory.mktemp("registry"), shared_broker.bootstrap)
+    proc.start()
+    try:
+        yield proc
+    finally:
+        proc.close()

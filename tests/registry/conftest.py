@@ -1,82 +1,20 @@
-"""Registry fixtures: ``nerve registry`` as a real subprocess against a real broker."""
+"""Registry test helpers: unique subjects and a thin HTTP client (the registry fixtures are in
+tests/conftest.py, shared with the service tests)."""
 
 from __future__ import annotations
 
 import itertools
-import sys
 import uuid
 from collections.abc import Callable, Iterator
-from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
 
-from tests._broker import BrokerProcess
+from tests._registry import RegistryProcess
 
 CONTENT_TYPE = "application/vnd.schemaregistry.v1+json"
 _subject_counter = itertools.count()
-
-
-class RegistryProcess(BrokerProcess):
-    """``python -m nerve registry``: the same life cycle as a broker subprocess, with
-    ``data_dir`` holding only its stderr log."""
-
-    def __init__(self, root: Path, bootstrap: str, topic: str = "_schemas") -> None:
-        super().__init__(root)
-        self.kafka_bootstrap = bootstrap
-        self.topic = topic
-
-    def command(self, port: int) -> list[str]:
-        return [
-            sys.executable,
-            "-m",
-            "nerve",
-            "registry",
-            "--bootstrap-servers",
-            self.kafka_bootstrap,
-            "--listen",
-            f"{self.host}:{port}",
-            "--topic",
-            self.topic,
-        ]
-
-    @property
-    def url(self) -> str:
-        return f"http://{self.bootstrap}"
-
-
-RegistryFactory = Callable[..., RegistryProcess]
-
-
-@pytest.fixture
-def registry_factory(tmp_path: Path) -> Iterator[RegistryFactory]:
-    """``registry_factory(bootstrap, topic)`` -> a started registry, stopped at teardown."""
-    started: list[RegistryProcess] = []
-
-    def make(bootstrap: str, topic: str = "_schemas") -> RegistryProcess:
-        proc = RegistryProcess(tmp_path / f"registry{len(started)}", bootstrap, topic)
-        started.append(proc)
-        return proc.start()
-
-    try:
-        yield make
-    finally:
-        for proc in started:
-            proc.close()
-
-
-@pytest.fixture(scope="session")
-def shared_registry(
-    shared_broker: BrokerProcess, tmp_path_factory: pytest.TempPathFactory
-) -> Iterator[RegistryProcess]:
-    """One registry on the shared broker; tests use unique subjects (``subject_name``)."""
-    proc = RegistryProcess(tmp_path_factory.mktemp("registry"), shared_broker.bootstrap)
-    proc.start()
-    try:
-        yield proc
-    finally:
-        proc.close()
 
 
 @pytest.fixture

@@ -9,7 +9,7 @@ import sys
 from collections.abc import Callable
 from pathlib import Path
 
-from tests.registry.conftest import RegistryProcess
+from tests._registry import RegistryProcess
 
 
 def nerve_schemas(registry: RegistryProcess, *args: str) -> subprocess.CompletedProcess[str]:

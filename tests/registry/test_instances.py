@@ -9,8 +9,9 @@ import uuid
 from concurrent.futures import ThreadPoolExecutor
 
 from tests._broker import BrokerProcess
+from tests._registry import RegistryFactory
 from tests.conftest import Backend
-from tests.registry.conftest import Api, RegistryFactory
+from tests.registry.conftest import Api
 
 
 def schema(name: str, *fields: str) -> str:

@@ -12,7 +12,7 @@ from hypothesis import HealthCheck, given, settings
 from schemathesis.specs.openapi.checks import positive_data_acceptance
 
 from tests._broker import BrokerProcess
-from tests.registry.conftest import RegistryProcess
+from tests._registry import RegistryProcess
 
 
 @pytest.fixture(scope="module")

@@ -24,8 +24,8 @@ from confluent_kafka.serialization import MessageField, SerializationContext
 from google.protobuf import descriptor_pb2
 
 from tests._broker import BrokerProcess
+from tests._registry import RegistryProcess
 from tests.conftest import TopicNameFactory
-from tests.registry.conftest import RegistryProcess
 
 PAYMENT_AVRO = """
 {"type": "record", "name": "Payment", "namespace": "finance",

@@ -10,7 +10,7 @@ import sys
 from pathlib import Path
 
 from nerve.broker.config import BrokerConfig, ConfigError, parse_settings
-from nerve.cli import client, consume, groups, produce, schemas, topics
+from nerve.cli import client, consume, groups, produce, run, schemas, topics
 
 
 def _address(value: str) -> tuple[str, int]:
@@ -88,6 +88,7 @@ def build_parser() -> argparse.ArgumentParser:
     consume.add_parser(commands)
     groups.add_parser(commands)
     schemas.add_parser(commands)
+    run.add_parser(commands)
     return parser
 
 
@@ -165,6 +166,7 @@ def main(argv: list[str] | None = None) -> int:
         "consume": consume.run,
         "groups": groups.run,
         "schemas": schemas.run,
+        "run": run.run,
     }
     if args.command in client_commands:
         return client_commands[args.command](args)

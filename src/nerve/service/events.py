@@ -44,6 +44,7 @@ class Event(BaseModel):
 
     topic: ClassVar[str]
     key_field: ClassVar[str | None] = None
+    partitions: ClassVar[int | None] = None  # when the topic is created; else the cluster's
     event_type: ClassVar[str]
     _meta: Meta | None = PrivateAttr(default=None)
 
@@ -52,9 +53,12 @@ class Event(BaseModel):
         topic: str | None = None,
         key: str | None = None,
         type: str | None = None,
+        partitions: int | None = None,
         **kwargs: Any,
     ) -> None:
         super().__init_subclass__(**kwargs)
+        if partitions is not None:
+            cls.partitions = partitions
         if topic is not None:
             cls.topic = topic
             cls.event_type = type or topic

@@ -1,0 +1,76 @@
+"""``nerve run FILE...``: run the services that Python files define, as one process; start it
+twice and the replicas share the partitions (the consumer group is the service's name)."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import sys
+from pathlib import Path
+from typing import Any
+
+from nerve.cli.client import add_connection_options, client_config
+
+
+def add_parser(commands: Any) -> None:
+    parser = commands.add_parser("run", help="run event-driven services defined in Python files")
+    parser.add_argument("files", nargs="+", type=Path, help="Python files defining Service objects")
+    add_connection_options(parser)
+    parser.add_argument(
+        "-r",
+        "--registry",
+        default=None,
+        help="schema registry URL (default: $NERVE_SCHEMA_REGISTRY_URL, else "
+        "http://127.0.0.1:8081)",
+    )
+    parser.add_argument("--no-registry", action="store_true", help="do not register event schemas")
+    parser.add_argument(
+        "--service",
+        action="append",
+        default=[],
+        metavar="NAME",
+        help="run only this service of the files (repeatable)",
+    )
+
+
+def run(args: argparse.Namespace) -> int:
+    from nerve.service.config import RunConfig
+    from nerve.service.host import load_services, run_forever
+    from nerve.service.runtime import ServiceError
+
+    logging.basicConfig(
+        level=args.log_level.upper(),
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+        stream=sys.stderr,
+    )
+    services = []
+    for path in args.files:
+        if not path.is_file():
+            print(f"nerve run: no such file {path}", file=sys.stderr)
+            return 2
+        services += load_services(path)
+    if args.service:
+        services = [s for s in services if s.name in args.service]
+    if not services:
+        print("nerve run: the files define no Service to run", file=sys.stderr)
+        return 2
+    kafka = client_config(args)
+    registry = None
+    if not args.no_registry:
+        registry = (
+            args.registry or os.environ.get("NERVE_SCHEMA_REGISTRY_URL") or "http://127.0.0.1:8081"
+        )
+    config = RunConfig(
+        bootstrap_servers=kafka.pop("bootstrap.servers"),
+        registry_url=registry,
+        client_config={k: v for k, v in kafka.items() if k != "log_level"},
+    )
+    for service in services:
+        print(f"running {service.name}", flush=True)
+    try:
+        run_forever(services, config)
+    except ServiceError as exc:
+        print(f"nerve run: {exc}", file=sys.stderr)
+        return 1
+    return 0

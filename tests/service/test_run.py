@@ -1,0 +1,124 @@
+"""``nerve run`` as real processes: two replicas of a service share the partitions, every
+event is handled, and SIGTERM stops a replica gracefully."""
+
+from __future__ import annotations
+
+import json
+import signal
+import subprocess
+import sys
+import textwrap
+import time
+from pathlib import Path
+
+from confluent_kafka import Producer
+from confluent_kafka.admin import AdminClient
+
+from tests._broker import BrokerProcess
+from tests._registry import RegistryProcess
+
+SERVICE = textwrap.dedent(
+    """
+    from nerve import Event, Service
+
+    class Ordered(Event, topic="run.orders", key="order_id", partitions=4):
+        order_id: str
+        qty: int
+
+    class Packed(Event, topic="run.packed", key="order_id", partitions=4):
+        order_id: str
+        boxes: int
+
+    packing = Service("run-packing", description="packs orders")
+
+    @packing.on(Ordered, where=lambda e: e.qty > 0)
+    def pack(event: Ordered) -> Packed:
+        return Packed(order_id=event.order_id, boxes=(event.qty + 9) // 10)
+    """
+)
+
+
+def start(path: Path, broker: BrokerProcess, registry: RegistryProcess) -> subprocess.Popen[str]:
+    return subprocess.Popen(
+        [sys.executable, "-m", "nerve", "run", str(path), "-b", broker.bootstrap, "-r",
+         registry.url],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )  # fmt: skip
+
+
+def packed(broker: BrokerProcess) -> set[str]:
+    """The order ids on run.packed so far (empty before the service created the topic)."""
+    from confluent_kafka import OFFSET_BEGINNING, Consumer, TopicPartition
+
+    consumer = Consumer(
+        {"bootstrap.servers": broker.bootstrap, "group.id": "check", "enable.partition.eof": True}
+    )
+    try:
+        topic = consumer.list_topics(timeout=10).topics.get("run.packed")
+        if topic is None or not topic.partitions:
+            return set()
+        partitions = list(topic.partitions)
+        consumer.assign([TopicPartition("run.packed", p, OFFSET_BEGINNING) for p in partitions])
+        seen, ends = set(), 0
+        while ends < len(partitions):
+            message = consumer.poll(5)
+            assert message is not None, "no end of partition within 5 s"
+            if message.error():
+                ends += 1
+                continue
+            seen.add(json.loads(message.value() or b"{}")["order_id"])
+        return seen
+    finally:
+        consumer.close()
+
+
+def produce(broker: BrokerProcess, ids: range) -> None:
+    producer = Producer({"bootstrap.servers": broker.bootstrap})
+    for i in ids:
+        body = json.dumps({"order_id": f"o{i}", "qty": i % 30}).encode()
+        producer.produce("run.orders", key=f"o{i}".encode(), value=body)
+    assert producer.flush(30) == 0
+
+
+def test_replicas_share_partitions_and_stop_gracefully(
+    shared_broker: BrokerProcess, shared_registry: RegistryProcess, tmp_path: Path
+) -> None:
+    path = tmp_path / "packing.py"
+    path.write_text(SERVICE)
+    first = start(path, shared_broker, shared_registry)
+    second = start(path, shared_broker, shared_registry)
+    try:
+        # The replicas create run.orders with its 4 partitions and split them, two each.
+        admin = AdminClient({"bootstrap.servers": shared_broker.bootstrap})
+        assignments: list[int] = []
+        deadline = time.monotonic() + 60
+        while assignments != [2, 2] and time.monotonic() < deadline:
+            time.sleep(0.5)
+            group = admin.describe_consumer_groups(["run-packing"])["run-packing"].result(10)
+            assignments = sorted(len(m.assignment.topic_partitions) for m in group.members)
+        assert assignments == [2, 2]
+
+        produce(shared_broker, range(200))
+        expected = {f"o{i}" for i in range(200) if i % 30}
+        deadline = time.monotonic() + 60
+        while packed(shared_broker) != expected and time.monotonic() < deadline:
+            time.sleep(0.5)
+        assert packed(shared_broker) == expected
+
+        first.send_signal(signal.SIGTERM)
+        assert first.wait(30) == 0
+        produce(shared_broker, range(200, 260))
+        expected |= {f"o{i}" for i in range(200, 260) if i % 30}
+        deadline = time.monotonic() + 60
+        while packed(shared_broker) != expected and time.monotonic() < deadline:
+            time.sleep(0.5)
+        assert packed(shared_broker) == expected
+    finally:
+        for proc in (first, second):
+            if proc.poll() is None:
+                proc.send_signal(signal.SIGTERM)
+                proc.wait(30)
+    assert second.returncode == 0
+    assert "running run-packing" in (second.stdout.read() if second.stdout else "")
