@@ -10,7 +10,7 @@ import sys
 from pathlib import Path
 
 from nerve.broker.config import BrokerConfig, ConfigError, parse_settings
-from nerve.cli import client, consume, groups, produce, run, schemas, topics
+from nerve.cli import catalog, client, consume, dlq, groups, produce, run, schemas, topics
 
 
 def _address(value: str) -> tuple[str, int]:
@@ -89,6 +89,8 @@ def build_parser() -> argparse.ArgumentParser:
     groups.add_parser(commands)
     schemas.add_parser(commands)
     run.add_parser(commands)
+    dlq.add_parser(commands)
+    catalog.add_parser(commands)
     return parser
 
 
@@ -167,6 +169,8 @@ def main(argv: list[str] | None = None) -> int:
         "groups": groups.run,
         "schemas": schemas.run,
         "run": run.run,
+        "dlq": dlq.run,
+        "catalog": catalog.run,
     }
     if args.command in client_commands:
         return client_commands[args.command](args)

@@ -13,6 +13,7 @@ from __future__ import annotations
 import asyncio
 import inspect
 import logging
+import time
 import uuid
 from collections import defaultdict
 from collections.abc import Awaitable, Callable, Iterable
@@ -29,10 +30,11 @@ from confluent_kafka import (
 from confluent_kafka.admin import AdminClient, NewTopic
 from pydantic import ValidationError
 
-from nerve.service import dead_letters, envelope
+from nerve.service import catalog, dead_letters, envelope
 from nerve.service.config import RunConfig
 from nerve.service.events import Event, Meta
 from nerve.service.handlers import Handler, RawEvent
+from nerve.service.observability import NULL_OBSERVER, Observer
 from nerve.service.service import Service
 from nerve.service.tables import Table
 
@@ -82,9 +84,15 @@ class _Resumed:
 
 
 class ServiceRunner:
-    def __init__(self, service: Service, config: RunConfig | None = None) -> None:
+    def __init__(
+        self,
+        service: Service,
+        config: RunConfig | None = None,
+        observer: Observer = NULL_OBSERVER,
+    ) -> None:
         self.service = service
         self.config = config or RunConfig()
+        self.observer = observer
         self.source = f"/nerve/services/{service.name}"
         self.by_topic: dict[str, list[Handler]] = defaultdict(list)
         for handler in service.handlers:
@@ -152,6 +160,8 @@ class ServiceRunner:
         self.consumer.subscribe(
             list(self.by_topic), on_revoke=self._on_revoke, on_lost=self._on_revoke
         )
+        catalog.announce(self.service, self.config, self.schema_ids)
+        self.observer.started(self.service)
         log.info(
             "service %s started: consumes %s, emits %s",
             self.service.name,
@@ -233,6 +243,8 @@ class ServiceRunner:
             by_partition[(message.topic() or "", message.partition() or 0)].append(message)
         if self.service.exactly_once:
             self.producer.begin_transaction()
+        for (topic, _), records in by_partition.items():
+            self.observer.consumed(self.service.name, topic, len(records))
         pending = [self._handle_partition(records) for records in by_partition.values()]
         waiting = [p for p in (self._start(c) for c in pending) if p is not None]
         if waiting:
@@ -336,14 +348,23 @@ class ServiceRunner:
         return event
 
     async def _call(self, handler: Handler, event: Any, meta: Meta, message: Message) -> None:
+        if self.observer is NULL_OBSERVER:  # the hot path pays nothing for observability
+            await self._attempt(handler, event, meta, message)
+            return
+        with self.observer.handling(self.service.name, handler.name, meta):
+            await self._attempt(handler, event, meta, message)
+
+    async def _attempt(self, handler: Handler, event: Any, meta: Meta, message: Message) -> None:
         attempt = 0
         while True:
             attempt += 1
+            started = time.perf_counter()
             try:
                 emitted = await self._invoke(handler, event)
                 break
             except Exception as exc:
                 self.errors += 1
+                self.observer.failed(self.service.name, handler.name, meta, exc)
                 if attempt >= handler.retry.attempts:
                     log.error(
                         "%s: %s failed on %s after %d attempts: %r; to %s",
@@ -355,9 +376,10 @@ class ServiceRunner:
                         dead_letters.dlq_topic(meta.topic or ""),
                         extra={"correlation_id": meta.correlation_id or meta.id},
                     )
-                    await self._dead_letter(message, exc, attempt, handler.name)
+                    await self._dead_letter(message, exc, attempt, handler.name, meta)
                     return
                 await asyncio.sleep(handler.retry.delay(attempt))
+        self.observer.handled(self.service.name, handler.name, meta, time.perf_counter() - started)
         for out in emitted:
             self.emit(out, cause=meta)
         if handler.idempotent and self.handled is not None:
@@ -410,6 +432,7 @@ class ServiceRunner:
         if schema_id is not None and self.config.registry_url:
             meta.dataschema = f"{self.config.registry_url}/schemas/ids/{schema_id}"
         key = event.record_key()
+        self.observer.emitted(self.service.name, event.topic, meta)
         self.producer.produce(
             event.topic,
             value=event.__pydantic_serializer__.to_json(event),
@@ -426,9 +449,17 @@ class ServiceRunner:
         if error is not None:
             self._failed_deliveries.append(error)
 
-    async def _dead_letter(self, message: Message, error: Any, attempts: int, handler: str) -> None:
+    async def _dead_letter(
+        self,
+        message: Message,
+        error: Any,
+        attempts: int,
+        handler: str,
+        meta: Meta | None = None,
+    ) -> None:
         assert self.producer is not None
         topic = message.topic() or ""
+        self.observer.dead_lettered(self.service.name, topic, meta, error)
         target = dead_letters.dlq_topic(topic)
         if target not in self._dlq_topics:
             # Created on first use (a cluster may not auto-create), off the event loop.
