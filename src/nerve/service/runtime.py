@@ -141,7 +141,12 @@ class ServiceRunner:
             table.start(kafka)
         producer_config = self.config.kafka(**{"linger.ms": 5, "enable.idempotence": True})
         if self.service.exactly_once:
+            # A new id per process: replicas must not fence each other (the group generation
+            # fences zombies, KIP-447). A killed process's open transaction then blocks
+            # read_committed readers until it times out, so the timeout is short; a batch
+            # commits well within it.
             producer_config["transactional.id"] = f"{self.service.name}-{uuid.uuid4().hex}"
+            producer_config["transaction.timeout.ms"] = 10_000
         self.producer = Producer(producer_config)
         if self.service.exactly_once:
             self.producer.init_transactions(30)
@@ -222,6 +227,7 @@ class ServiceRunner:
         loop = asyncio.get_running_loop()
         assert self.consumer is not None
         consumer = self.consumer
+        lag_due = 0.0
         while not stop.is_set():
             messages = await loop.run_in_executor(
                 None, consumer.consume, self.config.batch_size, self.config.poll_timeout_s
@@ -230,6 +236,16 @@ class ServiceRunner:
                 await self.handle_batch(messages)
             elif self.producer is not None:
                 self.producer.poll(0)
+            if self.observer is not NULL_OBSERVER and time.monotonic() >= lag_due:
+                lag_due = time.monotonic() + 5
+                self._report_lag(consumer)
+
+    def _report_lag(self, consumer: Consumer) -> None:
+        # Local state only (the high watermark of the last fetch): no request to the broker.
+        for tp in consumer.position(consumer.assignment()):
+            high = consumer.get_watermark_offsets(tp, cached=True)[1]
+            if tp.offset >= 0 and high >= 0:
+                self.observer.lag(self.service.name, tp.topic, tp.partition, high - tp.offset)
 
     async def handle_batch(self, messages: list[Message]) -> None:
         assert self.producer is not None and self.consumer is not None
