@@ -37,10 +37,19 @@ T = TypeVar("T")
 class Platform:
     """A broker, a schema registry and the services under test, in background threads."""
 
-    def __init__(self, data_dir: Path | None = None, *, registry: bool = True) -> None:
+    def __init__(
+        self,
+        data_dir: Path | None = None,
+        *,
+        registry: bool = True,
+        port: int = 0,
+        registry_port: int = 0,
+        fsync: bool = False,
+    ) -> None:
         self._tmp = None if data_dir else tempfile.TemporaryDirectory(prefix="nerve-test-")
         self.data_dir = data_dir or Path(self._tmp.name)  # type: ignore[union-attr]
         self.with_registry = registry
+        self.port, self.registry_port, self.fsync = port, registry_port, fsync
         # The broker and registry on one loop, the services on another: a service blocking its
         # loop (a slow handler, a sync client call) must not stall the broker it talks to.
         self.loop = asyncio.new_event_loop()
@@ -65,18 +74,21 @@ class Platform:
 
         self._thread.start()
         self._service_thread.start()
-        config = BrokerConfig(data_dir=self.data_dir / "broker", port=0)
-        config.apply({"log.fsync.policy": "never"})  # tests need speed, not power-loss safety
+        config = BrokerConfig(data_dir=self.data_dir / "broker", port=self.port)
+        if not self.fsync:
+            config.apply({"log.fsync.policy": "never"})  # tests need speed, not power loss
         self._broker = Broker(config)
         host, port = self._call(self._broker.start())
         self.bootstrap = f"{host}:{port}"
         if self.with_registry:
             from nerve.registry.server import RegistryServer
 
-            self._registry = RegistryServer(self.bootstrap, host, 0)
+            self._registry = RegistryServer(self.bootstrap, host, self.registry_port)
             r_host, r_port = self._call(self._registry.start())
             self.registry_url = f"http://{r_host}:{r_port}"
-        self._producer = Producer({"bootstrap.servers": self.bootstrap, "linger.ms": 0})
+        self._producer = Producer(
+            {"bootstrap.servers": self.bootstrap, "linger.ms": 0, "log_level": 0}
+        )
         return self
 
     def __exit__(self, *exc: object) -> None:

@@ -10,7 +10,18 @@ import sys
 from pathlib import Path
 
 from nerve.broker.config import BrokerConfig, ConfigError, parse_settings
-from nerve.cli import catalog, client, consume, dlq, groups, produce, run, schemas, topics
+from nerve.cli import (
+    catalog,
+    client,
+    consume,
+    demo,
+    dlq,
+    groups,
+    produce,
+    run,
+    schemas,
+    topics,
+)
 
 
 def _address(value: str) -> tuple[str, int]:
@@ -91,6 +102,7 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_parser(commands)
     dlq.add_parser(commands)
     catalog.add_parser(commands)
+    demo.add_parser(commands)
     return parser
 
 
@@ -171,6 +183,7 @@ def main(argv: list[str] | None = None) -> int:
         "run": run.run,
         "dlq": dlq.run,
         "catalog": catalog.run,
+        "demo": demo.run,
     }
     if args.command in client_commands:
         return client_commands[args.command](args)

@@ -1,0 +1,30 @@
+"""``nerve demo finance [--check]``: the example system, live or as a self-check."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+from typing import Any
+
+
+def add_parser(commands: Any) -> None:
+    parser = commands.add_parser("demo", help="run an example system on a local platform")
+    parser.add_argument("system", choices=("finance",))
+    parser.add_argument(
+        "--check",
+        action="store_true",
+        help="run a fixed workload, kill and restart a service mid-stream, exit 0 only if "
+        "every balance and every email is right",
+    )
+    parser.add_argument(
+        "--data-dir", type=Path, help="default: .nerve/demo (a temp dir with --check)"
+    )
+    parser.add_argument("--users", type=int, default=8)
+    parser.add_argument("--transactions", type=int, default=600, help="the --check workload")
+    parser.add_argument("--rate", type=float, default=20.0, help="live transactions per second")
+
+
+def run(args: argparse.Namespace) -> int:
+    from nerve.demo.finance import demo
+
+    return demo.run(args.check, args.data_dir, args.users, args.transactions, args.rate)

@@ -1,0 +1,1 @@
+"""Runnable example systems built on nerve (``nerve demo NAME``)."""

@@ -1,0 +1,33 @@
+"""balances: keeps every account's balance and tells the world each time it changes.
+
+Its state is the latest BalanceChanged per account, restored from that topic at start; it runs
+exactly-once, so a crash never applies a transaction twice.
+"""
+
+from __future__ import annotations
+
+from decimal import Decimal
+
+from nerve import Service
+from nerve.demo.finance.events import BalanceChanged, TransactionRecorded
+
+balances = Service(
+    "balances",
+    description="Keeps account balances; emits BalanceChanged for every transaction",
+    owner="ledger-team",
+    exactly_once=True,
+)
+latest = balances.table("balances", from_=BalanceChanged)
+
+
+@balances.on(TransactionRecorded)
+def apply(transaction: TransactionRecorded) -> BalanceChanged:
+    current = latest.get(transaction.account_id)
+    previous = current.balance if current is not None else Decimal(0)
+    return BalanceChanged(
+        account_id=transaction.account_id,
+        user_id=transaction.user_id,
+        previous=previous,
+        balance=previous + transaction.amount,
+        transaction_id=transaction.transaction_id,
+    )

@@ -1,0 +1,338 @@
+"""``nerve demo finance``: the platform, the five services as separate processes, a workload,
+and either a live terminal view (until Ctrl-C) or a check that exits 0 only if the system got
+everything right while one of its services was killed and restarted mid-stream."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+from collections import Counter, deque
+from dataclasses import dataclass, field
+from decimal import Decimal
+from pathlib import Path
+from typing import Any
+
+from confluent_kafka import OFFSET_BEGINNING, Consumer, KafkaError, Producer, TopicPartition
+
+from nerve.demo.finance import workload
+from nerve.demo.finance.events import (
+    BalanceChanged,
+    FraudSuspected,
+    LowBalance,
+    TransactionRecorded,
+    TransactionRequested,
+)
+from nerve.service import envelope
+from nerve.service.events import Event
+from nerve.testing import Platform
+
+HERE = Path(__file__).parent
+SERVICES = ("transactions", "balances", "alerts", "notifier", "fraud")
+TOPICS = (
+    TransactionRequested.topic,
+    TransactionRecorded.topic,
+    BalanceChanged.topic,
+    LowBalance.topic,
+    FraudSuspected.topic,
+    "finance.transactions-rejected",
+)
+
+
+class ServiceProcess:
+    """One service under ``nerve run``, its output in a log file."""
+
+    def __init__(self, name: str, platform: Platform, logs: Path, env: dict[str, str]) -> None:
+        self.name, self.platform, self.logs, self.env = name, platform, logs, env
+        self.proc: subprocess.Popen[bytes] | None = None
+
+    def start(self) -> None:
+        log = (self.logs / f"{self.name}.log").open("ab")
+        command = [sys.executable, "-m", "nerve", "run", str(HERE / f"{self.name}.py"),
+                   "-b", self.platform.bootstrap, "-r", self.platform.registry_url or "",
+                   "-X", "session.timeout.ms=6000"]  # fmt: skip
+        self.proc = subprocess.Popen(
+            command, stdout=log, stderr=log, stdin=subprocess.DEVNULL, env=self.env
+        )
+        log.close()
+
+    def kill(self) -> None:
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGKILL)
+            self.proc.wait(10)
+
+    def stop(self) -> None:
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+            try:
+                self.proc.wait(30)
+            except subprocess.TimeoutExpired:
+                self.kill()
+
+
+def send(producer: Producer, event: Event) -> None:
+    meta = event.meta
+    meta.source, meta.type = "/nerve/demo/workload", event.event_type
+    producer.produce(
+        event.topic,
+        value=event.__pydantic_serializer__.to_json(event),
+        key=event.record_key(),
+        headers=envelope.to_headers(meta),
+    )
+
+
+@dataclass
+class Observed:
+    """What the demo's watcher has read from the system's topics so far."""
+
+    counts: Counter[str] = field(default_factory=Counter)
+    balances: dict[str, Decimal] = field(default_factory=dict)
+    users: dict[str, str] = field(default_factory=dict)
+    alerts: deque[str] = field(default_factory=lambda: deque(maxlen=8))
+    alert_ids: Counter[str] = field(default_factory=Counter)
+    fraud: dict[str, int] = field(default_factory=dict)
+
+
+class Watcher:
+    """Reads every topic of the system (read_committed) into an Observed."""
+
+    def __init__(self, bootstrap: str) -> None:
+        self.consumer = Consumer(
+            {
+                "bootstrap.servers": bootstrap,
+                "group.id": f"nerve-demo-watch-{uuid.uuid4().hex}",
+                "isolation.level": "read_committed",
+                "enable.auto.commit": False,
+                "topic.metadata.refresh.interval.ms": 1000,
+                "log_level": 0,
+            }
+        )
+        self.consumer.subscribe(list(TOPICS))
+        self.seen = Observed()
+
+    def poll(self, seconds: float) -> Observed:
+        deadline = time.monotonic() + seconds
+        while time.monotonic() < deadline:
+            for message in self.consumer.consume(1000, timeout=0.05):
+                if message.error() is not None or message.value() is None:
+                    continue
+                self._apply(message.topic() or "", message.value() or b"{}")
+        return self.seen
+
+    def _apply(self, topic: str, value: bytes) -> None:
+        seen = self.seen
+        seen.counts[topic] += 1
+        body = json.loads(value)
+        if topic == BalanceChanged.topic:
+            seen.balances[body["account_id"]] = Decimal(str(body["balance"]))
+            seen.users[body["account_id"]] = body["user_id"]
+        elif topic == LowBalance.topic:
+            seen.alert_ids[body["transaction_id"]] += 1
+            seen.alerts.appendleft(f"{body['email']}: {body['account_id']} at {body['balance']}")
+        elif topic == FraudSuspected.topic:
+            seen.fraud[body["account_id"]] = body["debits"]
+
+    def close(self) -> None:
+        self.consumer.close()
+
+
+def _mail(folder: Path) -> list[Path]:
+    return sorted(folder.glob("*.eml")) if folder.exists() else []
+
+
+def run(check: bool, data_dir: Path | None, users: int, count: int, rate: float) -> int:
+    own_dir = None
+    if data_dir is None:
+        own_dir = tempfile.TemporaryDirectory(prefix="nerve-demo-") if check else None
+        data_dir = Path(own_dir.name) if own_dir else Path(".nerve/demo")
+    data_dir.mkdir(parents=True, exist_ok=True)
+    logs = data_dir / "logs"
+    logs.mkdir(exist_ok=True)
+    mail = data_dir / "mail"
+    env = dict(os.environ, NERVE_DEMO_MAIL_DIR=str(mail))
+    # Live: the usual ports, so kcat, the nerve command and serializers can look in.
+    port, registry_port = (0, 0) if check else (9092, 8081)
+    try:
+        with Platform(data_dir / "platform", port=port, registry_port=registry_port) as platform:
+            print(f"platform: Kafka on {platform.bootstrap}, registry on {platform.registry_url}")
+            producer = Producer(
+                {"bootstrap.servers": platform.bootstrap, "linger.ms": 5, "log_level": 0}
+            )
+            for profile in workload.profiles(users):
+                send(producer, profile)
+            producer.flush(30)
+            services = {name: ServiceProcess(name, platform, logs, env) for name in SERVICES}
+            for service in services.values():
+                service.start()
+            watcher = Watcher(platform.bootstrap)
+            try:
+                if check:
+                    return _check(producer, services, watcher, mail, users, count)
+                return _live(producer, watcher, mail, users, rate)
+            finally:
+                watcher.close()
+                for service in services.values():
+                    service.stop()
+    finally:
+        if own_dir is not None:
+            own_dir.cleanup()
+        else:
+            print(f"service logs in {logs}, emails in {mail}")
+
+
+def _check(
+    producer: Producer,
+    services: dict[str, ServiceProcess],
+    watcher: Watcher,
+    mail: Path,
+    users: int,
+    count: int,
+) -> int:
+    requests = workload.transactions(users, count)
+    want = workload.expected(requests)
+    half = len(requests) // 2
+    started = time.monotonic()
+    for request in requests[:half]:
+        send(producer, request)
+    producer.flush(30)
+    # Kill the ledger mid-stream, while it works through the first half, then bring it back.
+    seen = watcher.poll(0.1)
+    while seen.counts[BalanceChanged.topic] < half // 4 and time.monotonic() - started < 60:
+        seen = watcher.poll(0.2)
+    services["balances"].kill()
+    print(f"killed balances (SIGKILL) after {seen.counts[BalanceChanged.topic]} balance changes")
+    for request in requests[half:]:
+        send(producer, request)
+    producer.flush(30)
+    services["balances"].start()
+    print("restarted balances")
+    deadline = time.monotonic() + 180
+    while time.monotonic() < deadline:
+        seen = watcher.poll(0.5)
+        done = (
+            seen.balances == want.balances
+            and {p.stem for p in _mail(mail)} >= want.emails
+            and want.fraud_accounts <= set(seen.fraud)
+        )
+        if done:
+            watcher.poll(2.0)  # anything late (a duplicate) shows up now
+            break
+    failures = []
+    if seen.balances != want.balances:
+        wrong = {
+            a: (seen.balances.get(a), b)
+            for a, b in want.balances.items()
+            if seen.balances.get(a) != b
+        }
+        failures.append(f"balances differ from the sum of their transactions: {wrong}")
+    if seen.counts[BalanceChanged.topic] != want.recorded:
+        failures.append(
+            f"{seen.counts[BalanceChanged.topic]} balance changes for {want.recorded} "
+            "recorded transactions (exactly-once broken)"
+        )
+    sent = {p.stem for p in _mail(mail)}
+    if sent != want.emails:
+        failures.append(
+            f"emails: {len(want.emails - sent)} missing, {len(sent - want.emails)} unexpected"
+        )
+    twice = [t for t, n in seen.alert_ids.items() if n > 1]
+    if twice:
+        failures.append(f"{len(twice)} alerts raised more than once")
+    if not want.fraud_accounts <= set(seen.fraud):
+        failures.append(f"fraud not flagged on {sorted(want.fraud_accounts - set(seen.fraud))}")
+    elapsed = time.monotonic() - started
+    print(
+        f"{len(requests)} transactions ({want.rejected} refused), {len(want.balances)} accounts, "
+        f"{len(sent)} emails, fraud flagged on {sorted(seen.fraud)}, in {elapsed:.1f} s"
+    )
+    for failure in failures:
+        print(f"FAIL: {failure}")
+    print("check passed" if not failures else "check FAILED")
+    return 0 if not failures else 1
+
+
+def _live(producer: Producer, watcher: Watcher, mail: Path, users: int, rate: float) -> int:
+    from rich.console import Group
+    from rich.live import Live
+    from rich.panel import Panel
+    from rich.table import Table
+    from rich.text import Text
+
+    # A new seed each run: a second live run on the same data must not repeat transaction ids.
+    requests = workload.stream(users, seed=time.time_ns())
+    stop = {"now": False}
+    signal.signal(signal.SIGINT, lambda *_: stop.update(now=True))
+    signal.signal(signal.SIGTERM, lambda *_: stop.update(now=True))
+
+    def view(seen: Observed, sent: int) -> Group:
+        flow = Table(title="events", expand=True)
+        flow.add_column("topic")
+        flow.add_column("events", justify="right")
+        for topic in TOPICS:
+            flow.add_row(topic, str(seen.counts[topic]))
+        accounts = Table(title="balances", expand=True)
+        for column in ("account", "user", "balance"):
+            accounts.add_column(column, justify="right" if column == "balance" else "left")
+        for account in sorted(seen.balances, key=lambda a: int(a.split("-")[1])):
+            balance = seen.balances[account]
+            style = "red" if balance < workload.THRESHOLD else "green"
+            accounts.add_row(account, seen.users.get(account, ""), Text(str(balance), style=style))
+        alerts = "\n".join(seen.alerts) or "none yet"
+        fraud = ", ".join(f"{a} ({n} debits)" for a, n in sorted(seen.fraud.items())) or "none"
+        return Group(
+            flow,
+            accounts,
+            Panel(alerts, title=f"low-balance alerts ({sent} emails in {mail})"),
+            Panel(fraud, title="fraud suspected"),
+            "[dim]Ctrl-C to stop[/]",
+        )
+
+    interval = 1.0 / rate
+    sent_requests = 0
+    with Live(view(watcher.seen, 0), refresh_per_second=4, screen=False) as live:
+        next_send = time.monotonic()
+        while not stop["now"]:
+            now = time.monotonic()
+            while next_send <= now:
+                send(producer, next(requests))
+                sent_requests += 1
+                next_send += interval
+            producer.poll(0)
+            seen = watcher.poll(0.2)
+            live.update(view(seen, len(_mail(mail))))
+    producer.flush(10)
+    print(f"sent {sent_requests} transactions; stopping services")
+    return 0
+
+
+def consume_all(bootstrap: str, topic: str) -> list[Any]:
+    """Every committed record of a topic (used by tests)."""
+    consumer = Consumer(
+        {
+            "bootstrap.servers": bootstrap,
+            "group.id": f"nerve-demo-read-{uuid.uuid4().hex}",
+            "enable.partition.eof": True,
+            "isolation.level": "read_committed",
+        }
+    )
+    try:
+        partitions = list(consumer.list_topics(topic, timeout=10).topics[topic].partitions)
+        consumer.assign([TopicPartition(topic, p, OFFSET_BEGINNING) for p in partitions])
+        out, ends = [], 0
+        while ends < len(partitions):
+            message = consumer.poll(5)
+            if message is None:
+                break
+            error = message.error()
+            if error is not None:
+                ends += error.code() == KafkaError._PARTITION_EOF
+                continue
+            out.append(json.loads(message.value() or b"{}"))
+        return out
+    finally:
+        consumer.close()
