@@ -8,7 +8,10 @@ framework for event-driven services), ``cli`` (the ``nerve`` command).
 on first use, so that ``nerve broker`` does not pay for pydantic at start.
 """
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:  # the real types for checkers; imported lazily at run time
+    from nerve.service import Event, Meta, Service, Table
 
 __version__ = "0.1.0"
 __all__ = ["Event", "Meta", "Service", "Table"]

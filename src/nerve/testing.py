@@ -26,6 +26,7 @@ from confluent_kafka import OFFSET_BEGINNING, Consumer, KafkaError, Producer, To
 from nerve.service import envelope
 from nerve.service.config import RunConfig
 from nerve.service.events import Event
+from nerve.service.observability import NULL_OBSERVER, Observer
 from nerve.service.runtime import ServiceRunner
 from nerve.service.service import Service
 
@@ -109,11 +110,11 @@ class Platform:
 
     # -- services ----------------------------------------------------------------------------
 
-    def run(self, *services: Service) -> list[ServiceRunner]:
+    def run(self, *services: Service, observer: Observer = NULL_OBSERVER) -> list[ServiceRunner]:
         """Start services (each joins its consumer group) and return their runners."""
         started = []
         for service in services:
-            runner = ServiceRunner(service, self.config)
+            runner = ServiceRunner(service, self.config, observer)
             runner.start()
             stop = asyncio.Event()
             self._stops.append(stop)

@@ -4,7 +4,6 @@ twice and the replicas share the partitions (the consumer group is the service's
 from __future__ import annotations
 
 import argparse
-import logging
 import os
 import sys
 from pathlib import Path
@@ -32,18 +31,28 @@ def add_parser(commands: Any) -> None:
         metavar="NAME",
         help="run only this service of the files (repeatable)",
     )
+    parser.add_argument(
+        "--metrics-port",
+        type=int,
+        default=None,
+        metavar="PORT",
+        help="serve Prometheus metrics at http://0.0.0.0:PORT/metrics (0: a free port)",
+    )
+    parser.add_argument(
+        "--log-format",
+        choices=("text", "json"),
+        default="text",
+        help="json: one object per line, with the event's correlation id inside handlers",
+    )
 
 
 def run(args: argparse.Namespace) -> int:
+    from nerve.service import logs, observability
     from nerve.service.config import RunConfig
     from nerve.service.host import load_services, run_forever
     from nerve.service.runtime import ServiceError
 
-    logging.basicConfig(
-        level=args.log_level.upper(),
-        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
-        stream=sys.stderr,
-    )
+    logs.configure(args.log_level, args.log_format)
     services = []
     for path in args.files:
         if not path.is_file():
@@ -66,10 +75,20 @@ def run(args: argparse.Namespace) -> int:
         registry_url=registry,
         client_config={k: v for k, v in kafka.items() if k != "log_level"},
     )
+    observers: list[observability.Observer] = []
+    if args.log_format == "json":
+        observers.append(observability.LogContextObserver())
+    if args.metrics_port is not None:
+        metrics = observability.MetricsObserver()
+        port = observability.start_metrics_server(metrics, args.metrics_port)
+        print(f"metrics on port {port}", flush=True)
+        observers.append(metrics)
+    if observability.tracing_configured():  # by the services' files or opentelemetry-instrument
+        observers.append(observability.TracingObserver())
     for service in services:
         print(f"running {service.name}", flush=True)
     try:
-        run_forever(services, config)
+        run_forever(services, config, observability.combine(observers))
     except ServiceError as exc:
         print(f"nerve run: {exc}", file=sys.stderr)
         return 1

@@ -11,6 +11,7 @@ import sys
 from pathlib import Path
 
 from nerve.service.config import RunConfig
+from nerve.service.observability import NULL_OBSERVER, Observer
 from nerve.service.runtime import ServiceRunner
 from nerve.service.service import Service
 
@@ -30,10 +31,15 @@ def load_services(path: Path) -> list[Service]:
     return [value for value in vars(module).values() if isinstance(value, Service)]
 
 
-async def serve(services: list[Service], config: RunConfig, stop: asyncio.Event) -> None:
+async def serve(
+    services: list[Service],
+    config: RunConfig,
+    stop: asyncio.Event,
+    observer: Observer = NULL_OBSERVER,
+) -> None:
     """Start every service, run them until ``stop`` is set, then stop them all."""
     loop = asyncio.get_running_loop()
-    runners = [ServiceRunner(service, config) for service in services]
+    runners = [ServiceRunner(service, config, observer) for service in services]
     for runner in runners:
         await loop.run_in_executor(None, runner.start)
     tasks = [asyncio.create_task(runner.run(stop), name=runner.service.name) for runner in runners]
@@ -52,12 +58,14 @@ async def serve(services: list[Service], config: RunConfig, stop: asyncio.Event)
             log.info("service %s stopped, offsets committed", runner.service.name)
 
 
-def run_forever(services: list[Service], config: RunConfig) -> None:
+def run_forever(
+    services: list[Service], config: RunConfig, observer: Observer = NULL_OBSERVER
+) -> None:
     async def main() -> None:
         stop = asyncio.Event()
         loop = asyncio.get_running_loop()
         for signum in (signal.SIGINT, signal.SIGTERM):
             loop.add_signal_handler(signum, stop.set)
-        await serve(services, config, stop)
+        await serve(services, config, stop, observer)
 
     asyncio.run(main())

@@ -11,6 +11,7 @@ handler slows the consumer instead of filling memory.
 from __future__ import annotations
 
 import asyncio
+import contextvars
 import inspect
 import logging
 import time
@@ -273,8 +274,19 @@ class ServiceRunner:
 
     @staticmethod
     def _start(coro: Any) -> Awaitable[Any] | None:
-        done, value = _drive(coro)
-        return None if done else value
+        """Run one partition's records as far as they go; if a handler suspends, the rest
+        becomes a task. Each partition runs in its own context, so that context variables a
+        handler call sets (the correlation id in logs, the current span) stay with it across
+        awaits instead of leaking into another partition's."""
+        context = contextvars.copy_context()
+        done, value = context.run(_drive, coro)
+        if done:
+            return None
+
+        async def finish() -> Any:
+            return await value
+
+        return asyncio.get_running_loop().create_task(finish(), context=context)
 
     async def _make_durable(
         self, offsets: list[TopicPartition], batch: dict[tuple[str, int], list[Message]]
