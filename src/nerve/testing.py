@@ -16,12 +16,11 @@ import asyncio
 import tempfile
 import threading
 import time
-import uuid
 from collections.abc import Callable, Coroutine
 from pathlib import Path
 from typing import Any, TypeVar
 
-from confluent_kafka import OFFSET_BEGINNING, Consumer, KafkaError, Producer, TopicPartition
+from confluent_kafka import Producer
 
 from nerve.service import envelope
 from nerve.service.config import RunConfig
@@ -29,6 +28,7 @@ from nerve.service.events import Event
 from nerve.service.observability import NULL_OBSERVER, Observer
 from nerve.service.runtime import ServiceRunner
 from nerve.service.service import Service
+from nerve.service.topic_reader import read_to_end
 
 E = TypeVar("E", bound=Event)
 Record = tuple[bytes | None, bytes | None, Any]  # key, value, headers
@@ -150,38 +150,11 @@ class Platform:
         self._producer.flush(30)
         return event
 
-    def read(
-        self, topic: str, timeout: float = 2.0
-    ) -> list[tuple[bytes | None, bytes | None, Any]]:
-        """Every record of a topic so far: (key, value, headers)."""
-        consumer = Consumer(
-            {
-                "bootstrap.servers": self.bootstrap,
-                "group.id": f"nerve-testing-{uuid.uuid4().hex}",
-                "enable.partition.eof": True,
-                "isolation.level": "read_committed",
-            }
-        )
-        try:
-            metadata = consumer.list_topics(topic, timeout=10).topics[topic]
-            partitions = list(metadata.partitions)
-            consumer.assign([TopicPartition(topic, p, OFFSET_BEGINNING) for p in partitions])
-            at_end: set[int] = set()
-            found = []
-            deadline = time.monotonic() + timeout
-            while len(at_end) < len(partitions) and time.monotonic() < deadline:
-                message = consumer.poll(0.1)
-                if message is None:
-                    continue
-                error = message.error()
-                if error is not None:
-                    if error.code() == KafkaError._PARTITION_EOF:
-                        at_end.add(message.partition() or 0)
-                    continue
-                found.append((message.key(), message.value(), message.headers()))
-            return found
-        finally:
-            consumer.close()
+    def read(self, topic: str, timeout: float = 5.0) -> list[Record]:
+        """Every committed record of a topic so far: (key, value, headers); [] before the
+        topic exists."""
+        records = read_to_end({"bootstrap.servers": self.bootstrap}, topic, timeout_s=timeout)
+        return [(m.key(), m.value(), m.headers()) for m in records or ()]
 
     def expect(
         self,

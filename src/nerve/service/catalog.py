@@ -12,8 +12,6 @@ import copy
 import json
 import logging
 import re
-import time
-import uuid
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
@@ -145,51 +143,28 @@ class CatalogError(RuntimeError):
 def read(client_config: dict[str, Any], timeout_s: float = 15.0) -> dict[str, dict[str, Any]]:
     """The current description of every announced service, by name, read to the end of the
     topic. Empty when no service ever announced itself (the topic does not exist)."""
-    from confluent_kafka import OFFSET_BEGINNING, Consumer, KafkaError, TopicPartition
+    from confluent_kafka import KafkaException
 
-    consumer = Consumer(
-        {
-            **client_config,
-            "group.id": f"nerve-catalog-{uuid.uuid4().hex}",
-            "enable.auto.commit": False,
-            "enable.partition.eof": True,
-        }
-    )
+    from nerve.service.topic_reader import read_to_end
+
     try:
-        # All topics, not this one by name: that would make an auto-creating broker create it.
-        topic = consumer.list_topics(timeout=timeout_s).topics.get(CATALOG_TOPIC)
-        if topic is None or topic.error is not None:
-            return {}
-        consumer.assign(
-            [TopicPartition(CATALOG_TOPIC, p, OFFSET_BEGINNING) for p in topic.partitions]
-        )
-        services: dict[str, dict[str, Any]] = {}
-        at_end: set[int] = set()
-        deadline = time.monotonic() + timeout_s
-        while len(at_end) < len(topic.partitions):
-            if time.monotonic() > deadline:
-                raise CatalogError(f"{CATALOG_TOPIC} not read to its end in {timeout_s}s")
-            message = consumer.poll(0.1)
-            if message is None:
-                continue
-            error = message.error()
-            if error is not None:
-                if error.code() == KafkaError._PARTITION_EOF:
-                    at_end.add(message.partition() or 0)
-                    continue
-                raise CatalogError(error.str())
-            name = (message.key() or b"").decode("utf-8", "replace")
-            value = message.value()
-            if value is None:
-                services.pop(name, None)
-                continue
-            try:
-                services[name] = json.loads(value)
-            except ValueError:
-                log.warning("%s: record of %r is not JSON; skipped", CATALOG_TOPIC, name)
-        return dict(sorted(services.items()))
-    finally:
-        consumer.close()
+        records = read_to_end(client_config, CATALOG_TOPIC, timeout_s=timeout_s)
+    except TimeoutError as exc:
+        raise CatalogError(str(exc)) from None
+    except KafkaException as exc:
+        raise CatalogError(exc.args[0].str()) from None
+    services: dict[str, dict[str, Any]] = {}
+    for message in records or ():
+        name = (message.key() or b"").decode("utf-8", "replace")
+        value = message.value()
+        if value is None:
+            services.pop(name, None)
+            continue
+        try:
+            services[name] = json.loads(value)
+        except ValueError:
+            log.warning("%s: record of %r is not JSON; skipped", CATALOG_TOPIC, name)
+    return dict(sorted(services.items()))
 
 
 def events(services: dict[str, dict[str, Any]]) -> list[dict[str, Any]]:

@@ -16,9 +16,8 @@ from collections import Counter, deque
 from dataclasses import dataclass, field
 from decimal import Decimal
 from pathlib import Path
-from typing import Any
 
-from confluent_kafka import OFFSET_BEGINNING, Consumer, KafkaError, Producer, TopicPartition
+from confluent_kafka import Consumer, Producer
 
 from nerve.demo.finance import workload
 from nerve.demo.finance.events import (
@@ -308,31 +307,3 @@ def _live(producer: Producer, watcher: Watcher, mail: Path, users: int, rate: fl
     producer.flush(10)
     print(f"sent {sent_requests} transactions; stopping services")
     return 0
-
-
-def consume_all(bootstrap: str, topic: str) -> list[Any]:
-    """Every committed record of a topic (used by tests)."""
-    consumer = Consumer(
-        {
-            "bootstrap.servers": bootstrap,
-            "group.id": f"nerve-demo-read-{uuid.uuid4().hex}",
-            "enable.partition.eof": True,
-            "isolation.level": "read_committed",
-        }
-    )
-    try:
-        partitions = list(consumer.list_topics(topic, timeout=10).topics[topic].partitions)
-        consumer.assign([TopicPartition(topic, p, OFFSET_BEGINNING) for p in partitions])
-        out, ends = [], 0
-        while ends < len(partitions):
-            message = consumer.poll(5)
-            if message is None:
-                break
-            error = message.error()
-            if error is not None:
-                ends += error.code() == KafkaError._PARTITION_EOF
-                continue
-            out.append(json.loads(message.value() or b"{}"))
-        return out
-    finally:
-        consumer.close()
