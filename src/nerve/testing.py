@@ -173,7 +173,7 @@ class Platform:
                 if value is None:
                     continue
                 event = event_type.model_validate_json(value)
-                event._meta = envelope.from_headers(headers)[0]
+                event.attach(envelope.from_headers(headers)[0])
                 event.meta.key = key
                 if where is None or where(event):
                     matched.append(event)

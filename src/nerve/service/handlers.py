@@ -42,13 +42,13 @@ class Handler:
     idempotent: bool = False
     emits: tuple[type[Event], ...] = ()
 
+    def __post_init__(self) -> None:
+        # Asked per event: answered once.
+        self.is_async_generator = inspect.isasyncgenfunction(self.func)
+
     @property
     def name(self) -> str:
         return getattr(self.func, "__qualname__", repr(self.func))
-
-    @property
-    def is_async(self) -> bool:
-        return inspect.iscoroutinefunction(self.func) or inspect.isasyncgenfunction(self.func)
 
 
 def declared_emits(func: Callable[..., Any]) -> tuple[type[Event], ...]:

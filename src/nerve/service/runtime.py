@@ -372,7 +372,7 @@ class ServiceRunner:
         if value is None:
             raise ValueError("the record has no value (a tombstone)")
         event = handler.event_type.model_validate_json(value)
-        event._meta = meta
+        event.attach(meta)
         return event
 
     async def _call(self, handler: Handler, event: Any, meta: Meta, message: Message) -> None:
@@ -407,7 +407,9 @@ class ServiceRunner:
                     await self._dead_letter(message, exc, attempt, handler.name, meta)
                     return
                 await asyncio.sleep(handler.retry.delay(attempt))
-        self.observer.handled(self.service.name, handler.name, meta, time.perf_counter() - started)
+        if self.observer is not NULL_OBSERVER:
+            elapsed = time.perf_counter() - started
+            self.observer.handled(self.service.name, handler.name, meta, elapsed)
         for out in emitted:
             self.emit(out, cause=meta)
         if handler.idempotent and self.handled is not None:
@@ -422,9 +424,11 @@ class ServiceRunner:
 
     async def _invoke(self, handler: Handler, event: Any) -> list[Event]:
         func = handler.func
-        if inspect.isasyncgenfunction(func):
+        if handler.is_async_generator:
             return [item async for item in func(event)]
         result = func(event)
+        if isinstance(result, Event):  # the common case first
+            return [result]
         if inspect.iscoroutine(result):
             done, value = _drive(result)
             result = value if done else await value
@@ -460,7 +464,8 @@ class ServiceRunner:
         if schema_id is not None and self.config.registry_url:
             meta.dataschema = f"{self.config.registry_url}/schemas/ids/{schema_id}"
         key = event.record_key()
-        self.observer.emitted(self.service.name, event.topic, meta)
+        if self.observer is not NULL_OBSERVER:
+            self.observer.emitted(self.service.name, event.topic, meta)
         self.producer.produce(
             event.topic,
             value=event.__pydantic_serializer__.to_json(event),
