@@ -23,6 +23,8 @@ from typing import Any, TypeVar
 from confluent_kafka import Producer
 
 from nerve.service import envelope
+from nerve.service.avro import CONTENT_TYPE as AVRO_CONTENT_TYPE
+from nerve.service.avro import AvroCodec
 from nerve.service.config import RunConfig
 from nerve.service.events import Event
 from nerve.service.observability import NULL_OBSERVER, Observer
@@ -65,6 +67,7 @@ class Platform:
         self._broker: Any = None
         self._registry: Any = None
         self._producer: Producer | None = None
+        self._avro: AvroCodec | None = None
 
     def _call(self, coro: Coroutine[Any, Any, T], timeout: float = 60) -> T:
         return asyncio.run_coroutine_threadsafe(coro, self.loop).result(timeout)
@@ -104,6 +107,12 @@ class Platform:
         if self._tmp is not None:
             self._tmp.cleanup()
 
+    def avro(self) -> AvroCodec:
+        if self._avro is None:
+            assert self.registry_url is not None, "Avro events need the platform's registry"
+            self._avro = AvroCodec(self.registry_url)
+        return self._avro
+
     @property
     def config(self) -> RunConfig:
         return RunConfig(bootstrap_servers=self.bootstrap, registry_url=self.registry_url)
@@ -141,12 +150,15 @@ class Platform:
         assert self._producer is not None
         meta = event.meta
         meta.source, meta.type = source, event.event_type
-        self._producer.produce(
-            event.topic,
-            value=event.__pydantic_serializer__.to_json(event),
-            key=event.record_key(),
-            headers=envelope.to_headers(meta),
-        )
+        if event.value_format == "avro":
+            codec = self.avro()
+            schema_id = codec.register(f"{event.topic}-value", type(event))
+            value = codec.encode(event, schema_id)
+            headers = envelope.to_headers(meta, AVRO_CONTENT_TYPE)
+        else:
+            value = event.__pydantic_serializer__.to_json(event)
+            headers = envelope.to_headers(meta)
+        self._producer.produce(event.topic, value=value, key=event.record_key(), headers=headers)
         self._producer.flush(30)
         return event
 
@@ -172,7 +184,10 @@ class Platform:
             for key, value, headers in self.read(event_type.topic):
                 if value is None:
                     continue
-                event = event_type.model_validate_json(value)
+                if event_type.value_format == "avro":
+                    event = self.avro().decode(event_type, value)
+                else:
+                    event = event_type.model_validate_json(value)
                 event.attach(envelope.from_headers(headers)[0])
                 event.meta.key = key
                 if where is None or where(event):

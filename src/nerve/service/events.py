@@ -63,6 +63,7 @@ class Event(BaseModel):
     topic: ClassVar[str]
     key_field: ClassVar[str | None] = None
     partitions: ClassVar[int | None] = None  # when the topic is created; else the cluster's
+    value_format: ClassVar[str] = "json"  # or "avro" (Confluent-framed, schema in the registry)
     event_type: ClassVar[str]
     # The envelope lives in a slot, not a pydantic private attribute: those cost every
     # construction and validation ~1.5 us (measured), and a service builds one per event.
@@ -74,9 +75,14 @@ class Event(BaseModel):
         key: str | None = None,
         type: str | None = None,
         partitions: int | None = None,
+        format: str | None = None,
         **kwargs: Any,
     ) -> None:
         super().__init_subclass__(**kwargs)
+        if format is not None:
+            if format not in ("json", "avro"):
+                raise TypeError(f"{cls.__name__}: format must be 'json' or 'avro', not {format!r}")
+            cls.value_format = format
         if partitions is not None:
             cls.partitions = partitions
         if topic is not None:

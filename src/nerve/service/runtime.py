@@ -32,6 +32,8 @@ from confluent_kafka.admin import AdminClient, NewTopic
 from pydantic import ValidationError
 
 from nerve.service import catalog, dead_letters, envelope
+from nerve.service.avro import CONTENT_TYPE as AVRO_CONTENT_TYPE
+from nerve.service.avro import AvroCodec
 from nerve.service.config import RunConfig
 from nerve.service.events import Event, Meta
 from nerve.service.handlers import Handler, RawEvent
@@ -102,6 +104,7 @@ class ServiceRunner:
             t.owner_event: t for t in service.tables if t.owner_event is not None
         }
         self.schema_ids: dict[type[Event], int] = {}
+        self.avro: AvroCodec | None = None
         self.consumer: Consumer | None = None
         self.producer: Producer | None = None
         self.handled: Table[Any] | None = None
@@ -176,21 +179,38 @@ class ServiceRunner:
         )
 
     def _register_schemas(self) -> None:
-        if not self.config.registry_url or not self.service.emits:
+        """Register what the service emits (JSON Schema, or Avro for ``format="avro"``);
+        Avro events in or out need the registry, to encode and to resolve writer schemas."""
+        consumed_avro = [
+            h.event_type
+            for h in self.service.handlers
+            if h.event_type is not None and h.event_type.value_format == "avro"
+        ]
+        emitted_avro = [e for e in self.service.emits if e.value_format == "avro"]
+        if not self.config.registry_url:
+            if consumed_avro or emitted_avro:
+                names = ", ".join(e.__name__ for e in [*consumed_avro, *emitted_avro])
+                raise ServiceError(
+                    f"{self.service.name}: Avro events ({names}) need a schema registry"
+                )
             return
         import json
 
         from confluent_kafka.schema_registry import Schema, SchemaRegistryClient
         from confluent_kafka.schema_registry.error import SchemaRegistryError
 
+        if consumed_avro or emitted_avro:
+            self.avro = AvroCodec(self.config.registry_url)
         client = SchemaRegistryClient({"url": self.config.registry_url})
         for event_type in self.service.emits:
-            schema = json.dumps(event_type.model_json_schema())
             subject = f"{event_type.topic}-value"
             try:
-                self.schema_ids[event_type] = client.register_schema(
-                    subject, Schema(schema, "JSON")
-                )
+                if event_type.value_format == "avro":
+                    assert self.avro is not None
+                    self.schema_ids[event_type] = self.avro.register(subject, event_type)
+                else:
+                    schema = Schema(json.dumps(event_type.model_json_schema()), "JSON")
+                    self.schema_ids[event_type] = client.register_schema(subject, schema)
             except SchemaRegistryError as exc:
                 raise ServiceError(
                     f"{self.service.name}: the registry refused the schema of "
@@ -371,7 +391,11 @@ class ServiceRunner:
             return RawEvent(message.key(), value, meta)
         if value is None:
             raise ValueError("the record has no value (a tombstone)")
-        event = handler.event_type.model_validate_json(value)
+        if handler.event_type.value_format == "avro":
+            assert self.avro is not None
+            event = self.avro.decode(handler.event_type, value)
+        else:
+            event = handler.event_type.model_validate_json(value)
         event.attach(meta)
         return event
 
@@ -466,12 +490,15 @@ class ServiceRunner:
         key = event.record_key()
         if self.observer is not NULL_OBSERVER:
             self.observer.emitted(self.service.name, event.topic, meta)
+        if event.value_format == "avro":
+            assert self.avro is not None and schema_id is not None
+            value = self.avro.encode(event, schema_id)
+            headers = envelope.to_headers(meta, AVRO_CONTENT_TYPE)
+        else:
+            value = event.__pydantic_serializer__.to_json(event)
+            headers = envelope.to_headers(meta)
         self.producer.produce(
-            event.topic,
-            value=event.__pydantic_serializer__.to_json(event),
-            key=key,
-            headers=envelope.to_headers(meta),
-            on_delivery=self._delivered,
+            event.topic, value=value, key=key, headers=headers, on_delivery=self._delivered
         )
         self.events_out += 1
         table = self.owned_tables.get(type(event))
