@@ -163,6 +163,9 @@ class ServiceRunner:
                     "enable.auto.offset.store": False,
                     "isolation.level": "read_committed",
                     "partition.assignment.strategy": "cooperative-sticky",
+                    # What librdkafka prefetches beyond the batch in hand is bounded too
+                    # (its default allows 64 MiB).
+                    "queued.max.messages.kbytes": 16_384,
                 }
             )
         )
@@ -248,10 +251,11 @@ class ServiceRunner:
         loop = asyncio.get_running_loop()
         assert self.consumer is not None
         consumer = self.consumer
+        batch_size = self.service.max_in_flight or self.config.batch_size
         lag_due = 0.0
         while not stop.is_set():
             messages = await loop.run_in_executor(
-                None, consumer.consume, self.config.batch_size, self.config.poll_timeout_s
+                None, consumer.consume, batch_size, self.config.poll_timeout_s
             )
             if messages:
                 await self.handle_batch(messages)

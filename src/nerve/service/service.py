@@ -19,7 +19,8 @@ class Service:
 
     ``name`` is also its consumer group: replicas of one service share the partitions of what it
     consumes. ``start`` says where a new group begins (``earliest`` processes what already
-    flowed, so a service added later catches up).
+    flowed, so a service added later catches up). ``max_in_flight`` bounds the events handled
+    at once (one batch; the run configuration's ``batch_size`` unless given).
     """
 
     def __init__(
@@ -30,7 +31,7 @@ class Service:
         owner: str | None = None,
         exactly_once: bool = False,
         start: str = "earliest",
-        max_in_flight: int = 1000,
+        max_in_flight: int | None = None,
     ) -> None:
         self.name = name
         self.description = description
