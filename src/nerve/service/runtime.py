@@ -17,7 +17,7 @@ import logging
 import time
 import uuid
 from collections import defaultdict
-from collections.abc import Awaitable, Callable, Iterable
+from collections.abc import Awaitable
 from typing import Any
 
 from confluent_kafka import (
@@ -113,7 +113,6 @@ class ServiceRunner:
         self.events_in = 0
         self.events_out = 0
         self.errors = 0
-        self.on_event: Callable[[str, Event | RawEvent, list[Event]], None] | None = None
 
     # -- start and stop ----------------------------------------------------------------------
 
@@ -447,8 +446,6 @@ class ServiceRunner:
                 self.handled.topic, value=b"{}", key=key, on_delivery=self._delivered
             )
             self.handled.put_local(key, {})
-        if self.on_event is not None:
-            self.on_event(handler.name, event, emitted)
 
     async def _invoke(self, handler: Handler, event: Any) -> list[Event]:
         func = handler.func
@@ -574,7 +571,3 @@ def ensure_topics(
         except KafkaException as exc:
             if exc.args[0].code() != KafkaError.TOPIC_ALREADY_EXISTS:
                 raise ServiceError(f"cannot create topic {name}: {exc.args[0].str()}") from None
-
-
-def emitted_events(values: Iterable[Any]) -> list[Event]:
-    return [v for v in values if isinstance(v, Event)]

@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import logging
 import threading
-import time
 import uuid
 from collections.abc import Iterator
 from typing import Any, Generic, TypeVar
@@ -158,15 +157,6 @@ class Table(Generic[V]):
         if self._consumer is not None:
             self._consumer.close()
             self._consumer = None
-
-    def wait_for(self, predicate: Any, timeout_s: float = 10.0) -> bool:
-        """Test helper: wait until ``predicate(table)`` holds."""
-        deadline = time.monotonic() + timeout_s
-        while time.monotonic() < deadline:
-            if predicate(self):
-                return True
-            time.sleep(0.02)
-        return False
 
     def __repr__(self) -> str:
         return f"Table({self.name!r} from {self.topic!r}, {len(self)} rows)"
