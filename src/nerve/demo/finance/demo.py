@@ -65,6 +65,19 @@ class ServiceProcess:
             self.proc.send_signal(signal.SIGKILL)
             self.proc.wait(10)
 
+    def status(self) -> str:
+        if self.proc is None:
+            return "not started"
+        code = self.proc.poll()
+        return "running" if code is None else f"EXITED ({code}), see {self.logs / self.name}.log"
+
+    def log_tail(self, lines: int = 15) -> str:
+        try:
+            text = (self.logs / f"{self.name}.log").read_text(errors="replace")
+        except OSError:
+            return ""
+        return "\n".join(text.splitlines()[-lines:])
+
     def stop(self) -> None:
         if self.proc is not None and self.proc.poll() is None:
             self.proc.send_signal(signal.SIGTERM)
@@ -172,7 +185,7 @@ def run(check: bool, data_dir: Path | None, users: int, count: int, rate: float)
             try:
                 if check:
                     return _check(producer, services, watcher, mail, users, count)
-                return _live(producer, watcher, mail, users, rate)
+                return _live(producer, services, watcher, mail, users, rate)
             finally:
                 watcher.close()
                 for service in services.values():
@@ -213,6 +226,8 @@ def _check(
     deadline = time.monotonic() + 180
     while time.monotonic() < deadline:
         seen = watcher.poll(0.5)
+        if _dead(services):
+            break
         done = (
             seen.balances == want.balances
             and {p.stem for p in _mail(mail)} >= want.emails
@@ -221,7 +236,9 @@ def _check(
         if done:
             watcher.poll(2.0)  # anything late (a duplicate) shows up now
             break
-    failures = []
+    failures = [
+        f"{name} exited on its own:\n{services[name].log_tail()}" for name in _dead(services)
+    ]
     if seen.balances != want.balances:
         wrong = {
             a: (seen.balances.get(a), b)
@@ -255,7 +272,23 @@ def _check(
     return 0 if not failures else 1
 
 
-def _live(producer: Producer, watcher: Watcher, mail: Path, users: int, rate: float) -> int:
+def _dead(services: dict[str, ServiceProcess], restarted: str | None = None) -> list[str]:
+    """Services that exited on their own (the one being restarted aside)."""
+    return [
+        name
+        for name, service in services.items()
+        if name != restarted and service.proc is not None and service.proc.poll() is not None
+    ]
+
+
+def _live(
+    producer: Producer,
+    services: dict[str, ServiceProcess],
+    watcher: Watcher,
+    mail: Path,
+    users: int,
+    rate: float,
+) -> int:
     from rich.console import Group
     from rich.live import Live
     from rich.panel import Panel
@@ -283,7 +316,14 @@ def _live(producer: Producer, watcher: Watcher, mail: Path, users: int, rate: fl
             accounts.add_row(account, seen.users.get(account, ""), Text(str(balance), style=style))
         alerts = "\n".join(seen.alerts) or "none yet"
         fraud = ", ".join(f"{a} ({n} debits)" for a, n in sorted(seen.fraud.items())) or "none"
+        health = Table(title="services", expand=True)
+        health.add_column("service")
+        health.add_column("state")
+        for name, service in services.items():
+            state = service.status()
+            health.add_row(name, Text(state, style="green" if state == "running" else "red"))
         return Group(
+            health,
             flow,
             accounts,
             Panel(alerts, title=f"low-balance alerts ({sent} emails in {mail})"),
@@ -306,4 +346,7 @@ def _live(producer: Producer, watcher: Watcher, mail: Path, users: int, rate: fl
             live.update(view(seen, len(_mail(mail))))
     producer.flush(10)
     print(f"sent {sent_requests} transactions; stopping services")
-    return 0
+    dead = _dead(services)
+    for name in dead:
+        print(f"{name} exited on its own; the end of its log:\n{services[name].log_tail()}")
+    return 1 if dead else 0
