@@ -122,3 +122,19 @@ def test_replicas_share_partitions_and_stop_gracefully(
                 proc.wait(30)
     assert second.returncode == 0
     assert "running run-packing" in (second.stdout.read() if second.stdout else "")
+
+
+def test_a_file_that_does_not_load_is_one_clear_line(tmp_path: Path) -> None:
+    path = tmp_path / "broken.py"
+    path.write_text(
+        "from nerve import Event\n\nclass X(Event, topic='x', key='nope'):\n    a: int\n"
+    )
+    done = subprocess.run(
+        [sys.executable, "-m", "nerve", "run", str(path), "--no-registry"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert done.returncode == 2
+    assert done.stderr.strip().startswith(f"nerve run: cannot load {path}: TypeError: X: key")
+    assert "Traceback" not in done.stderr

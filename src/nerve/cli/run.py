@@ -58,7 +58,18 @@ def run(args: argparse.Namespace) -> int:
         if not path.is_file():
             print(f"nerve run: no such file {path}", file=sys.stderr)
             return 2
-        services += load_services(path)
+        try:
+            services += load_services(path)
+        except Exception as exc:  # the user's module failed to import: say where, briefly
+            import traceback
+
+            where = traceback.extract_tb(exc.__traceback__)[-1]
+            print(
+                f"nerve run: cannot load {path}: {type(exc).__name__}: {exc} "
+                f"({where.filename}:{where.lineno})",
+                file=sys.stderr,
+            )
+            return 2
     if args.service:
         services = [s for s in services if s.name in args.service]
     if not services:
