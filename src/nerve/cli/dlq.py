@@ -13,7 +13,6 @@ import argparse
 import base64
 import json
 import sys
-import time
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
@@ -159,39 +158,23 @@ def _consumer(args: argparse.Namespace) -> Any:
     )
 
 
-def _read(consumer: Any, dlq: str, partitions: list[int]) -> list[DeadLetter]:
-    """Every letter from the start of each partition to where it ended when we began."""
-    from confluent_kafka import OFFSET_BEGINNING, KafkaError, TopicPartition
+def _read(args: argparse.Namespace, dlq: str) -> list[DeadLetter]:
+    """Every committed letter, start to end (a letter written in an aborted exactly-once
+    transaction was never sent, so it is not listed)."""
+    from confluent_kafka import KafkaException
 
-    ends: dict[int, int] = {}
-    for p in partitions:
-        low, high = consumer.get_watermark_offsets(TopicPartition(dlq, p), timeout=TIMEOUT_S)
-        if high > low:
-            ends[p] = high
-    consumer.assign([TopicPartition(dlq, p, OFFSET_BEGINNING) for p in ends])
-    letters: list[DeadLetter] = []
-    waiting = set(ends)
-    deadline = time.monotonic() + TIMEOUT_S
-    while waiting:
-        if time.monotonic() > deadline:
-            raise CommandError(f"timed out reading {dlq}; partitions {sorted(waiting)} unread")
-        message = consumer.poll(0.2)
-        if message is None:
-            continue
-        partition = message.partition() or 0
-        error = message.error()
-        if error is not None:
-            if error.code() == KafkaError._PARTITION_EOF:
-                waiting.discard(partition)
-                continue
-            raise CommandError(error.str())
-        deadline = time.monotonic() + TIMEOUT_S
-        offset = message.offset() or 0
-        if partition in waiting and offset < ends[partition]:
-            headers = list(message.headers() or [])
-            letters.append(DeadLetter(partition, offset, message.key(), message.value(), headers))
-        if offset >= ends[partition] - 1:
-            waiting.discard(partition)
+    from nerve.service.topic_reader import read_to_end
+
+    try:
+        records = read_to_end(client.client_config(args), dlq, timeout_s=TIMEOUT_S)
+    except TimeoutError as exc:
+        raise CommandError(str(exc)) from None
+    except KafkaException as exc:
+        raise CommandError(client.reason(exc)) from None
+    letters = []
+    for m in records or ():
+        headers: Any = m.headers() or []  # a list of pairs as consumed
+        letters.append(DeadLetter(m.partition() or 0, m.offset() or 0, m.key(), m.value(), headers))
     return sorted(letters, key=lambda letter: (letter.partition, letter.offset))
 
 
@@ -216,7 +199,7 @@ def _list(args: argparse.Namespace) -> int:
     consumer = _consumer(args)
     try:
         progress = _progress(consumer, dlq, partitions)
-        letters = _read(consumer, dlq, partitions)
+        letters = _read(args, dlq)
     finally:
         consumer.close()
 
@@ -360,7 +343,7 @@ def _replay(args: argparse.Namespace) -> int:
     consumer = _consumer(args)
     try:
         progress = _progress(consumer, dlq, partitions)
-        letters = _read(consumer, dlq, partitions)
+        letters = _read(args, dlq)
         missing = [spec for spec in sorted(wanted, key=str) if not _exists(spec, letters)]
         if missing:
             names = ", ".join(f"{p}:{o}" if p is not None else str(o) for p, o in missing)

@@ -78,12 +78,6 @@ class Service:
 
         return register
 
-    def emitter(self, *event_types: type[Event]) -> None:
-        """Declare events the service emits outside handlers (for the catalog and registry)."""
-        for event_type in event_types:
-            if event_type not in self.emits:
-                self.emits.append(event_type)
-
     def table(
         self,
         topic: str,
