@@ -25,6 +25,17 @@ def add_parser(commands: Any) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    import sys
+
     from nerve.demo.finance import demo
 
-    return demo.run(args.check, args.data_dir, args.users, args.transactions, args.rate)
+    try:
+        return demo.run(args.check, args.data_dir, args.users, args.transactions, args.rate)
+    except OSError as exc:
+        print(
+            f"nerve demo: cannot start the platform: {exc}. The live demo listens on :9092 "
+            "and :8081; stop whatever holds them (a `nerve up`?), or run with --check, which "
+            "picks free ports.",
+            file=sys.stderr,
+        )
+        return 1

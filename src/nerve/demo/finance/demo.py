@@ -193,7 +193,7 @@ def run(check: bool, data_dir: Path | None, users: int, count: int, rate: float)
     finally:
         if own_dir is not None:
             own_dir.cleanup()
-        else:
+        elif any(logs.iterdir()):  # services ran
             print(f"service logs in {logs}, emails in {mail}")
 
 
