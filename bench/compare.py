@@ -38,7 +38,7 @@ from confluent_kafka import OFFSET_END, Consumer, Producer, TopicPartition
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
 sys.path.insert(0, str(HERE.parent))
-from tests._kafka import KafkaProcess  # noqa: E402
+from tests._kafka import KAFKA_VERSION, KafkaProcess  # noqa: E402
 
 import produce_consume as pc  # noqa: E402
 from _broker import RssSampler, SpawnedBroker, pin_current_process  # noqa: E402
@@ -330,7 +330,7 @@ def main() -> int:
     today = datetime.date.today().isoformat()
     meta = {
         "date": today,
-        "kafka_version": os.environ.get("KAFKA_VERSION", "4.1.0"),
+        "kafka_version": KAFKA_VERSION,
         "librdkafka": confluent_kafka.libversion()[0],
         "machine": f"{os.cpu_count()} cores, {os.uname().sysname} {os.uname().release}",
         "broker_cpu": args.broker_cpu,

@@ -1,5 +1,6 @@
 """Run Apache Kafka (KRaft, one combined broker and controller, loopback only) for tests and
-benchmarks, from the jars ``scripts/kafka fetch`` resolved from Maven Central.
+benchmarks, from the jars ``scripts/kafka fetch`` resolved from Maven Central: 4.4.0, or the
+version ``KAFKA_VERSION`` names (4.1.0 is the older baseline that still works).
 
 ``KafkaProcess`` mirrors ``BrokerProcess``: ``start()`` formats the storage with a fresh
 cluster id, starts ``kafka.Kafka`` with the heap kafka-server-start.sh uses, and waits until
@@ -21,6 +22,7 @@ from collections.abc import Mapping
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
+KAFKA_VERSION = os.environ.get("KAFKA_VERSION", "4.4.0")  # scripts/kafka's default too
 START_TIMEOUT_S = 90.0
 STOP_TIMEOUT_S = 30.0
 HEAP = ["-Xmx1G", "-Xms1G"]  # kafka-server-start.sh's default

@@ -32,8 +32,8 @@ class ApiHandler(NamedTuple):
 # API key -> handler and the versions nerve answers (advertised in ApiVersions).
 HANDLERS: dict[int, ApiHandler] = {
     0: ApiHandler(produce.handle_produce, 3, 13),
-    1: ApiHandler(fetch.handle_fetch, 4, 17),
-    2: ApiHandler(offsets.handle_list_offsets, 1, 10),
+    1: ApiHandler(fetch.handle_fetch, 4, 18),
+    2: ApiHandler(offsets.handle_list_offsets, 1, 11),
     3: ApiHandler(metadata.handle_metadata, 0, 13),
     8: ApiHandler(groups.handle_offset_commit, 2, 9),
     9: ApiHandler(groups.handle_offset_fetch, 1, 9),
@@ -51,18 +51,18 @@ HANDLERS: dict[int, ApiHandler] = {
     22: ApiHandler(txn.handle_init_producer_id, 0, 5),
     23: ApiHandler(offsets.handle_offset_for_leader_epoch, 2, 4),
     24: ApiHandler(txn.handle_add_partitions_to_txn, 0, 3),
-    25: ApiHandler(txn.handle_add_offsets_to_txn, 0, 3),
-    26: ApiHandler(txn.handle_end_txn, 0, 3),
-    28: ApiHandler(txn.handle_txn_offset_commit, 0, 3),
+    25: ApiHandler(txn.handle_add_offsets_to_txn, 0, 4),
+    26: ApiHandler(txn.handle_end_txn, 0, 4),
+    28: ApiHandler(txn.handle_txn_offset_commit, 0, 4),
     32: ApiHandler(configs.handle_describe_configs, 1, 4),
     33: ApiHandler(configs.handle_alter_configs, 0, 2),
     37: ApiHandler(admin.handle_create_partitions, 0, 3),
     42: ApiHandler(groups.handle_delete_groups, 0, 2),
     44: ApiHandler(configs.handle_incremental_alter_configs, 0, 1),
     47: ApiHandler(groups.handle_offset_delete, 0, 0),
-    60: ApiHandler(admin.handle_describe_cluster, 0, 1),
+    60: ApiHandler(admin.handle_describe_cluster, 0, 2),
     65: ApiHandler(txn.handle_describe_transactions, 0, 0),
-    66: ApiHandler(txn.handle_list_transactions, 0, 1),
+    66: ApiHandler(txn.handle_list_transactions, 0, 2),
 }
 
 api_versions.register(HANDLERS)

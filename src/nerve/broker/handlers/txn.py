@@ -7,6 +7,7 @@ DescribeTransactions, ListTransactions. The rules are in ``broker/txn/coordinato
 from __future__ import annotations
 
 import datetime
+import re
 from typing import TYPE_CHECKING, Any
 
 from nerve.broker.errors import ApiError, ErrorCode
@@ -253,16 +254,28 @@ def handle_list_transactions(broker: Broker, header: codec.RequestHeader, reques
 
     known = {s.wire_name for s in TxnState}
     wanted = list(request.state_filters)
-    listed = broker.transactions.list(
-        [s for s in wanted if s in known],
-        list(request.producer_id_filters),
-        getattr(request, "duration_filter", -1),
-    )
+    code = ErrorCode.none
+    listed = []
+    pattern = None
+    # v2 (KIP-1152): a regular expression the whole transactional id must match, as Java's
+    # Matcher.matches(); Python's syntax is close to Java's for the patterns people write.
+    if getattr(request, "transactional_id_pattern", None):
+        try:
+            pattern = re.compile(request.transactional_id_pattern)
+        except re.error:
+            code = ErrorCode.invalid_regular_expression
+    if code == ErrorCode.none:
+        listed = broker.transactions.list(
+            [s for s in wanted if s in known],
+            list(request.producer_id_filters),
+            getattr(request, "duration_filter", -1),
+            pattern,
+        )
     return codec.make(
         module,
         "ListTransactionsResponse",
         throttle_time=NO_THROTTLE,
-        error_code=ErrorCode.none,
+        error_code=code,
         unknown_state_filters=tuple(s for s in wanted if s not in known),
         transaction_states=tuple(
             codec.make(

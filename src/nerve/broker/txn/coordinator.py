@@ -17,6 +17,7 @@ from __future__ import annotations
 import asyncio
 import enum
 import logging
+import re
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -338,7 +339,11 @@ class TransactionCoordinator:
         return self.transactions.get(transactional_id)
 
     def list(
-        self, states: Sequence[str], producer_ids: Sequence[int], min_duration_ms: int = -1
+        self,
+        states: Sequence[str],
+        producer_ids: Sequence[int],
+        min_duration_ms: int = -1,
+        id_pattern: re.Pattern[str] | None = None,
     ) -> list[TxnMetadata]:
         now = self.now_ms()
         wanted_states = set(states)
@@ -348,6 +353,7 @@ class TransactionCoordinator:
             for t in self.transactions.values()
             if (not wanted_states or t.state.wire_name in wanted_states)
             and (not wanted_ids or t.producer_id in wanted_ids)
+            and (id_pattern is None or id_pattern.fullmatch(t.transactional_id) is not None)
             and (
                 min_duration_ms < 0
                 or (t.state == TxnState.ONGOING and now - t.start_ms >= min_duration_ms)
