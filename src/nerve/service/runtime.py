@@ -108,6 +108,7 @@ class ServiceRunner:
         self.consumer: Consumer | None = None
         self.producer: Producer | None = None
         self.handled: Table[Any] | None = None
+        self.tables: list[Table[Any]] = list(service.tables)
         self._failed_deliveries: list[KafkaError] = []
         self._dlq_topics: set[str] = set()
         self.events_in = 0
@@ -138,9 +139,10 @@ class ServiceRunner:
         if any(h.idempotent for h in self.service.handlers):
             topic = f"{self.service.name}.handled"
             ensure_topics(admin, {topic: None}, compact=True)
+            # The runner's own: a module-level Service must not collect one per run.
             self.handled = Table(topic)
-            self.service.tables.append(self.handled)
-        for table in self.service.tables:
+            self.tables.append(self.handled)
+        for table in self.tables:
             table.start(kafka)
         producer_config = self.config.kafka(**{"linger.ms": 5, "enable.idempotence": True})
         if self.service.exactly_once:
@@ -241,7 +243,7 @@ class ServiceRunner:
             self._on_revoke(self.consumer, [])
             self.consumer.close()
             self.consumer = None
-        for table in self.service.tables:
+        for table in self.tables:
             table.stop()
 
     # -- the loop ----------------------------------------------------------------------------

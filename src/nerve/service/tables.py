@@ -1,11 +1,16 @@
 """Tables: a topic materialised into a local dict, read from the beginning and kept current by
 a background consumer (every replica holds every partition, like Kafka Streams' global tables).
+
+The consumer assigns partitions itself (it never joins a group), so it looks at the topic's
+metadata from time to time: a topic created after the service started, and partitions added
+later, are followed from their beginning.
 """
 
 from __future__ import annotations
 
 import logging
 import threading
+import time
 import uuid
 from collections.abc import Iterator
 from typing import Any, Generic, TypeVar
@@ -14,6 +19,9 @@ from confluent_kafka import OFFSET_BEGINNING, Consumer, KafkaError, KafkaExcepti
 from pydantic import BaseModel, ValidationError
 
 log = logging.getLogger("nerve.service")
+
+# How often a table looks for its topic (while it does not exist) and for new partitions.
+METADATA_REFRESH_S = 1.0
 
 V = TypeVar("V")
 
@@ -38,7 +46,9 @@ class Table(Generic[V]):
         self._stopping = threading.Event()
         self._ends: dict[int, int] = {}
         self._positions: dict[int, int] = {}
+        self._assigned: set[int] = set()
         self._ready = threading.Event()
+        self._users = 0  # runners sharing this table (replicas of a service in one process)
 
     # -- reading ---------------------------------------------------------------------------
 
@@ -95,7 +105,20 @@ class Table(Generic[V]):
                 self._rows[key.decode("utf-8", "replace")] = row
 
     def start(self, config: dict[str, Any], timeout_s: float = 60.0) -> None:
-        """Read the topic to its end (the table is then current), then follow it."""
+        """Read the topic to its end (the table is then current), then follow it.
+
+        A table starts from nothing: rows of an earlier run (a service restarted in the same
+        process, a second ``nerve.testing.Platform``) are forgotten and read again from the
+        topic. Replicas of a service in one process share one running table.
+        """
+        self._users += 1
+        if self._users > 1:
+            return
+        with self._lock:
+            self._rows = {}
+        self._ends, self._positions, self._assigned = {}, {}, set()
+        self._stopping = threading.Event()
+        self._ready = threading.Event()
         consumer = Consumer(
             {
                 **config,
@@ -105,19 +128,22 @@ class Table(Generic[V]):
                 "enable.partition.eof": True,
             }
         )
-        metadata = consumer.list_topics(self.topic, timeout=timeout_s).topics.get(self.topic)
-        if metadata is None or metadata.error is not None or not metadata.partitions:
-            partitions: list[int] = []
-        else:
-            partitions = sorted(metadata.partitions)
-        for partition in partitions:
+        self._consumer = consumer
+        partitions = self._partitions(timeout_s)
+        if partitions is None:
+            log.info(
+                "table %s: topic %s does not exist yet; the table is empty and follows the "
+                "topic once it is created",
+                self.name,
+                self.topic,
+            )
+        for partition in partitions or []:
             low, high = consumer.get_watermark_offsets(
                 TopicPartition(self.topic, partition), timeout=timeout_s
             )
             if high > low:
                 self._ends[partition] = high
-        consumer.assign([TopicPartition(self.topic, p, OFFSET_BEGINNING) for p in partitions])
-        self._consumer = consumer
+        self._assign(partitions or [])
         if not self._ends:
             self._ready.set()
         self._thread = threading.Thread(target=self._follow, name=f"table-{self.name}", daemon=True)
@@ -125,9 +151,46 @@ class Table(Generic[V]):
         if not self._ready.wait(timeout_s):
             raise TimeoutError(f"table {self.name}: not restored from {self.topic} in {timeout_s}s")
 
+    def _partitions(self, timeout_s: float) -> list[int] | None:
+        """The topic's partitions, or None while it does not exist. Asked by name: a
+        consumer's metadata request never auto-creates a topic."""
+        assert self._consumer is not None
+        metadata = self._consumer.list_topics(self.topic, timeout=timeout_s).topics.get(self.topic)
+        if metadata is None or metadata.error is not None or not metadata.partitions:
+            return None
+        return sorted(metadata.partitions)
+
+    def _assign(self, partitions: list[int]) -> None:
+        assert self._consumer is not None
+        new = [p for p in partitions if p not in self._assigned]
+        if new:
+            self._consumer.incremental_assign(
+                [TopicPartition(self.topic, p, OFFSET_BEGINNING) for p in new]
+            )
+            self._assigned.update(new)
+
+    def _refresh(self) -> None:
+        """Follow partitions that appeared since the last look (all of them, for a topic
+        created after the service started)."""
+        try:
+            partitions = self._partitions(timeout_s=5)
+        except KafkaException as exc:
+            log.warning("table %s: cannot read the metadata of %s: %s", self.name, self.topic, exc)
+            return
+        if partitions is None:
+            return
+        new = [p for p in partitions if p not in self._assigned]
+        if new:
+            log.info("table %s: following %s partition(s) %s", self.name, self.topic, new)
+            self._assign(new)
+
     def _follow(self) -> None:
         assert self._consumer is not None
+        refresh_due = time.monotonic() + METADATA_REFRESH_S
         while not self._stopping.is_set():
+            if time.monotonic() >= refresh_due:
+                self._refresh()
+                refresh_due = time.monotonic() + METADATA_REFRESH_S
             try:
                 message = self._consumer.poll(0.2)
             except KafkaException as exc:
@@ -151,6 +214,9 @@ class Table(Generic[V]):
                 self._ready.set()
 
     def stop(self) -> None:
+        self._users = max(0, self._users - 1)
+        if self._users:
+            return
         self._stopping.set()
         if self._thread is not None:
             self._thread.join(5)
