@@ -187,7 +187,7 @@ class Platform:
                 if event_type.value_format == "avro":
                     event = self.avro().decode(event_type, value)
                 else:
-                    event = event_type.model_validate_json(value)
+                    event = event_type.model_validate_json(value, extra="allow")
                 event.attach(envelope.from_headers(headers)[0])
                 event.meta.key = key
                 if where is None or where(event):

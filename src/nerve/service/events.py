@@ -56,6 +56,10 @@ class Event(BaseModel):
     ``class Paid(Event, topic="payments.paid", key="payment_id")`` binds the type to its topic
     and names the field that keys it (events about one entity stay in order). ``type`` is the
     CloudEvents type, the topic name unless given.
+
+    Constructing an event refuses fields the model does not have. Reading one (a handler's
+    input, a table row) does not: a field a newer producer added is kept in ``model_extra``,
+    so the most common schema change, an optional field, never breaks a running consumer.
     """
 
     model_config = ConfigDict(frozen=False, extra="forbid")
@@ -69,10 +73,11 @@ class Event(BaseModel):
     # construction and validation ~1.5 us (measured), and a service builds one per event.
     __slots__ = ("_meta",)
 
-    def __init__(self, /, **data: Any) -> None:
-        super().__init__(**data)
+    def model_post_init(self, context: Any, /) -> None:
         # The slot starts empty; filling it here spares ``meta`` an AttributeError (raised
         # through pydantic's __getattr__, measured at ~3 us) for every event a service emits.
+        # A hook rather than __init__: a custom __init__ makes pydantic validate every decoded
+        # event through Python (measured: 1.7 us instead of 1.0) and ignore ``extra=``.
         object.__setattr__(self, "_meta", None)
 
     def __init_subclass__(
@@ -108,7 +113,7 @@ class Event(BaseModel):
         """Its envelope: id, source, time, correlation and causation ids, where it came from."""
         try:
             meta: Meta | None = self._meta  # type: ignore[attr-defined]
-        except AttributeError:  # built by model_validate/model_construct, which skip __init__
+        except AttributeError:  # a copy made without model_post_init
             meta = None
         if meta is None:
             meta = Meta(type=self.event_type)

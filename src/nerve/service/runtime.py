@@ -29,9 +29,9 @@ from confluent_kafka import (
     TopicPartition,
 )
 from confluent_kafka.admin import AdminClient, NewTopic
-from pydantic import ValidationError
+from pydantic import BaseModel, ValidationError
 
-from nerve.service import catalog, dead_letters, envelope
+from nerve.service import catalog, compatibility, dead_letters, envelope
 from nerve.service.avro import CONTENT_TYPE as AVRO_CONTENT_TYPE
 from nerve.service.avro import AvroCodec
 from nerve.service.config import RunConfig
@@ -136,6 +136,7 @@ class ServiceRunner:
             wanted[event_type.topic] = getattr(event_type, "partitions", None)
         ensure_topics(admin, wanted)
         self._register_schemas()
+        self._check_readers()
         if any(h.idempotent for h in self.service.handlers):
             topic = f"{self.service.name}.handled"
             ensure_topics(admin, {topic: None}, compact=True)
@@ -225,6 +226,86 @@ class ServiceRunner:
                     f"{self.service.name}: cannot register {subject} with the registry at "
                     f"{self.config.registry_url}: {exc}"
                 ) from None
+
+    def _check_readers(self) -> None:
+        """Refuse to start when a consumed model cannot read its subject's latest schema (a
+        field it requires is gone, or changed type); warn when only some events may fail."""
+        if not self.config.registry_url:
+            return
+        from confluent_kafka.schema_registry import SchemaRegistryClient
+        from confluent_kafka.schema_registry.error import SchemaRegistryError
+
+        readers: dict[str, type[BaseModel]] = {}
+        for handler in self.service.handlers:
+            if handler.event_type is not None:
+                readers.setdefault(handler.topic, handler.event_type)
+        for table in self.service.tables:
+            if table.model is not None:
+                readers.setdefault(table.topic, table.model)
+        if not readers:
+            return
+        client = SchemaRegistryClient({"url": self.config.registry_url})
+        refusals: list[str] = []
+        for topic, model in readers.items():
+            subject = f"{topic}-value"
+            try:
+                latest = client.get_latest_version(subject)
+            except SchemaRegistryError as exc:
+                if exc.http_status_code != 404:  # 404: no producer registered one yet
+                    log.warning(
+                        "%s: cannot check %s against %s: %s",
+                        self.service.name,
+                        model.__name__,
+                        subject,
+                        exc.error_message,
+                    )
+                continue
+            except Exception as exc:
+                log.warning(
+                    "%s: cannot check %s against %s: the registry at %s: %s",
+                    self.service.name,
+                    model.__name__,
+                    subject,
+                    self.config.registry_url,
+                    exc,
+                )
+                continue
+            where = f"{subject} version {latest.version} (schema id {latest.schema_id})"
+            for problem in self._reader_problems(model, latest.schema):
+                text = f"{self.service.name}: {model.__name__} reading {where}: " + (
+                    f"field {problem.field!r}: {problem.message}"
+                    if problem.field
+                    else problem.message
+                )
+                if problem.fatal:
+                    refusals.append(text)
+                else:
+                    log.warning("%s", text)
+        if refusals:
+            raise ServiceError("; ".join(refusals))
+
+    @staticmethod
+    def _reader_problems(model: type[BaseModel], schema: Any) -> list[compatibility.Problem]:
+        schema_type = schema.schema_type or "AVRO"
+        wanted = getattr(model, "value_format", "json")
+        wanted_type = "AVRO" if wanted == "avro" else "JSON"
+        if schema_type != wanted_type:
+            return [
+                compatibility.Problem(
+                    "",
+                    f"the latest schema is {schema_type}; the model reads {wanted_type}",
+                    fatal=True,
+                )
+            ]
+        try:
+            writer = compatibility.writer_schema(schema_type, schema.schema_str or "")
+        except ValueError as exc:
+            return [compatibility.Problem("", f"the latest schema is not JSON: {exc}", True)]
+        if schema_type == "AVRO":
+            from nerve.service.avro import avro_schema
+
+            return compatibility.avro_problems(avro_schema(model), writer)
+        return compatibility.json_problems(model, writer)
 
     def _on_revoke(self, consumer: Consumer, partitions: list[TopicPartition]) -> None:
         # Called inside poll, between batches: every stored offset belongs to handled events.
@@ -400,7 +481,9 @@ class ServiceRunner:
             assert self.avro is not None
             event = self.avro.decode(handler.event_type, value)
         else:
-            event = handler.event_type.model_validate_json(value)
+            # A reader keeps the fields it does not know (a producer added one) in model_extra
+            # instead of refusing the event; constructing one still refuses them.
+            event = handler.event_type.model_validate_json(value, extra="allow")
         event.attach(meta)
         return event
 

@@ -81,7 +81,8 @@ class Table(Generic[V]):
             import json
 
             return json.loads(value)
-        return self.model.model_validate_json(value)  # type: ignore[return-value]
+        # Like a handler, a table reads fields its model does not know (kept in model_extra).
+        return self.model.model_validate_json(value, extra="allow")  # type: ignore[return-value]
 
     def apply(self, key: bytes | None, value: bytes | None) -> None:
         if key is None:
