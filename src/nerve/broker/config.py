@@ -41,6 +41,15 @@ class BrokerConfig:
     num_partitions: int = 1
     message_max_bytes: int = 1048588
     socket_request_max_bytes: int = 100 * 1024 * 1024
+    # Bytes that partly received requests may hold across all connections, -1 for no bound
+    # (Kafka's default is -1; a bound keeps a flood of large requests from exhausting memory).
+    queued_max_request_bytes: int = 100 * 1024 * 1024
+    # A connection with nothing to do for this long is closed (Kafka's name and default).
+    connections_max_idle_ms: int = 600_000
+    # How long one request may take to arrive once it started (nerve's own setting): a peer
+    # that starts requests and never finishes them (slow loris) is closed. Clients give up
+    # on a request after their request.timeout.ms, 30 s by default, so none waits longer.
+    socket_request_receive_timeout_ms: int = 30_000
     log_retention_check_interval_ms: int = 300_000
     log_cleaner_backoff_ms: int = 15_000
     # Consumer groups (Kafka's names and defaults, but the offsets topic's partition count:
@@ -85,6 +94,14 @@ class BrokerConfig:
                 raise ConfigError(f"unknown broker config {name!r}")
             current = getattr(self, attribute)
             setattr(self, attribute, _parse(name, value, current))
+        for name in ("connections.max.idle.ms", "socket.request.receive.timeout.ms"):
+            if getattr(self, NAMES[name]) < 1:
+                raise ConfigError(f"{name} must be positive, not {getattr(self, NAMES[name])}")
+        if self.queued_max_request_bytes == 0 or self.queued_max_request_bytes < -1:
+            raise ConfigError(
+                "queued.max.request.bytes must be positive, or -1 for no bound, "
+                f"not {self.queued_max_request_bytes}"
+            )
         if self.log_fsync_policy not in FSYNC_POLICIES:
             raise ConfigError(
                 f"log.fsync.policy must be one of {', '.join(FSYNC_POLICIES)}, "
@@ -107,6 +124,9 @@ NAMES: dict[str, str] = {
     "auto.create.topics.enable": "auto_create_topics_enable",
     "num.partitions": "num_partitions",
     "socket.request.max.bytes": "socket_request_max_bytes",
+    "queued.max.request.bytes": "queued_max_request_bytes",
+    "connections.max.idle.ms": "connections_max_idle_ms",
+    "socket.request.receive.timeout.ms": "socket_request_receive_timeout_ms",
     "log.retention.check.interval.ms": "log_retention_check_interval_ms",
     "log.cleaner.backoff.ms": "log_cleaner_backoff_ms",
     "log.fsync.policy": "log_fsync_policy",

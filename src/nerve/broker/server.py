@@ -23,12 +23,14 @@ from nerve.broker.handlers import HANDLERS, api_versions
 from nerve.broker.topics import TopicManager
 from nerve.broker.txn.coordinator import TransactionCoordinator
 from nerve.protocol import codec
-from nerve.protocol.framing import FrameDecoder, FrameTooLargeError
+from nerve.protocol.framing import FrameDecoder, FrameTooLargeError, RequestMemoryPool
 
 log = logging.getLogger("nerve.broker")
 
 # A client that pipelines this many unanswered requests is paused until we catch up.
 _MAX_PENDING = 64
+# How often connections are checked for idleness and for requests that take too long to arrive.
+_SWEEP_INTERVAL_S = 1.0
 
 
 class Broker:
@@ -47,6 +49,8 @@ class Broker:
         self._server: asyncio.Server | None = None
         self._tasks: list[asyncio.Task[None]] = []
         self.connections: set[KafkaConnection] = set()
+        limit = config.queued_max_request_bytes
+        self.request_pool = RequestMemoryPool(limit) if limit > 0 else None
 
     @property
     def node_id(self) -> int:
@@ -72,6 +76,7 @@ class Broker:
         self.config.port = port
         self._tasks.append(asyncio.create_task(self._retention_loop()))
         self._tasks.append(asyncio.create_task(self._cleaner_loop()))
+        self._tasks.append(asyncio.create_task(self._connection_sweeper()))
         return host, port
 
     async def stop(self) -> None:
@@ -117,6 +122,18 @@ class Broker:
                         partition.index,
                     )
 
+    async def _connection_sweeper(self) -> None:
+        """Close connections idle for connections.max.idle.ms, or whose current request has
+        taken longer than socket.request.receive.timeout.ms to arrive (slow loris)."""
+        loop = asyncio.get_running_loop()
+        idle_s = self.config.connections_max_idle_ms / 1000
+        receive_s = self.config.socket_request_receive_timeout_ms / 1000
+        while True:
+            await asyncio.sleep(min(_SWEEP_INTERVAL_S, idle_s, receive_s))
+            now = loop.time()
+            for connection in list(self.connections):
+                connection.sweep(now, idle_s, receive_s)
+
     async def _cleaner_loop(self) -> None:
         interval = self.config.log_cleaner_backoff_ms / 1000
         while True:
@@ -138,7 +155,7 @@ class KafkaConnection(asyncio.BufferedProtocol):
 
     def __init__(self, broker: Broker) -> None:
         self.broker = broker
-        self.decoder = FrameDecoder(broker.config.socket_request_max_bytes)
+        self.decoder = FrameDecoder(broker.config.socket_request_max_bytes, broker.request_pool)
         self.transport: asyncio.Transport | None = None
         self.peer = "?"
         self.client_host = ""
@@ -146,6 +163,9 @@ class KafkaConnection(asyncio.BufferedProtocol):
         self.pending: collections.deque[asyncio.Future[memoryview | None]] = collections.deque()
         self._reading_paused = False
         self._writing_paused = False
+        self._loop = asyncio.get_running_loop()
+        self.last_active = self._loop.time()  # last bytes read or response written
+        self.request_started: float | None = None  # when the incomplete request began arriving
 
     # -- asyncio.Protocol ------------------------------------------------------------------
 
@@ -158,6 +178,7 @@ class KafkaConnection(asyncio.BufferedProtocol):
 
     def connection_lost(self, exc: Exception | None) -> None:
         self.broker.connections.discard(self)
+        self.decoder.close()
         for future in self.pending:
             future.cancel()
         self.pending.clear()
@@ -175,17 +196,65 @@ class KafkaConnection(asyncio.BufferedProtocol):
         return self.decoder.get_buffer()
 
     def buffer_updated(self, nbytes: int) -> None:
+        now = self._loop.time()
+        was_empty = self.decoder.buffered == 0
         try:
             frames = self.decoder.buffer_updated(nbytes)
         except FrameTooLargeError as exc:
             log.warning("closing connection from %s: %s", self.peer, exc)
             self.close()
             return
+        self.last_active = now
+        if frames or was_empty:
+            self.request_started = now if self.decoder.buffered else None
         for frame in frames:
             if self.transport is None:
                 return
             self._handle_frame(frame)
+        if self.decoder.waiting_for_memory and self.broker.request_pool is not None:
+            self.broker.request_pool.wait(self.decoder, self._memory_released)
         self._update_reading()
+
+    def _memory_released(self) -> None:
+        if self.transport is None:
+            return
+        if not self.decoder.retry():
+            assert self.broker.request_pool is not None
+            self.broker.request_pool.wait(self.decoder, self._memory_released)
+            return
+        self._update_reading()
+
+    def sweep(self, now: float, idle_s: float, receive_s: float) -> None:
+        """Close this connection if it is idle or its request is too slow to arrive."""
+        if self.transport is None:
+            return
+        if self._reading_paused:
+            # We stopped reading, not the peer: its clocks restart when we read again.
+            self.last_active = now
+            if self.request_started is not None:
+                self.request_started = now
+            return
+        if self.request_started is not None and now - self.request_started > receive_s:
+            log.warning(
+                "closing connection from %s: a request started %.0f s ago is still incomplete "
+                "(%d bytes so far; socket.request.receive.timeout.ms is %d)",
+                self.peer,
+                now - self.request_started,
+                self.decoder.buffered,
+                receive_s * 1000,
+            )
+            self.close()
+        elif self.pending or self.request_started is not None:
+            self.last_active = now
+        elif now - self.last_active > idle_s:
+            log.info(
+                "closing connection from %s: idle for more than connections.max.idle.ms (%d)",
+                self.peer,
+                idle_s * 1000,
+            )
+            self.close()
+        elif now - self.last_active > _SWEEP_INTERVAL_S:
+            self.decoder.trim()
 
     # -- requests --------------------------------------------------------------------------
 
@@ -276,12 +345,17 @@ class KafkaConnection(asyncio.BufferedProtocol):
             data = future.result()
             if data is not None and self.transport is not None:
                 self.transport.write(data)
+                self.last_active = self._loop.time()
         self._update_reading()
 
     def _update_reading(self) -> None:
         if self.transport is None:
             return
-        should_pause = self._writing_paused or len(self.pending) >= _MAX_PENDING
+        should_pause = (
+            self._writing_paused
+            or len(self.pending) >= _MAX_PENDING
+            or self.decoder.waiting_for_memory
+        )
         if should_pause and not self._reading_paused:
             self._reading_paused = True
             self.transport.pause_reading()
