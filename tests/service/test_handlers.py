@@ -3,6 +3,7 @@ emits in CloudEvents envelopes, retries and dead letters, tables, schemas."""
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Iterator
 from decimal import Decimal
 
@@ -73,17 +74,20 @@ class Receipt(Event, topic="t2.receipts", key="id"):
     id: str
 
 
-def test_failing_handler_retries_then_dead_letters_and_goes_on(platform: Platform) -> None:
+def test_failing_handler_retries_then_dead_letters_and_goes_on(
+    platform: Platform, caplog: pytest.LogCaptureFixture
+) -> None:
     payments = Service("t2-receipts")
     attempts: dict[str, int] = {}
 
-    @payments.on(Payment, retries=3, backoff_s=0.01)
+    @payments.on(Payment, retries=2, backoff_s=0.01)  # two retries after the first attempt
     def receipt(event: Payment) -> Receipt:
         attempts[event.id] = attempts.get(event.id, 0) + 1
         if event.amount < 0:
             raise ValueError(f"negative amount {event.amount}")
         return Receipt(id=event.id)
 
+    caplog.set_level(logging.WARNING, logger="nerve.service")
     platform.run(payments)
     platform.emit(Payment(id="p1", amount=5))
     platform.emit(Payment(id="p2", amount=-1))
@@ -109,6 +113,12 @@ def test_failing_handler_retries_then_dead_letters_and_goes_on(platform: Platfor
     assert key4 == b"p4" and dead_letters.header(headers4, dead_letters.ATTEMPTS) == "1"
     assert "amount" in (dead_letters.header(headers4, dead_letters.ERROR) or "")
     assert attempts == {"p1": 1, "p2": 3, "p3": 1}
+    # One WARNING per dead letter, whatever the cause, naming the event, topic and reason.
+    warnings = [r.getMessage() for r in caplog.records if "dead-lettered" in r.getMessage()]
+    assert len(warnings) == 2, warnings
+    failed, unreadable = sorted(warnings, key=lambda w: "negative" not in w)
+    assert "t2.payments" in failed and "negative amount -1" in failed and "3 attempt" in failed
+    assert "t2.payments-0-" in unreadable and "amount" in unreadable  # a record without ce_id
     platform.stop_services()
 
 

@@ -52,7 +52,12 @@ class Service:
         backoff_s: float = 0.2,
         idempotent: bool = False,
     ) -> Callable[[F], F]:
-        """Register the decorated function as a handler of an event type (or a raw topic)."""
+        """Register the decorated function as a handler of an event type (or a raw topic).
+
+        A handler that raises (or whose events cannot be sent) is tried again ``retries``
+        times after the first attempt, waiting ``backoff_s``, then twice that, ...; then the
+        input goes to the dead-letter topic.
+        """
 
         def register(func: F) -> F:
             if isinstance(source, str):
@@ -66,7 +71,7 @@ class Service:
                     topic=topic,
                     event_type=event_type,
                     where=where,
-                    retry=Retry(attempts=max(1, retries), initial_s=backoff_s),
+                    retry=Retry(attempts=1 + max(0, retries), initial_s=backoff_s),
                     idempotent=idempotent,
                     emits=emits,
                 )
