@@ -66,7 +66,7 @@ def test_schema_by_id_and_where_it_is_used(api: Api, subject_name: Callable[[str
     assert status == 200 and raw == json.loads(schema)
     assert api.get("/schemas/ids/987654321") == (
         404,
-        {"error_code": 40403, "message": "Schema not found"},
+        {"error_code": 40403, "message": "Schema 987654321 not found"},
     )
     assert api.get("/schemas/types") == (200, ["AVRO", "JSON", "PROTOBUF"])
 

@@ -262,3 +262,97 @@ def test_json_schema_references(
         client.register_schema(subject_name("broken"), Schema(customer.schema_str, "JSON"))
     assert unresolved.value.error_code == 42201
     assert "address.json" in unresolved.value.error_message
+
+
+def _compile_tree(tmp_path: Path, files: dict[str, str], main: str) -> ModuleType:
+    """``files`` (paths relative to the source root, directories included) compiled to Python;
+    returns the module of ``main``. Paths must differ between tests (protobuf's pool)."""
+    from grpc_tools import protoc
+
+    source = tmp_path / "proto"
+    for name, body in files.items():
+        (source / name).parent.mkdir(parents=True, exist_ok=True)
+        (source / name).write_text(body)
+    include = str(Path(protoc.__file__).parent / "_proto")
+    code = protoc.main(
+        ["protoc", f"-I{source}", f"-I{include}", f"--python_out={tmp_path}", *files]
+    )
+    assert code == 0
+    sys.path.insert(0, str(tmp_path))
+    module_names = [name.removesuffix(".proto").replace("/", ".") + "_pb2" for name in files]
+    try:
+        return importlib.import_module(main.removesuffix(".proto").replace("/", ".") + "_pb2")
+    finally:
+        sys.path.remove(str(tmp_path))
+        for module in module_names:
+            sys.modules.pop(module, None)
+        for package in {name.split("/")[0] for name in files if "/" in name}:
+            for loaded in [m for m in sys.modules if m == package or m.startswith(package + ".")]:
+                sys.modules.pop(loaded, None)
+
+
+def test_protobuf_imports_in_directories_register_under_subjects_holding_slashes(
+    client: SchemaRegistryClient,
+    shared_registry: RegistryProcess,
+    shared_broker: BrokerProcess,
+    topic_name: TopicNameFactory,
+    tmp_path: Path,
+) -> None:
+    root = f"shop{uuid.uuid4().hex[:8]}"
+    money_path, meta_path = f"{root}/v1/money.proto", f"{root}/common/meta.proto"
+    files = {
+        money_path: f'syntax = "proto3";\npackage {root}.v1;\n'
+        "message Money { int64 cents = 1; string currency = 2; }\n",
+        meta_path: f'syntax = "proto3";\npackage {root}.common;\n'
+        "message Meta { string trace = 1; }\n",
+        f"{root}/v1/order.proto": f'syntax = "proto3";\npackage {root}.v1;\n'
+        f'import "{money_path}";\nimport "{meta_path}";\n'
+        f"message Order {{ string id = 1; Money total = 2; {root}.common.Meta meta = 3; }}\n",
+    }
+    module = _compile_tree(tmp_path, files, main=f"{root}/v1/order.proto")
+    topic = topic_name()
+    serializer = ProtobufSerializer(module.Order, client, {"use.deprecated.format": False})
+    deserializer = ProtobufDeserializer(module.Order, {"use.deprecated.format": False})
+    event = module.Order(id="o1")
+    event.total.cents, event.total.currency = 4200, "EUR"
+    event.meta.trace = "t-1"
+    values = round_trip(shared_broker, topic, serializer, [event])
+    assert deserializer(values[0], SerializationContext(topic, MessageField.VALUE)) == event
+
+    latest = client.get_latest_version(f"{topic}-value")
+    assert sorted((r.name, r.subject) for r in latest.schema.references) == sorted(
+        [(money_path, money_path), (meta_path, meta_path)]
+    )
+    assert money_path in client.get_subjects()
+    assert client.get_versions(money_path) == [1]
+    assert "message Money {" in client.get_latest_version(money_path).schema.schema_str
+
+    # Every route that takes a subject keeps the encoded slash inside it.
+    url, encoded = shared_registry.url, money_path.replace("/", "%2F")
+    with httpx.Client(base_url=url, timeout=30) as http:
+        assert http.get(f"/subjects/{encoded}/versions/1/schema").text.startswith("syntax")
+        money_id = http.get(f"/subjects/{encoded}/versions/1").json()["id"]
+        assert http.get(f"/subjects/{encoded}/versions/1/referencedby").json() == [latest.schema_id]
+        text = http.get(f"/subjects/{encoded}/versions/1/schema").text
+        assert http.post(f"/subjects/{encoded}", json={"schema": text, "schemaType": "PROTOBUF"})
+        assert (
+            http.post(
+                f"/subjects/{encoded}", json={"schema": text, "schemaType": "PROTOBUF"}
+            ).json()["id"]
+            == money_id
+        )
+        check = http.post(
+            f"/compatibility/subjects/{encoded}/versions/latest",
+            json={"schema": text, "schemaType": "PROTOBUF"},
+        )
+        assert check.json() == {"is_compatible": True}
+        assert http.put(f"/config/{encoded}", json={"compatibility": "FULL"}).status_code == 200
+        assert http.get(f"/config/{encoded}").json() == {"compatibilityLevel": "FULL"}
+        assert http.put(f"/mode/{encoded}", json={"mode": "READONLY"}).status_code == 200
+        assert http.get(f"/mode/{encoded}").json() == {"mode": "READONLY"}
+        assert http.delete(f"/mode/{encoded}").status_code == 200
+        assert http.delete(f"/config/{encoded}").status_code == 200
+        # Still referenced by the Order schema, so it cannot go.
+        assert http.delete(f"/subjects/{encoded}").json()["error_code"] == 42206
+        # A literal "%2F" in a subject is sent as %252F and stays a different subject.
+        assert http.get(f"/subjects/{root}%252Fv1%252Fmoney.proto/versions").status_code == 404

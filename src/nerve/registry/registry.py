@@ -8,11 +8,13 @@ committed. Writes go through ``SchemasTopic.write``, which makes them exclusive.
 from __future__ import annotations
 
 import functools
+import importlib.metadata
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
 from nerve.registry import errors, records
+from nerve.registry.config import RegistryConfig
 from nerve.registry.records import Reference
 from nerve.registry.schema_types import InvalidSchema, ParsedSchema
 from nerve.registry.schemas_topic import SchemasTopic
@@ -93,8 +95,9 @@ class SchemaRequest:
 
 
 class Registry:
-    def __init__(self, topic: SchemasTopic) -> None:
+    def __init__(self, topic: SchemasTopic, config: RegistryConfig | None = None) -> None:
         self.topic = topic
+        self.config = config or RegistryConfig()
 
     @property
     def state(self) -> RegistryState:
@@ -111,6 +114,39 @@ class Registry:
         self.topic.catch_up()
         with self.topic.lock:
             return query(self.state)
+
+    # -- about this instance -----------------------------------------------------------------
+
+    def cluster_id(self) -> dict[str, Any]:
+        """Confluent's ``/v1/metadata/id``: the Kafka cluster and this registry cluster (named
+        after the transactional id its instances share, as Confluent names it by group id)."""
+        return {
+            "id": "",
+            "scope": {
+                "path": [],
+                "clusters": {
+                    "kafka-cluster": self.topic.cluster_id or "",
+                    "schema-registry-cluster": f"nerve-registry-{self.topic.topic}",
+                },
+            },
+        }
+
+    @staticmethod
+    def server_version() -> dict[str, Any]:
+        """Confluent's ``/v1/metadata/version``, with nerve's version."""
+        try:
+            version = importlib.metadata.version("nerve")
+        except importlib.metadata.PackageNotFoundError:
+            version = "unknown"
+        return {"version": version, "commitId": ""}
+
+    def health(self) -> dict[str, Any]:
+        """Karapace's ``/_health`` shape (``status`` and ``healthy``), from nerve's state."""
+        status = self.topic.health()
+        healthy = bool(status["ready"]) and status["reader_error"] is None
+        if not healthy:
+            raise errors.RegistryError(503, 503, "The registry is not reading _schemas")
+        return {"status": status, "healthy": True}
 
     # -- parsing -----------------------------------------------------------------------------
 
@@ -195,24 +231,40 @@ class Registry:
         return messages
 
     def check(
-        self, subject: str, version: str | None, request: SchemaRequest, normalize: bool
+        self,
+        subject: str,
+        version: str | None,
+        request: SchemaRequest,
+        normalize: bool,
+        verbose: bool = False,
     ) -> dict[str, Any]:
+        """Confluent's compatibility check. Against one version: an unknown version is 40402,
+        but ``latest`` of a subject with no live version is compatible (there is nothing to
+        break). With ``verbose`` a schema that does not parse is an answer, not an error."""
+        number = None if version is None else parse_version(version)
+
         def query(state: RegistryState) -> dict[str, Any]:
-            new = self.parse(state, self._content(request))
-            if version is None:
+            if number is None:
                 # Without a version: the versions the subject's level names, as at register.
                 against = list(reversed(state.versions(subject)))
                 level = self.level(state, subject)
             else:
-                if subject not in state.subjects:
-                    raise errors.subject_not_found(subject)
-                entry = self._version_entry(state, subject, parse_version(version))
-                if entry is None:
-                    raise errors.version_not_found(subject, version)
-                against = [entry]
+                entry = self._version_entry(state, subject, number)
+                if entry is None and number != LATEST:
+                    raise errors.version_not_found(number)
+                against = [entry] if entry is not None else []
                 level = self.level(state, subject).removesuffix("_TRANSITIVE")
+            try:
+                new = self.parse(state, self._content(request))
+            except errors.RegistryError as exc:
+                if verbose and exc.error_code == 42201:
+                    return {"is_compatible": False, "messages": [exc.message]}
+                raise
             messages = self.incompatibilities(state, subject, new, against, level)
-            return {"is_compatible": not messages, "messages": messages}
+            answer: dict[str, Any] = {"is_compatible": not messages}
+            if verbose:
+                answer["messages"] = messages
+            return answer
 
         return self._read(query)
 
@@ -252,45 +304,56 @@ class Registry:
                     continue
         return None
 
+    def _check_register_mode(self, state: RegistryState, subject: str, importing: bool) -> None:
+        """Confluent's checkRegisterMode: a read-only subject takes nothing, an id may be given
+        only in IMPORT mode, and without one the subject must be READWRITE."""
+        mode = self.mode(state, subject)
+        if mode == "READONLY":
+            raise errors.read_only(subject)
+        if importing and mode != "IMPORT":
+            raise errors.not_in_import_mode(subject)
+        if not importing and mode != "READWRITE":
+            raise errors.not_in_read_write_mode(subject)
+
     def register(self, subject: str, request: SchemaRequest, normalize: bool) -> dict[str, Any]:
         validate_subject(subject)
-        with self.topic.lock:  # parse (and fail) before taking the writer's role
+        importing = request.schema_id is not None
+        with self.topic.lock:  # fail before taking the writer's role, in Confluent's order
+            self._check_register_mode(self.state, subject, importing)
             self._stored(self.state, request, normalize)
 
         def decide(state: RegistryState) -> tuple[list[tuple[bytes, bytes | None]], Any]:
+            self._check_register_mode(state, subject, importing)
             mode = self.mode(state, subject)
-            if mode == "READONLY":
-                raise errors.operation_not_permitted(f"Subject {subject} is in read-only mode")
-            importing = request.schema_id is not None
-            if importing and mode != "IMPORT":
-                raise errors.operation_not_permitted(
-                    f"Subject {subject} is not in import mode; a schema id may be given only "
-                    "in IMPORT mode"
-                )
             parsed, content = self._stored(state, request, normalize)
-            existing = self._existing(state, subject, parsed, content, deleted=False)
-            if existing is not None and not importing:
-                return [], {"id": existing.schema_id}
+            all_versions = state.versions(subject, deleted=True)
+            next_version = all_versions[-1].version + 1 if all_versions else 1
+            if request.version is not None and mode != "IMPORT":
+                if request.version != next_version:
+                    raise errors.invalid_schema("Version is not one more than previous version")
+            elif not importing:
+                existing = self._existing(state, subject, parsed, content, deleted=False)
+                if existing is not None:
+                    return [], {"id": existing.schema_id}
             live = list(reversed(state.versions(subject)))
             if mode != "IMPORT":
                 messages = self.incompatibilities(
                     state, subject, parsed, live, self.level(state, subject)
                 )
                 if messages:
-                    raise errors.incompatible(messages)
+                    raise errors.incompatible(subject, messages)
             if importing:
                 assert request.schema_id is not None
                 schema_id = request.schema_id
                 holder = state.schemas.get(schema_id)
                 if holder is not None and holder != content:
                     raise errors.operation_not_permitted(
-                        f"Overwrite new schema with id {schema_id} is not permitted: the id "
-                        "holds another schema"
+                        f"Overwrite new schema with id {schema_id} in context "
+                        f"{errors.DEFAULT_CONTEXT} is not permitted."
                     )
             else:
                 schema_id = state.find_id(content) or state.max_id + 1
-            all_versions = state.versions(subject, deleted=True)
-            version = request.version or (all_versions[-1].version + 1 if all_versions else 1)
+            version = request.version or next_version
             key = records.schema_key(subject, version)
             value = records.schema_value(
                 subject,
@@ -309,11 +372,11 @@ class Registry:
         self, subject: str, request: SchemaRequest, normalize: bool, deleted: bool
     ) -> dict[str, Any]:
         def query(state: RegistryState) -> dict[str, Any]:
-            if subject not in state.subjects:
-                raise errors.subject_not_found(subject)
             parsed, content = self._stored(state, request, normalize)
             entry = self._existing(state, subject, parsed, content, deleted=deleted)
             if entry is None:
+                if not state.versions(subject, deleted=deleted):
+                    raise errors.subject_not_found(subject)
                 raise errors.schema_not_found()
             return self._version_json(state, entry, None)
 
@@ -364,7 +427,7 @@ class Registry:
         def query(state: RegistryState) -> dict[str, Any]:
             content = state.schemas.get(schema_id)
             if content is None:
-                raise errors.schema_not_found()
+                raise errors.schema_not_found(schema_id)
             return self._schema_json(state, content, fmt)
 
         return self._read(query)
@@ -389,16 +452,38 @@ class Registry:
                     found.append(self._version_json(state, entry, None))
             return found
 
-    def subjects(self, prefix: str, deleted: bool) -> list[str]:
+    def subjects(self, prefix: str, deleted: bool, deleted_only: bool = False) -> list[str]:
+        """Subject names, sorted; ``deleted_only``: those whose every version is soft-deleted
+        (Confluent's DELETED_ONLY, which wins over ``deleted``)."""
         with self.topic.lock:
-            return [s for s in self.state.subject_names(deleted=deleted) if s.startswith(prefix)]
+            state = self.state
+            if deleted_only:
+                live = set(state.subject_names())
+                names = [s for s in state.subject_names(deleted=True) if s not in live]
+            else:
+                names = state.subject_names(deleted=deleted)
+            return [s for s in names if s.startswith(prefix)]
 
-    def versions(self, subject: str, deleted: bool) -> list[int]:
+    def versions(
+        self,
+        subject: str,
+        deleted: bool,
+        deleted_only: bool = False,
+        deleted_as_negative: bool = False,
+    ) -> list[int]:
+        """A subject's version numbers with Confluent's filters: soft-deleted ones only with
+        ``deleted``, only them with ``deleted_only``, all with the deleted ones negated with
+        ``deleted_as_negative``."""
+
         def query(state: RegistryState) -> list[int]:
-            found = [v.version for v in state.versions(subject, deleted=deleted)]
-            if not found:
+            if not state.versions(subject, deleted=deleted or deleted_only):
                 raise errors.subject_not_found(subject)
-            return found
+            every = state.versions(subject, deleted=True)
+            if deleted_as_negative:
+                return [-v.version if v.deleted else v.version for v in every]
+            if deleted_only:
+                return [v.version for v in every if v.deleted]
+            return [v.version for v in every if deleted or not v.deleted]
 
         return self._read(query)
 
@@ -406,11 +491,11 @@ class Registry:
         number = parse_version(version)
 
         def query(state: RegistryState) -> dict[str, Any]:
-            if not state.versions(subject, deleted=True):
-                raise errors.subject_not_found(subject)
             entry = self._version_entry(state, subject, number, deleted=deleted)
             if entry is None:
-                raise errors.version_not_found(subject, version)
+                if not state.versions(subject, deleted=deleted):
+                    raise errors.subject_not_found(subject)
+                raise errors.version_not_found(number)
             return self._version_json(state, entry, fmt)
 
         return self._read(query)
@@ -423,7 +508,7 @@ class Registry:
                 raise errors.subject_not_found(subject)
             entry = self._version_entry(state, subject, number, deleted=True)
             if entry is None:
-                raise errors.version_not_found(subject, version)
+                raise errors.version_not_found(number)
             return state.referenced_by(subject, entry.version)
 
         return self._read(query)
@@ -432,7 +517,7 @@ class Registry:
 
     def _writable(self, state: RegistryState, subject: str) -> None:
         if self.mode(state, subject) == "READONLY":
-            raise errors.operation_not_permitted(f"Subject {subject} is in read-only mode")
+            raise errors.read_only(subject)
 
     def delete_subject(self, subject: str, permanent: bool) -> list[int]:
         def decide(state: RegistryState) -> tuple[list[tuple[bytes, bytes | None]], list[int]]:
@@ -443,18 +528,10 @@ class Registry:
             live = [v for v in every if not v.deleted]
             for entry in live:
                 if state.referenced_by(subject, entry.version):
-                    raise errors.reference_exists(
-                        f"One or more references exist to the schema {{subject={subject}, "
-                        f"version={entry.version}}}"
-                    )
+                    raise errors.reference_exists(subject, entry.version)
             if not permanent:
                 if not live:
-                    raise errors.RegistryError(
-                        404,
-                        40404,
-                        f"Subject '{subject}' was soft deleted. Set permanent=true to delete "
-                        "permanently",
-                    )
+                    raise errors.subject_soft_deleted(subject)
                 item = (
                     records.delete_subject_key(subject),
                     records.delete_subject_value(subject, live[-1].version),
@@ -481,18 +558,10 @@ class Registry:
             entry = self._version_entry(state, subject, number, deleted=permanent)
             if entry is None:
                 if not permanent and self._version_entry(state, subject, number, deleted=True):
-                    raise errors.RegistryError(
-                        404,
-                        40406,
-                        f"Subject '{subject}' Version {version} was soft deleted. Set "
-                        "permanent=true to delete permanently",
-                    )
-                raise errors.version_not_found(subject, version)
+                    raise errors.version_soft_deleted(subject, number)
+                raise errors.version_not_found(number)
             if state.referenced_by(subject, entry.version):
-                raise errors.reference_exists(
-                    f"One or more references exist to the schema {{subject={subject}, "
-                    f"version={entry.version}}}"
-                )
+                raise errors.reference_exists(subject, entry.version)
             key = records.schema_key(subject, entry.version)
             if permanent:
                 if not entry.deleted:
@@ -523,8 +592,10 @@ class Registry:
 
     def set_config(self, subject: str | None, level: Any) -> dict[str, Any]:
         if not isinstance(level, str) or level.upper() not in LEVELS:
-            raise errors.invalid_compatibility_level(level)
+            raise errors.invalid_compatibility_level()
         level = level.upper()
+        if subject is not None:
+            validate_subject(subject)
 
         def decide(state: RegistryState) -> tuple[list[tuple[bytes, bytes | None]], Any]:
             if subject is not None:
@@ -537,9 +608,7 @@ class Registry:
     def delete_config(self, subject: str | None) -> dict[str, Any]:
         def decide(state: RegistryState) -> tuple[list[tuple[bytes, bytes | None]], Any]:
             if subject is not None and subject not in state.compatibility:
-                if subject not in state.subjects:
-                    raise errors.subject_not_found(subject)
-                raise errors.subject_level_compatibility_not_configured(subject)
+                raise errors.subject_not_found(subject)  # Confluent: 40401, not 40408
             previous = self.level(state, subject)
             return [(records.config_key(subject), None)], {"compatibilityLevel": previous}
 
@@ -553,8 +622,10 @@ class Registry:
             return {"mode": self.mode(state, subject)}
 
     def set_mode(self, subject: str | None, mode: Any, force: bool) -> dict[str, Any]:
+        if subject is not None:
+            validate_subject(subject)
         if not isinstance(mode, str) or mode.upper() not in MODES:
-            raise errors.invalid_mode(mode)
+            raise errors.invalid_mode()
         mode = mode.upper()
 
         def decide(state: RegistryState) -> tuple[list[tuple[bytes, bytes | None]], Any]:
@@ -562,8 +633,7 @@ class Registry:
                 taken = state.subject_names() if subject is None else state.versions(subject)
                 if taken:
                     raise errors.operation_not_permitted(
-                        "Cannot import since found existing subjects; set force=true to "
-                        "import into a registry that holds schemas"
+                        "Cannot import since found existing subjects"
                     )
             return [(records.mode_key(subject), records.mode_value(mode))], {"mode": mode}
 
@@ -572,7 +642,7 @@ class Registry:
     def delete_mode(self, subject: str) -> dict[str, Any]:
         def decide(state: RegistryState) -> tuple[list[tuple[bytes, bytes | None]], Any]:
             if subject not in state.modes:
-                raise errors.subject_level_mode_not_configured(subject)
+                raise errors.subject_not_found(subject)  # Confluent: 40401, not 40409
             previous = self.mode(state, subject)
             return [(records.mode_key(subject), None)], {"mode": previous}
 
@@ -592,6 +662,16 @@ def parse_version(version: str | int) -> int:
     raise errors.invalid_version(version)
 
 
+# Names Confluent reserves: ``__GLOBAL`` holds global permissions, ``__EMPTY`` stands for the
+# empty subject (QualifiedSubject.isValidSubject).
+RESERVED_SUBJECTS = frozenset({"__GLOBAL", "__EMPTY"})
+
+
 def validate_subject(subject: str) -> None:
-    if not subject or any(ord(c) < 32 for c in subject):
-        raise errors.RegistryError(422, 42208, f"The subject name {subject!r} is not valid")
+    """Confluent's subject rule: no ISO control characters, not a reserved name (42208)."""
+    if (
+        not subject
+        or subject in RESERVED_SUBJECTS
+        or any(ord(c) < 32 or 0x7F <= ord(c) <= 0x9F for c in subject)
+    ):
+        raise errors.invalid_subject(subject)

@@ -78,6 +78,8 @@ class SchemasTopic:
         self._stopping = threading.Event()
         self._reader: threading.Thread | None = None
         self._reader_error: str | None = None
+        self.cluster_id: str | None = None  # the Kafka cluster's id, for /v1/metadata/id
+        self.started_at: float | None = None  # monotonic time start() returned
 
     # -- life cycle --------------------------------------------------------------------------
 
@@ -99,6 +101,7 @@ class SchemasTopic:
         self._reader = threading.Thread(target=self._read, name="registry-reader", daemon=True)
         self._reader.start()
         self.catch_up()
+        self.started_at = time.monotonic()
 
     def close(self) -> None:
         self._stopping.set()
@@ -112,7 +115,7 @@ class SchemasTopic:
     def _ensure_topic(self) -> None:
         admin = AdminClient(self._config)
         try:
-            admin.list_topics(timeout=self.timeout_s)
+            self.cluster_id = admin.list_topics(timeout=self.timeout_s).cluster_id
         except KafkaException as exc:
             raise errors.store_error(
                 f"cannot reach Kafka at {self._config['bootstrap.servers']}: {exc.args[0].str()}"
@@ -174,6 +177,16 @@ class SchemasTopic:
                         f"not yet to {offset}{why}"
                     )
                 self._advanced.wait(min(left, 0.5))
+
+    def health(self) -> dict[str, Any]:
+        """What the reader knows without asking Kafka: cheap enough for a probe."""
+        with self.lock:
+            position = self._position
+        return {
+            "ready": self.started_at is not None,
+            "reader_position": position,
+            "reader_error": self._reader_error,
+        }
 
     def catch_up(self) -> None:
         """Return once every record committed to the topic before this call is applied."""

@@ -12,6 +12,7 @@ from typing import Any
 import uvicorn
 
 from nerve.registry.api import build_app
+from nerve.registry.config import RegistryConfig
 from nerve.registry.registry import Registry
 from nerve.registry.schemas_topic import SchemasTopic
 
@@ -35,8 +36,10 @@ class RegistryServer:
         port: int = 8081,
         topic: str = "_schemas",
         client_config: dict[str, Any] | None = None,
+        config: RegistryConfig | None = None,
     ) -> None:
         self.host, self.port = host, port
+        self.config = config or RegistryConfig()
         self.schemas_topic = SchemasTopic(bootstrap_servers, topic, client_config)
         self._server: _Server | None = None
         self._task: asyncio.Task[None] | None = None
@@ -54,7 +57,7 @@ class RegistryServer:
         sock.listen(128)
         sock.setblocking(False)
         config = uvicorn.Config(
-            build_app(Registry(self.schemas_topic)),
+            build_app(Registry(self.schemas_topic, self.config), self.config),
             log_level="warning",
             access_log=False,
             lifespan="off",
