@@ -227,6 +227,13 @@ def create_topic(
         config={k: str(v) for k, v in (configs or {}).items()},
     )
     client.create_topics([new], operation_timeout=30)[topic].result(DEFAULT_TIMEOUT_S)
+    # Apache Kafka answers before every broker's metadata cache has the topic: wait for it,
+    # so that a request right after (a commit, a produce) does not see it missing.
+    deadline = time.monotonic() + DEFAULT_TIMEOUT_S
+    while topic_partitions(bootstrap, topic) != partitions:
+        if time.monotonic() > deadline:
+            raise AssertionError(f"{topic} did not appear in metadata")
+        time.sleep(0.05)
 
 
 def watermarks(bootstrap: str, topic: str, partition: int = 0) -> tuple[int, int]:

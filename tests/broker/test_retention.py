@@ -57,7 +57,7 @@ def test_retention_ms_deletes_expired_segments_and_keeps_recent_records(
     create_topic(
         fast_broker.bootstrap,
         topic,
-        configs={"segment.bytes": 2048, "retention.ms": 600_000},
+        configs={"internal.segment.bytes": 2048, "retention.ms": 600_000},
     )
     hour_ago = int(time.time() * 1000) - 3_600_000
     old = [Out(b"old-%03d" % i + b"." * 200, timestamp=hour_ago + i) for i in range(60)]
@@ -85,7 +85,7 @@ def test_retention_bytes_keeps_the_newest_segments_within_the_limit(
     create_topic(
         fast_broker.bootstrap,
         topic,
-        configs={"segment.bytes": 2048, "retention.bytes": 4096},
+        configs={"internal.segment.bytes": 2048, "retention.bytes": 4096},
     )
     sent = [Out(b"%03d" % i + b"#" * 200) for i in range(100)]
     produce_ok(fast_broker.bootstrap, topic, sent, flush_every=1)
@@ -113,7 +113,7 @@ def test_compaction_keeps_only_latest_value_per_key_at_original_offsets(
         topic,
         configs={
             "cleanup.policy": "compact",
-            "segment.bytes": 2048,
+            "internal.segment.bytes": 2048,
             "delete.retention.ms": 100,
             "min.compaction.lag.ms": 0,
         },

@@ -6,19 +6,20 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
-# Topic-level config name -> the broker-level name that supplies its default (as in Kafka).
+from nerve.broker.config_defs import BROKER_CONFIGS, TOPIC_CONFIGS, ConfigValueError
+from nerve.broker.topic_configs import BrokerLevels, broker_default
+
+# Topic config name -> the broker config that supplies its default (Kafka's first synonym).
 TOPIC_TO_BROKER_CONFIG: dict[str, str] = {
-    "retention.ms": "log.retention.ms",
-    "retention.bytes": "log.retention.bytes",
-    "segment.bytes": "log.segment.bytes",
-    "segment.ms": "log.roll.ms",
-    "cleanup.policy": "log.cleanup.policy",
-    "delete.retention.ms": "log.cleaner.delete.retention.ms",
-    "min.compaction.lag.ms": "log.cleaner.min.compaction.lag.ms",
-    "max.message.bytes": "message.max.bytes",
-    "message.timestamp.type": "log.message.timestamp.type",
-    "index.interval.bytes": "log.index.interval.bytes",
+    name: definition.synonyms[0].name
+    for name, definition in TOPIC_CONFIGS.items()
+    if definition.synonyms
 }
+# Every broker config that sets a topic config's default (log.retention.hours too).
+_TOPIC_SYNONYMS = frozenset(s.name for d in TOPIC_CONFIGS.values() for s in d.synonyms)
+# Set cluster-wide when a Kafka 4 KRaft cluster is formatted (KIP-966's eligible leader
+# replicas need it), so DescribeConfigs shows it as a dynamic default there; nerve does the same.
+FORMAT_TIME_DEFAULTS = {"min.insync.replicas": "1"}
 
 FSYNC_POLICIES = ("acks-all", "always", "never")
 
@@ -72,28 +73,46 @@ class BrokerConfig:
     # acks-all: fsync before acks=all responses (group commit); always: before acks=1 too;
     # never: leave it to the OS page cache (Kafka's default behaviour).
     log_fsync_policy: str = "acks-all"
-    # Broker-level defaults of topic configs, keyed by the topic config name.
-    topic_defaults: dict[str, str] = field(default_factory=dict)
+    # Every setting given at start, by Kafka name (DescribeConfigs: STATIC_BROKER_CONFIG).
+    static_settings: dict[str, str] = field(default_factory=dict)
+    # Broker configs altered at runtime, for the cluster ("" resource) and for this broker
+    # (resource "1"); kept in <data-dir>/meta/broker-configs.json by the broker.
+    dynamic_default: dict[str, str] = field(default_factory=lambda: dict(FORMAT_TIME_DEFAULTS))
+    dynamic_broker: dict[str, str] = field(default_factory=dict)
 
     @property
     def advertised(self) -> tuple[str, int]:
         return (self.advertised_host or self.host, self.advertised_port or self.port)
 
+    @property
+    def levels(self) -> BrokerLevels:
+        return BrokerLevels(self.dynamic_broker, self.dynamic_default, self.static_settings)
+
+    @property
+    def topic_defaults(self) -> dict[str, str]:
+        """Topic config name -> its value from broker-level settings (only those set)."""
+        out = {}
+        for name, definition in TOPIC_CONFIGS.items():
+            value = broker_default(definition, self.levels)
+            if value is not None:
+                out[name] = value
+        return out
+
     def apply(self, settings: Mapping[str, str]) -> None:
         """Apply ``name=value`` settings with Kafka names; raises ConfigError on a bad one."""
-        broker_to_topic = {v: k for k, v in TOPIC_TO_BROKER_CONFIG.items()}
         for name, value in settings.items():
-            if name in broker_to_topic:
-                self.topic_defaults[broker_to_topic[name]] = value
-                continue
-            if name == "log.retention.hours":
-                self.topic_defaults["retention.ms"] = str(int(value) * 3_600_000)
+            if name in _TOPIC_SYNONYMS:
+                try:
+                    self.static_settings[name] = BROKER_CONFIGS[name].normalize(value)
+                except ConfigValueError as exc:
+                    raise ConfigError(str(exc)) from None
                 continue
             attribute = NAMES.get(name)
             if attribute is None:
                 raise ConfigError(f"unknown broker config {name!r}")
             current = getattr(self, attribute)
             setattr(self, attribute, _parse(name, value, current))
+            self.static_settings[name] = value
         for name in ("connections.max.idle.ms", "socket.request.receive.timeout.ms"):
             if getattr(self, NAMES[name]) < 1:
                 raise ConfigError(f"{name} must be positive, not {getattr(self, NAMES[name])}")
@@ -108,14 +127,24 @@ class BrokerConfig:
                 f"not {self.log_fsync_policy!r}"
             )
 
-    def broker_configs(self) -> dict[str, str]:
-        """Every broker config as Kafka names and strings (for DescribeConfigs)."""
-        from nerve.broker.log.config import TOPIC_CONFIG_DEFAULTS
-
+    def nerve_values(self) -> dict[str, str]:
+        """Broker configs whose value nerve decides (its settings, its listener), Kafka names."""
+        host, port = self.advertised
         out = {name: _format(getattr(self, attr)) for name, attr in NAMES.items()}
-        for topic_name, broker_name in TOPIC_TO_BROKER_CONFIG.items():
-            default = TOPIC_CONFIG_DEFAULTS.get(topic_name, "")
-            out[broker_name] = self.topic_defaults.get(topic_name, default)
+        out.update(
+            {
+                "broker.id": str(self.node_id),
+                "listeners": f"PLAINTEXT://{self.host}:{self.port}",
+                "advertised.listeners": f"PLAINTEXT://{host}:{port}",
+                "listener.security.protocol.map": "PLAINTEXT:PLAINTEXT",
+                "inter.broker.listener.name": "PLAINTEXT",
+                "process.roles": "broker,controller",
+                "log.dirs": str(self.data_dir),
+                "offsets.topic.replication.factor": "1",
+                "transaction.state.log.replication.factor": "1",
+                "transaction.state.log.min.isr": "1",
+            }
+        )
         return out
 
 

@@ -17,6 +17,7 @@ from collections.abc import Awaitable
 from typing import Any
 
 from nerve.broker.config import BrokerConfig
+from nerve.broker.dynamic_configs import DynamicConfigs
 from nerve.broker.group_commit import GroupCommit
 from nerve.broker.groups.coordinator import GroupCoordinator
 from nerve.broker.handlers import HANDLERS, api_versions
@@ -38,6 +39,7 @@ class Broker:
 
     def __init__(self, config: BrokerConfig) -> None:
         self.config = config
+        self.dynamic_configs = DynamicConfigs(config)
         self.topics = TopicManager(config)
         self.group_commit = GroupCommit()
         self.groups = GroupCoordinator(self)
@@ -61,6 +63,7 @@ class Broker:
         from nerve.broker.cluster import load_or_create_cluster_id
 
         self.cluster_id = load_or_create_cluster_id(self.config.data_dir, self.config.node_id)
+        self.dynamic_configs.open()
         self.topics.open()
         self.groups.start()
         self.transactions.start()
@@ -135,9 +138,9 @@ class Broker:
                 connection.sweep(now, idle_s, receive_s)
 
     async def _cleaner_loop(self) -> None:
-        interval = self.config.log_cleaner_backoff_ms / 1000
         while True:
-            await asyncio.sleep(interval)
+            # Read each round: log.cleaner.backoff.ms can be altered at runtime.
+            await asyncio.sleep(self.config.log_cleaner_backoff_ms / 1000)
             now = self.now_ms()
             for partition in list(self.topics.all_partitions()):
                 if "compact" not in partition.topic.log_config.cleanup_policy:

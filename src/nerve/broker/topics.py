@@ -19,8 +19,9 @@ from pathlib import Path
 
 from nerve.broker.config import BrokerConfig
 from nerve.broker.errors import ApiError, ErrorCode
-from nerve.broker.log.config import TOPIC_CONFIG_DEFAULTS, LogConfig
+from nerve.broker.log.config import LogConfig
 from nerve.broker.log.log import PartitionLog
+from nerve.broker.topic_configs import TopicConfigError, effective, validate
 
 log = logging.getLogger("nerve.broker")
 
@@ -135,24 +136,21 @@ class TopicManager:
     # -- configs ---------------------------------------------------------------------------
 
     def effective_configs(self, overrides: Mapping[str, str]) -> dict[str, str]:
-        """Topic configs as a client sees them: Kafka default < broker default < topic."""
-        out = dict(TOPIC_CONFIG_DEFAULTS)
-        out.update(self.config.topic_defaults)
-        out.update(overrides)
-        return out
+        """Topic configs as the topic obeys them: Kafka default < broker setting < topic."""
+        return effective(overrides, self.config.levels)
 
     def log_config_for(self, overrides: Mapping[str, str]) -> LogConfig:
-        effective = self.effective_configs(overrides)
         try:
-            return LogConfig.from_configs(effective)
+            return LogConfig.from_configs(self.effective_configs(overrides))
         except ValueError as exc:
             raise ApiError(ErrorCode.invalid_config, str(exc)) from None
 
-    def validate_configs(self, configs: Mapping[str, str]) -> None:
-        for name in configs:
-            if name not in TOPIC_CONFIG_DEFAULTS:
-                raise ApiError(ErrorCode.invalid_config, f"unknown topic config {name!r}")
-        self.log_config_for(configs)
+    def validate_configs(self, configs: Mapping[str, str | None]) -> dict[str, str]:
+        """Kafka's checks of a topic's overrides; returns them normalized (as stored)."""
+        try:
+            return validate(configs, self.config.levels)
+        except TopicConfigError as exc:
+            raise ApiError(ErrorCode.invalid_config, str(exc)) from None
 
     # -- lookups ---------------------------------------------------------------------------
 
@@ -176,7 +174,7 @@ class TopicManager:
         name: str,
         num_partitions: int = -1,
         replication_factor: int = -1,
-        configs: Mapping[str, str] | None = None,
+        configs: Mapping[str, str | None] | None = None,
         validate_only: bool = False,
     ) -> Topic | None:
         """Create a topic; raises ApiError with Kafka's code for each way it can be refused."""
@@ -195,8 +193,7 @@ class TopicManager:
                 f"replication factor {replication_factor} is larger than the number of "
                 "available brokers: 1",
             )
-        configs = dict(configs or {})
-        self.validate_configs(configs)
+        configs = self.validate_configs(dict(configs or {}))
         if validate_only:
             return None
         topic = Topic(name=name, topic_id=uuid.uuid4(), configs=configs)
@@ -246,15 +243,22 @@ class TopicManager:
             self._open_partition(topic, index)
         self._save()
 
+    def refresh_log_configs(self) -> None:
+        """Broker-level defaults changed: every topic obeys its new effective configs."""
+        for topic in self.topics.values():
+            topic.log_config = self.log_config_for(topic.configs)
+            for partition in topic.partitions:
+                partition.log.set_config(topic.log_config)
+
     def set_configs(self, name: str, configs: Mapping[str, str], validate_only: bool) -> None:
         """Replace a topic's overrides with ``configs`` (AlterConfigs semantics)."""
         topic = self.topics.get(name)
         if topic is None:
             raise ApiError(ErrorCode.unknown_topic_or_partition, f"unknown topic {name!r}")
-        self.validate_configs(configs)
+        configs = self.validate_configs(configs)
         if validate_only:
             return
-        topic.configs = dict(configs)
+        topic.configs = configs
         topic.log_config = self.log_config_for(topic.configs)
         for partition in topic.partitions:
             partition.log.set_config(topic.log_config)

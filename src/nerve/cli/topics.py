@@ -62,7 +62,7 @@ def _list(admin: Any, args: argparse.Namespace) -> int:
 
 def _describe(admin: Any, args: argparse.Namespace) -> int:
     from confluent_kafka import TopicPartition
-    from confluent_kafka.admin import ConfigResource, OffsetSpec
+    from confluent_kafka.admin import ConfigResource, ConfigSource, OffsetSpec
 
     metadata = client.find_topic(admin, args.topic)
     if metadata is None or metadata.error is not None:
@@ -79,10 +79,12 @@ def _describe(admin: Any, args: argparse.Namespace) -> int:
     earliest, latest = offsets(OffsetSpec.earliest()), offsets(OffsetSpec.latest())
     resource = ConfigResource(ConfigResource.Type.TOPIC, args.topic)
     entries = result(admin.describe_configs([resource])[resource])
+    # The topic's own settings: broker-wide ones (Kafka 4 sets min.insync.replicas for the
+    # whole cluster) are not the topic's.
     configs = {
         name: entry.value
         for name, entry in sorted(entries.items())
-        if not entry.is_default and entry.source != ConfigResource.Type.UNKNOWN
+        if entry.source == ConfigSource.DYNAMIC_TOPIC_CONFIG.value
     }
     rows = [(p.id, p.leader, earliest[p.id], latest[p.id]) for p in partitions]
     if args.json:

@@ -7,6 +7,7 @@ from typing import TYPE_CHECKING, Any
 from nerve.broker.errors import ApiError, ErrorCode
 from nerve.broker.handlers.configs import config_source
 from nerve.broker.handlers.metadata import NO_THROTTLE, ZERO_UUID
+from nerve.broker.topic_configs import DESCRIBED
 from nerve.protocol import codec
 
 if TYPE_CHECKING:
@@ -37,8 +38,6 @@ def handle_create_topics(broker: Broker, header: codec.RequestHeader, request: A
                             f"{broker.node_id} only",
                         )
                 num_partitions = len(wanted.assignments)
-            if any(v is None for v in configs.values()):
-                raise ApiError(ErrorCode.invalid_config, "topic config values may not be null")
             topic = broker.topics.create(
                 wanted.name,
                 num_partitions,
@@ -48,7 +47,12 @@ def handle_create_topics(broker: Broker, header: codec.RequestHeader, request: A
             )
         except ApiError as exc:
             code, message = exc.code, exc.message
-        effective = broker.topics.effective_configs(configs) if code == ErrorCode.none else {}
+        effective = (
+            {n: broker.topics.effective_configs(topic.configs if topic else configs)[n]
+             for n in DESCRIBED}
+            if code == ErrorCode.none
+            else {}
+        )  # fmt: skip
         if num_partitions == -1:
             num_partitions = broker.config.num_partitions
         overrides = topic.configs if topic is not None else configs

@@ -18,6 +18,7 @@ _INT_CONFIGS: dict[str, tuple[str, int]] = {
     "min.compaction.lag.ms": ("min_compaction_lag_ms", 0),
     "index.interval.bytes": ("index_interval_bytes", 0),
     "max.message.bytes": ("max_message_bytes", 0),
+    "max.compaction.lag.ms": ("max_compaction_lag_ms", 1),
 }
 _INT_MAX = (1 << 31) - 1
 _INT32_CONFIGS = frozenset(
@@ -39,6 +40,10 @@ class LogConfig:
     index_interval_bytes: int = 4096  # index.interval.bytes
     max_message_bytes: int = 1048588  # max.message.bytes
     message_timestamp_type: str = "CreateTime"  # message.timestamp.type
+    max_compaction_lag_ms: int = (1 << 63) - 1  # max.compaction.lag.ms
+    min_cleanable_dirty_ratio: float = 0.5  # min.cleanable.dirty.ratio
+    # compression.type: producer (keep the producer's), uncompressed, gzip, snappy, lz4, zstd
+    compression_type: str = "producer"
 
     @property
     def compact(self) -> bool:
@@ -73,31 +78,52 @@ class LogConfig:
                     raise ValueError(f"{name} must be at most {_INT_MAX}, not {value}")
                 setattr(config, attribute, value)
             elif name == "cleanup.policy":
+                # Empty (Kafka 4): neither delete nor compact, the log is kept whole.
                 parts = [p.strip() for p in str(raw).split(",") if p.strip()]
-                if not parts or any(p not in CLEANUP_POLICIES for p in parts):
+                if any(p not in CLEANUP_POLICIES for p in parts):
                     raise ValueError(
                         f"cleanup.policy must be delete, compact or compact,delete, not {raw!r}"
                     )
                 config.cleanup_policy = ",".join(sorted(set(parts)))
+            elif name == "min.cleanable.dirty.ratio":
+                config.min_cleanable_dirty_ratio = float(raw)
+            elif name == "compression.type":
+                config.compression_type = str(raw).strip()
             elif name == "message.timestamp.type":
                 if raw not in TIMESTAMP_TYPES:
                     raise ValueError(
                         f"message.timestamp.type must be CreateTime or LogAppendTime, not {raw!r}"
                     )
                 config.message_timestamp_type = raw
+        # Kafka's internal override of segment.bytes below its 1 MiB floor (for tests).
+        internal = str(configs.get("internal.segment.bytes") or "").strip()
+        if internal:
+            config.segment_bytes = max(int(internal), _INT_CONFIGS["segment.bytes"][1])
         return config
+
+    @property
+    def roll_ms(self) -> int:
+        """Age at which the active segment rolls: segment.ms, and on a compacted topic no later
+        than max.compaction.lag.ms, so no record waits longer than that to become cleanable."""
+        if self.compact:
+            return min(self.segment_ms, self.max_compaction_lag_ms)
+        return self.segment_ms
 
     def to_configs(self) -> dict[str, str]:
         """The inverse of from_configs: every setting under its Kafka name, as a string."""
         out = {name: str(getattr(self, attr)) for name, (attr, _) in _INT_CONFIGS.items()}
         out["cleanup.policy"] = self.cleanup_policy
         out["message.timestamp.type"] = self.message_timestamp_type
+        out["min.cleanable.dirty.ratio"] = repr(self.min_cleanable_dirty_ratio)
+        out["compression.type"] = self.compression_type
         return out
 
 
 assert {f.name for f in fields(LogConfig)} == {a for a, _ in _INT_CONFIGS.values()} | {
     "cleanup_policy",
     "message_timestamp_type",
+    "min_cleanable_dirty_ratio",
+    "compression_type",
 }
 
 TOPIC_CONFIG_DEFAULTS: dict[str, str] = LogConfig().to_configs()

@@ -210,7 +210,7 @@ class PartitionLog:
             # Reopened segment: like Kafka, age it from its first batch's timestamp.
             first = active.first_batch_timestamp
             active.created_ms = first if first is not None and first >= 0 else now_ms
-        if now_ms - active.created_ms >= self.config.segment_ms:
+        if now_ms - active.created_ms >= self.config.roll_ms:
             return True
         last_offset = active.next_offset + sum(h.last_offset_delta + 1 for h in headers) - 1
         return last_offset - active.base_offset > _MAX_RELATIVE_OFFSET
