@@ -314,6 +314,22 @@ def test_roll_on_segment_ms(tmp_path: Path, open_log: type[PartitionLog]) -> Non
     assert log.segment_base_offsets == [0, 2]
 
 
+def test_compacted_topic_rolls_at_max_compaction_lag(
+    tmp_path: Path, open_log: type[PartitionLog]
+) -> None:
+    """Kafka rolls a compacted log's active segment by min(segment.ms, max.compaction.lag.ms),
+    so that no record stays uncleanable for longer than the lag."""
+    config = LogConfig(cleanup_policy="compact", max_compaction_lag_ms=500)
+    log = open_log.open(tmp_path / "c-0", config)
+    append(log, batch(), now=NOW)
+    append(log, batch(), now=NOW + 500)
+    assert log.segment_base_offsets == [0, 1]
+    deleting = open_log.open(tmp_path / "d-0", LogConfig(max_compaction_lag_ms=500))
+    append(deleting, batch(), now=NOW)
+    append(deleting, batch(), now=NOW + 500)
+    assert deleting.segment_count == 1  # the lag means nothing without compaction
+
+
 def test_retention_by_time(tmp_path: Path, open_log: type[PartitionLog]) -> None:
     config = LogConfig(segment_bytes=300, retention_ms=10_000)
     log = open_log.open(tmp_path / "t-0", config)
