@@ -5,8 +5,8 @@ client-metrics resources. Requests go through kio, so every field of the answer 
 from __future__ import annotations
 
 import time
-from collections.abc import Iterator
-from typing import Any
+from collections.abc import Callable, Iterator
+from typing import Any, TypeVar
 
 import pytest
 from confluent_kafka import KafkaException
@@ -27,6 +27,7 @@ from tests.conftest import Backend, TopicNameFactory
 from tests.differential.test_differential import admin, create
 
 TOPIC, BROKER, CLIENT_METRICS, GROUP = 2, 4, 16, 32
+T = TypeVar("T")
 SET, DELETE, APPEND, SUBTRACT = 0, 1, 2, 3
 
 
@@ -82,6 +83,15 @@ def alter(
         )
     (result,) = response.responses
     return int(result.error_code), result.error_message
+
+
+def settled(fetch: Callable[[], T], expected: T) -> T:
+    """Kafka applies a config change through its metadata log, so a describe right after may
+    still show the old value: ask again until it matches, for up to 30 s."""
+    deadline = time.monotonic() + 30
+    while (got := fetch()) != expected and time.monotonic() < deadline:
+        time.sleep(0.1)
+    return got
 
 
 def test_every_topic_config_described_with_kafkas_defaults(
@@ -251,18 +261,20 @@ def test_incremental_alter_topic_configs(backend: Backend, topic_name: TopicName
     assert alter(backend, TOPIC, topic, ("cleanup.policy", APPEND, "compact")) == (0, None)
     assert alter(backend, TOPIC, topic, ("retention.ms", SET, "5000"),
                  ("compression.type", SET, "zstd")) == (0, None)  # fmt: skip
-    assert values() == {
+    expected = {
         "cleanup.policy": ("delete,compact", 1),
         "retention.ms": ("5000", 1),
         "compression.type": ("zstd", 1),
     }
+    assert settled(values, expected) == expected
     assert alter(backend, TOPIC, topic, ("cleanup.policy", SUBTRACT, "delete"),
                  ("retention.ms", DELETE, None)) == (0, None)  # fmt: skip
-    assert values() == {
+    expected = {
         "cleanup.policy": ("compact", 1),
         "retention.ms": ("604800000", 5),
         "compression.type": ("zstd", 1),
     }
+    assert settled(values, expected) == expected
     errors = [
         alter(backend, TOPIC, topic, ("retention.ms", APPEND, "1")),
         alter(backend, TOPIC, topic, ("nope", SET, "1")),
@@ -295,8 +307,11 @@ def test_alter_configs_replaces_a_topics_overrides(
             )
         )
     assert response.responses[0].error_code == 0
-    overridden = {c.name for c in describe(backend, TOPIC, topic).configs if c.config_source == 1}
-    assert overridden == {"segment.ms"}
+
+    def overridden() -> set[str]:
+        return {c.name for c in describe(backend, TOPIC, topic).configs if c.config_source == 1}
+
+    assert settled(overridden, {"segment.ms"}) == {"segment.ms"}
 
 
 def test_describe_group_and_client_metrics_resources(backend: Backend) -> None:
@@ -373,14 +388,20 @@ def test_group_and_client_metrics_configs_altered_as_kafka_does(
         (42, "Unknown client metrics configuration: nope"),
         (0, None),
     ]  # fmt: skip
-    described = entries(describe(backend, GROUP, group, ("consumer.session.timeout.ms",)))
-    assert described == {
+    expected = {
         "consumer.session.timeout.ms": ("50000", 8, 3, False, False,
                                         (("consumer.session.timeout.ms", "50000", 8),
                                          ("group.consumer.session.timeout.ms", "45000", 5)))
     }  # fmt: skip
-    metrics = entries(describe(backend, CLIENT_METRICS, subscription, ("interval.ms",)))
-    assert metrics["interval.ms"][:2] == ("1000", 7)
+    keys = ("consumer.session.timeout.ms",)
+    assert settled(lambda: entries(describe(backend, GROUP, group, keys)), expected) == expected
+
+    def interval() -> tuple[Any, ...]:
+        return entries(describe(backend, CLIENT_METRICS, subscription, ("interval.ms",)))[
+            "interval.ms"
+        ][:2]
+
+    assert settled(interval, ("1000", 7)) == ("1000", 7)
 
 
 @pytest.fixture
