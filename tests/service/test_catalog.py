@@ -109,7 +109,15 @@ def test_services_announce_what_they_consume_and_emit(platform: Platform) -> Non
     )
     assert consume["schema"]["properties"]["lines"]["type"] == "array"
     assert [e["type"] for e in shipping["emits"]] == ["shop.shipped"]
-    assert shipping["tables"] == [{"name": "cat.carriers", "topic": "cat.carriers"}]
+    assert shipping["tables"] == [
+        {
+            "name": "cat.carriers",
+            "topic": "cat.carriers",
+            "event": None,
+            "type": None,
+            "schema": None,
+        }
+    ]
     assert shipping["registry"] == platform.registry_url
     assert shipping["announced_at"] and shipping["nerve_version"]
 
@@ -120,11 +128,20 @@ def test_the_tables_link_each_event_to_its_emitters_and_consumers(platform: Plat
     lines = [line.split() for line in done.stdout.splitlines()]
     assert ["SERVICE", "OWNER", "CONSUMES", "EMITS"] in lines
     assert ["cat-orders", "team-shop", "cat.requests", "cat.orders"] in lines
-    assert ["cat-shipping", "team-ship", "cat.orders", "shop.shipped"] in lines
+    # A table is a consumer of its topic too.
+    assert [
+        "cat-shipping",
+        "team-ship",
+        "cat.orders,",
+        "cat.carriers",
+        "(table)",
+        "shop.shipped",
+    ] in lines
     assert ["TOPIC", "EVENT-TYPE", "EMITTED-BY", "CONSUMED-BY"] in lines
     assert ["cat.orders", "cat.orders", "cat-orders", "cat-shipping"] in lines
     assert ["cat.shipped", "shop.shipped", "cat-shipping", "-"] in lines
     assert ["cat.requests", "-", "-", "cat-orders"] in lines
+    assert ["cat.carriers", "-", "-", "cat-shipping"] in lines
 
 
 def test_a_reannounced_service_replaces_its_record_and_a_tombstone_removes_it(
@@ -226,6 +243,9 @@ def test_asyncapi_document_describes_channels_messages_and_operations(
     assert receive["messages"] == [{"$ref": "#/channels/cat.orders/messages/cat.orders"}]
     assert receive["bindings"]["kafka"]["groupId"]["enum"] == ["cat-shipping"]
     assert ("cat-shipping", "send", "#/channels/cat.shipped") in operations
+    # Its table reads cat.carriers: a consumed channel, outside the consumer group.
+    table = operations[("cat-shipping", "receive", "#/channels/cat.carriers")]
+    assert table["x-nerve-table"] is True and "bindings" not in table
 
 
 def test_asyncapi_keeps_apart_models_that_share_a_name() -> None:

@@ -99,6 +99,8 @@ def test_replicas_share_partitions_and_stop_gracefully(
             group = admin.describe_consumer_groups(["run-packing"])["run-packing"].result(10)
             assignments = sorted(len(m.assignment.topic_partitions) for m in group.members)
         assert assignments == [2, 2]
+        # Each replica's consumer says which service it is.
+        assert {m.client_id for m in group.members} == {"run-packing"}
 
         produce(shared_broker, range(200))
         expected = {f"o{i}" for i in range(200) if i % 30}
@@ -122,6 +124,24 @@ def test_replicas_share_partitions_and_stop_gracefully(
                 proc.wait(30)
     assert second.returncode == 0
     assert "running run-packing" in (second.stdout.read() if second.stdout else "")
+    logged = second.stderr.read() if second.stderr else ""
+    assert "service run-packing started" in logged
+    assert "HTTP Request" not in logged  # the registry client's INFO lines are silenced
+
+
+def test_an_unreachable_broker_is_one_line(tmp_path: Path) -> None:
+    path = tmp_path / "packing.py"
+    path.write_text(SERVICE)
+    done = subprocess.run(
+        [sys.executable, "-m", "nerve", "run", str(path), "-b", "127.0.0.1:1", "--no-registry"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert done.returncode == 1
+    assert done.stderr.splitlines() == [
+        "nerve run: run-packing: cannot reach Kafka at 127.0.0.1:1 within 10 s"
+    ], done.stderr
 
 
 def test_a_file_that_does_not_load_is_one_clear_line(tmp_path: Path) -> None:

@@ -88,7 +88,11 @@ def _print(services: dict[str, dict[str, Any]], events: list[dict[str, Any]]) ->
         (
             name,
             service.get("owner"),
-            ", ".join(c["type"] or c["topic"] for c in service.get("consumes", [])) or None,
+            ", ".join(
+                [c["type"] or c["topic"] for c in service.get("consumes", [])]
+                + [f"{t.get('type') or t['topic']} (table)" for t in service.get("tables", [])]
+            )
+            or None,
             ", ".join(e["type"] for e in service.get("emits", [])) or None,
         )
         for name, service in services.items()

@@ -77,7 +77,9 @@ def describe(
         "owner": service.owner,
         "consumes": list(consumes.values()),
         "emits": emits,
-        "tables": [{"name": t.name, "topic": t.topic} for t in service.tables],
+        "tables": [
+            {"name": t.name, "topic": t.topic, **_model_fields(t.model)} for t in service.tables
+        ],
         "group": service.name,
         "registry": config.registry_url,
         "announced_at": datetime.now(UTC).isoformat(timespec="milliseconds"),
@@ -93,6 +95,23 @@ def _event_fields(event_type: type[Event] | None) -> dict[str, Any]:
         "type": event_type.event_type,
         "schema": event_type.model_json_schema(),
     }
+
+
+def _model_fields(model: Any) -> dict[str, Any]:
+    """A table's model: an event type, a plain pydantic model (no CloudEvents type), or none
+    (rows are the records' JSON)."""
+    if isinstance(model, type) and issubclass(model, Event) and hasattr(model, "topic"):
+        return _event_fields(model)
+    if model is not None and hasattr(model, "model_json_schema"):
+        return {"event": model.__name__, "type": None, "schema": model.model_json_schema()}
+    return _event_fields(None)
+
+
+def _consumed(service: dict[str, Any]) -> list[dict[str, Any]]:
+    """What a service reads: its handlers' topics, then its tables' (a table reads its whole
+    topic, though outside the service's consumer group)."""
+    tables = [{**t, "table": True} for t in service.get("tables", []) if "topic" in t]
+    return [*service.get("consumes", []), *tables]
 
 
 def announce(service: Service, config: RunConfig, schema_ids: dict[type[Event], int]) -> None:
@@ -170,7 +189,8 @@ def read(client_config: dict[str, Any], timeout_s: float = 15.0) -> dict[str, di
 def events(services: dict[str, dict[str, Any]]) -> list[dict[str, Any]]:
     """Every event of the system: its topic and type, who emits it and who consumes it.
 
-    A raw-topic handler (no event class) consumes whatever is on its topic.
+    A raw-topic handler (no event class) consumes whatever is on its topic; so does a table
+    whose model is not an event type. Tables count as consumers of their topic.
     """
     rows: dict[tuple[str, str | None], dict[str, Any]] = {}
 
@@ -187,11 +207,11 @@ def events(services: dict[str, dict[str, Any]]) -> list[dict[str, Any]]:
     for name, service in services.items():
         for emit in service.get("emits", []):
             add(row(emit["topic"], emit.get("type"))["emitted_by"], name)
-        for consume in service.get("consumes", []):
+        for consume in _consumed(service):
             if consume.get("type") is not None:
                 add(row(consume["topic"], consume["type"])["consumed_by"], name)
     for name, service in services.items():
-        for consume in service.get("consumes", []):
+        for consume in _consumed(service):
             if consume.get("type") is None:
                 typed = [r for (topic, _), r in rows.items() if topic == consume["topic"]]
                 for found in typed or [row(consume["topic"], None)]:
@@ -212,10 +232,17 @@ def asyncapi(services: dict[str, dict[str, Any]], bootstrap_servers: str) -> dic
     for name, service in services.items():
         for emit in service.get("emits", []):
             document.operation(name, service, "send", emit["topic"], document.message(emit))
-        for consume in service.get("consumes", []):
+        for consume in _consumed(service):
             typed = consume.get("type") is not None
             received = document.message(consume) if typed else None
-            document.operation(name, service, "receive", consume["topic"], received)
+            document.operation(
+                name,
+                service,
+                "receive",
+                consume["topic"],
+                received,
+                table=bool(consume.get("table")),
+            )
     servers = [s.strip() for s in bootstrap_servers.split(",") if s.strip()]
     return {
         "asyncapi": "3.0.0",
@@ -340,6 +367,8 @@ class _Document:
         action: str,
         topic: str,
         message_id: str | None,
+        *,
+        table: bool = False,
     ) -> None:
         channel_id = self.channel(topic)
         operation_id = _component_id(f"{name}.{action}.{topic}")
@@ -354,7 +383,10 @@ class _Document:
             }
             if service.get("description"):
                 operation["description"] = service["description"]
-            if action == "receive":
+            if table:  # read whole by every replica, outside the consumer group
+                operation["summary"] = f"{name} keeps a table of {topic}"
+                operation["x-nerve-table"] = True
+            elif action == "receive":
                 operation["bindings"] = {
                     "kafka": {
                         "groupId": {"type": "string", "enum": [service.get("group") or name]},

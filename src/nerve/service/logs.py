@@ -87,6 +87,8 @@ class JsonFormatter(logging.Formatter):
         return json.dumps(line, default=str)
 
 
+QUIET_LOGGERS = ("httpx", "httpx2", "httpcore")
+
 TEXT_FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
 
 
@@ -108,3 +110,8 @@ def configure(
         root.removeHandler(old)
     root.addHandler(handler)
     root.setLevel(level.upper() if isinstance(level, str) else level)
+    # Dependencies' INFO lines (the registry client logs every HTTP request) are noise at
+    # INFO; they show at DEBUG.
+    quiet = logging.WARNING if root.level > logging.DEBUG else logging.NOTSET
+    for name in QUIET_LOGGERS:
+        logging.getLogger(name).setLevel(quiet)

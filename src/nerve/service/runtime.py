@@ -65,6 +65,8 @@ def _aborts_transaction(exc: BaseException) -> bool:
     return bool(error.code() == KafkaError._STATE or error.txn_requires_abort())
 
 
+# How long a starting service waits for Kafka to answer.
+REACH_TIMEOUT_S = 10.0
 # librdkafka's default for the client side of message.max.bytes.
 DEFAULT_MESSAGE_MAX_BYTES = 1_000_000
 # Delivery errors that sending again cannot cure: the input is charged with them.
@@ -186,14 +188,17 @@ class ServiceRunner:
     def start(self) -> None:
         """Blocking: create topics, register schemas, restore tables, join the group."""
         kafka = self.config.kafka()
-        admin = AdminClient(kafka)
+        # Quiet until Kafka answers: librdkafka would log every failed connection attempt,
+        # hundreds of lines before the one that says what is wrong.
+        probe = AdminClient({**kafka, "log_level": 0})
         try:
-            admin.list_topics(timeout=30)
-        except KafkaException as exc:
+            probe.list_topics(timeout=REACH_TIMEOUT_S)
+        except KafkaException:
             raise ServiceError(
-                f"{self.service.name}: cannot reach Kafka at {self.config.bootstrap_servers}: "
-                f"{exc.args[0].str()}"
+                f"{self.service.name}: cannot reach Kafka at {self.config.bootstrap_servers} "
+                f"within {REACH_TIMEOUT_S:g} s"
             ) from None
+        admin = AdminClient(kafka)
         event_types = {h.event_type for h in self.service.handlers if h.event_type} | set(
             self.service.emits
         )
@@ -211,7 +216,12 @@ class ServiceRunner:
             self.tables.append(self.handled)
         for table in self.tables:
             table.start(kafka)
-        producer_config = self.config.kafka(**{"linger.ms": 5, "enable.idempotence": True})
+        # Services are known by their name in the cluster (kafka-consumer-groups' CLIENT-ID,
+        # broker logs, quotas), unless the run configuration names them otherwise.
+        named = {"client.id": self.service.name, **self.config.client_config}
+        producer_config = self.config.kafka(
+            **{"linger.ms": 5, "enable.idempotence": True, "client.id": named["client.id"]}
+        )
         if self.service.exactly_once:
             # A new id per process: replicas must not fence each other (the group generation
             # fences zombies, KIP-447). A killed process's open transaction then blocks
@@ -226,6 +236,7 @@ class ServiceRunner:
             self.config.kafka(
                 **{
                     "group.id": self.service.name,
+                    "client.id": named["client.id"],
                     "auto.offset.reset": self.service.start,
                     "enable.auto.commit": not self.service.exactly_once,
                     "enable.auto.offset.store": False,
