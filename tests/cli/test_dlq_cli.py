@@ -204,7 +204,18 @@ def test_an_unknown_topic_exits_1_with_a_clear_message(
         assert missing.stderr.strip() == (
             f"nerve dlq: unknown topic {topic} (and no dead-letter topic {topic}.dlq)"
         )
+    # A topic nothing was dead-lettered from has no dead letters: not an error.
     create_topic(bootstrap, topic)
     clean = nerve("dlq", "list", topic, bootstrap=bootstrap)
-    assert clean.returncode == 1
-    assert f"unknown topic {topic}.dlq: nothing from {topic} has been dead-lettered" in clean.stderr
+    assert clean.returncode == 0, clean.stderr
+    assert (
+        clean.stdout.strip()
+        == f"no dead letters of {topic} (nothing dead-lettered yet: no {topic}.dlq)"
+    )
+    assert nerve("dlq", "list", topic, "--json", bootstrap=bootstrap).stdout == ""
+    replay = nerve("dlq", "replay", topic, bootstrap=bootstrap)
+    assert replay.returncode == 0 and "replayed 0 dead letter(s)" in replay.stdout
+    # An empty dead-letter topic too.
+    create_topic(bootstrap, f"{topic}.dlq")
+    empty = nerve("dlq", "list", topic, bootstrap=bootstrap)
+    assert empty.returncode == 0 and empty.stdout.strip() == f"no dead letters in {topic}.dlq"

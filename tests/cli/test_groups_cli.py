@@ -13,7 +13,7 @@ from confluent_kafka import Consumer
 
 from tests._broker import BrokerProcess
 from tests._ck import Out, create_topic, produce_ok
-from tests.conftest import TopicNameFactory
+from tests.conftest import Backend, TopicNameFactory
 
 
 @pytest.fixture(scope="module")
@@ -124,3 +124,33 @@ def test_unreachable_broker_is_one_clear_line_and_exit_1() -> None:
     assert result.returncode == 1
     assert result.stderr.strip().startswith("nerve groups: cannot reach a broker at 127.0.0.1:1")
     assert len(result.stderr.strip().splitlines()) == 1
+
+
+def test_describing_an_unknown_group_says_so_and_exits_1(backend: Backend) -> None:
+    # Kafka 4 answers GROUP_ID_NOT_FOUND, older brokers a Dead group: the same to the user.
+    done = nerve("groups", "describe", "no-such-group-anywhere", bootstrap=backend.bootstrap)
+    assert done.returncode == 1, (backend.name, done.stdout)
+    assert done.stderr.strip() == "nerve groups: unknown group no-such-group-anywhere"
+
+
+def test_reset_offsets_accepts_execute_as_kafka_tool_does(
+    cli_broker: BrokerProcess, topic_name: TopicNameFactory
+) -> None:
+    topic, group = topic_name(), f"g-{topic_name()}"
+    create_topic(cli_broker.bootstrap, topic)
+    produce_ok(cli_broker.bootstrap, topic, [b"a", b"b", b"c"])
+    consume_and_commit(cli_broker.bootstrap, topic, group, 3).close()
+    done = nerve(
+        "groups", "reset-offsets", group, "--topic", topic, "--to-offset", "1", "--execute",
+        bootstrap=cli_broker.bootstrap,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    described = json.loads(
+        nerve("groups", "describe", group, "--json", bootstrap=cli_broker.bootstrap).stdout
+    )
+    assert [p["current_offset"] for p in described["partitions"]] == [1]
+    both = nerve(
+        "groups", "reset-offsets", group, "--topic", topic, "--to-earliest", "--execute",
+        "--dry-run", bootstrap=cli_broker.bootstrap,
+    )  # fmt: skip
+    assert both.returncode == 2 and "not allowed with" in both.stderr

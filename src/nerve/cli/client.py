@@ -16,30 +16,71 @@ class CommandError(Exception):
     """A failure to report in one line and exit 1 with."""
 
 
-def add_connection_options(parser: argparse.ArgumentParser) -> None:
+def port(value: str) -> int:
+    """A TCP port (0 to 65535), as argparse's ``type=``: a bad one is a usage error."""
+    if not value.isdigit() or not 0 <= int(value) <= 65535:
+        raise argparse.ArgumentTypeError(f"a port is 0 to 65535, not {value!r}")
+    return int(value)
+
+
+def address(value: str) -> tuple[str, int]:
+    """HOST:PORT (``:PORT`` binds every interface), as argparse's ``type=``."""
+    host, sep, number = value.rpartition(":")
+    if not sep:
+        raise argparse.ArgumentTypeError(f"expected HOST:PORT, got {value!r}")
+    return host.strip("[]") or "0.0.0.0", port(number)
+
+
+def add_connection_options(parser: argparse.ArgumentParser, *, top: bool = False) -> None:
+    """``-b`` and ``-X``, given before the command (``nerve -b HOST topics list``) or after it
+    (``nerve topics list -b HOST``). The top-level parser holds the defaults; a command's own
+    copies default to nothing, so that leaving them out does not undo what came first."""
     parser.add_argument(
         "-b",
         "--bootstrap-servers",
-        default=None,
+        default=None if top else argparse.SUPPRESS,
+        metavar="HOST:PORT",
         help="bootstrap servers (default: $NERVE_BOOTSTRAP_SERVERS, else 127.0.0.1:9092)",
     )
     parser.add_argument(
         "-X",
-        dest="client_config",
+        dest="client_config" if top else "command_client_config",
         action="append",
-        default=[],
+        default=[] if top else argparse.SUPPRESS,
         metavar="NAME=VALUE",
         help="a librdkafka setting, e.g. -X security.protocol=SSL (repeatable)",
     )
 
 
+DEFAULT_REGISTRY = "http://127.0.0.1:8081"
+
+
+def add_registry_option(parser: argparse.ArgumentParser, *, top: bool = False) -> None:
+    """``-r URL``, in any position like ``-b``."""
+    parser.add_argument(
+        "-r",
+        "--registry",
+        default=None if top else argparse.SUPPRESS,
+        metavar="URL",
+        help=f"schema registry URL (default: $NERVE_SCHEMA_REGISTRY_URL, else {DEFAULT_REGISTRY})",
+    )
+
+
+def registry_url(args: argparse.Namespace) -> str:
+    url = getattr(args, "registry", None) or os.environ.get("NERVE_SCHEMA_REGISTRY_URL")
+    return (url or DEFAULT_REGISTRY).rstrip("/")
+
+
 def client_config(args: argparse.Namespace, **extra: Any) -> dict[str, Any]:
     """librdkafka settings: bootstrap servers, quiet logs, then the user's -X overrides."""
     servers = (
-        args.bootstrap_servers or os.environ.get("NERVE_BOOTSTRAP_SERVERS") or DEFAULT_BOOTSTRAP
+        getattr(args, "bootstrap_servers", None)
+        or os.environ.get("NERVE_BOOTSTRAP_SERVERS")
+        or DEFAULT_BOOTSTRAP
     )
     config: dict[str, Any] = {"bootstrap.servers": servers, "log_level": 0, **extra}
-    for pair in args.client_config:
+    pairs = [*getattr(args, "client_config", []), *getattr(args, "command_client_config", [])]
+    for pair in pairs:
         name, sep, value = pair.partition("=")
         if not sep:
             raise CommandError(f"-X wants NAME=VALUE, got {pair!r}")

@@ -18,7 +18,7 @@ FORMAT_HELP = (
 
 def add_parser(commands: Any) -> None:
     parser = commands.add_parser("consume", help="print records of a topic")
-    parser.add_argument("topic")
+    parser.add_argument("topic", help="the topic to read")
     parser.add_argument(
         "--from-beginning", action="store_true", help="start at the oldest record (else new ones)"
     )

@@ -9,7 +9,7 @@ from typing import Any
 
 def add_parser(commands: Any) -> None:
     parser = commands.add_parser("demo", help="run an example system on a local platform")
-    parser.add_argument("system", choices=("finance",))
+    parser.add_argument("system", choices=("finance",), help="the example system to run")
     parser.add_argument(
         "--check",
         action="store_true",
@@ -19,7 +19,7 @@ def add_parser(commands: Any) -> None:
     parser.add_argument(
         "--data-dir", type=Path, help="default: .nerve/demo (a temp dir with --check)"
     )
-    parser.add_argument("--users", type=int, default=8)
+    parser.add_argument("--users", type=int, default=8, help="how many users (default 8)")
     parser.add_argument("--transactions", type=int, default=600, help="the --check workload")
     parser.add_argument("--rate", type=float, default=20.0, help="live transactions per second")
 

@@ -15,12 +15,14 @@ import json
 import sys
 from collections.abc import Iterable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from nerve.cli import client
 from nerve.cli.client import TIMEOUT_S, CommandError, add_connection_options, table
 from nerve.service import dead_letters
-from nerve.service.envelope import Headers
+
+if TYPE_CHECKING:
+    from nerve.service.envelope import Headers
 
 REPLAYED_FROM = "nerve_replayed_from"
 GROUP_PREFIX = "nerve-dlq-replay."
@@ -130,14 +132,15 @@ def _ranges(offsets: list[int]) -> str:
     return ",".join(parts)
 
 
-def _dlq_partitions(admin: Any, topic: str) -> tuple[str, list[int]]:
-    """TOPIC.dlq and its partitions, or CommandError saying what is missing."""
+def _dlq_partitions(admin: Any, topic: str) -> tuple[str, list[int]] | None:
+    """TOPIC.dlq and its partitions; None when TOPIC exists but nothing of it was ever
+    dead-lettered (no TOPIC.dlq yet); CommandError for an unknown TOPIC."""
     dlq = dead_letters.dlq_topic(topic)
     metadata = client.find_topic(admin, dlq)
     if metadata is None or metadata.error is not None:
         if client.find_topic(admin, topic) is None:
             raise CommandError(f"unknown topic {topic} (and no dead-letter topic {dlq})")
-        raise CommandError(f"unknown topic {dlq}: nothing from {topic} has been dead-lettered")
+        return None
     return dlq, sorted(metadata.partitions)
 
 
@@ -195,7 +198,14 @@ def _progress(consumer: Any, dlq: str, partitions: list[int]) -> dict[int, Progr
 
 def _list(args: argparse.Namespace) -> int:
     admin = client.admin(args)
-    dlq, partitions = _dlq_partitions(admin, args.topic)
+    found = _dlq_partitions(admin, args.topic)
+    if found is None:
+        if not args.json:
+            print(
+                f"no dead letters of {args.topic} (nothing dead-lettered yet: no {args.topic}.dlq)"
+            )
+        return 0
+    dlq, partitions = found
     consumer = _consumer(args)
     try:
         progress = _progress(consumer, dlq, partitions)
@@ -339,7 +349,15 @@ def _advanced(before: Progress, letters: list[DeadLetter], sent: set[int]) -> Pr
 def _replay(args: argparse.Namespace) -> int:
     wanted = _wanted_offsets(args.offset)
     admin = client.admin(args)
-    dlq, partitions = _dlq_partitions(admin, args.topic)
+    found = _dlq_partitions(admin, args.topic)
+    if found is None:
+        if wanted:
+            raise CommandError(
+                f"no dead letters of {args.topic}: nothing to replay at {args.offset}"
+            )
+        print(f"replayed 0 dead letter(s): nothing of {args.topic} has been dead-lettered")
+        return 0
+    dlq, partitions = found
     consumer = _consumer(args)
     try:
         progress = _progress(consumer, dlq, partitions)

@@ -34,20 +34,30 @@ def add_parser(commands: Any) -> None:
 
     common(actions.add_parser("list", help="every consumer group and its state"))
     describe = common(actions.add_parser("describe", help="members, offsets and lag of a group"))
-    describe.add_argument("group")
+    describe.add_argument("group", help="the consumer group to describe")
     reset = common(
         actions.add_parser("reset-offsets", help="move an inactive group's committed offsets")
     )
-    reset.add_argument("group")
+    reset.add_argument("group", help="the consumer group (its consumers stopped)")
     reset.add_argument("--topic", required=True, help="TOPIC or TOPIC:PARTITION[,PARTITION...]")
     target = reset.add_mutually_exclusive_group(required=True)
-    target.add_argument("--to-earliest", action="store_true")
-    target.add_argument("--to-latest", action="store_true")
-    target.add_argument("--to-offset", type=int, metavar="N")
-    target.add_argument("--to-datetime", metavar="ISO", help="e.g. 2026-11-24T10:00:00Z")
-    reset.add_argument("--dry-run", action="store_true", help="print the new offsets only")
+    target.add_argument("--to-earliest", action="store_true", help="to each partition's start")
+    target.add_argument("--to-latest", action="store_true", help="to each partition's end")
+    target.add_argument("--to-offset", type=int, metavar="N", help="to offset N")
+    target.add_argument(
+        "--to-datetime",
+        metavar="ISO",
+        help="to the first record at or after, e.g. 2026-11-24T10:00:00Z",
+    )
+    mode = reset.add_mutually_exclusive_group()
+    mode.add_argument("--dry-run", action="store_true", help="print the new offsets only")
+    mode.add_argument(
+        "--execute",
+        action="store_true",
+        help="apply them (the default here; accepted as kafka-consumer-groups.sh wants it)",
+    )
     delete = common(actions.add_parser("delete", help="delete inactive groups and their offsets"))
-    delete.add_argument("group", nargs="+")
+    delete.add_argument("group", nargs="+", help="the groups to delete")
 
 
 def run(args: argparse.Namespace) -> int:
@@ -95,10 +105,19 @@ def _describe(admin: Any, group: str, as_json: bool) -> int:
     from confluent_kafka import ConsumerGroupTopicPartitions, TopicPartition
     from confluent_kafka.admin import OffsetSpec
 
-    description = result(admin.describe_consumer_groups([group])[group])
+    try:
+        description = _describe_group(admin, group)
+    except Exception as exc:
+        # Kafka 4 answers GROUP_ID_NOT_FOUND; older brokers a group in state Dead.
+        if _not_found(exc):
+            raise CommandError(f"unknown group {group}") from None
+        raise CommandError(client.reason(exc)) from None
     committed = result(
         admin.list_consumer_group_offsets([ConsumerGroupTopicPartitions(group)])[group]
     ).topic_partitions
+    state_name = description.state.name if description.state else ""
+    if state_name == "DEAD" and not description.members and not committed:
+        raise CommandError(f"unknown group {group}")
     owners: dict[tuple[str, int], Any] = {}
     for member in description.members:
         for tp in member.assignment.topic_partitions if member.assignment else []:
@@ -193,6 +212,36 @@ def _describe(admin: Any, group: str, as_json: bool) -> int:
             )
         )
     return 0
+
+
+def _describe_group(admin: Any, group: str) -> Any:
+    """The group's description, asked again while its coordinator is moving or loading (a
+    cluster that just started answers NOT_COORDINATOR first), as Kafka's own tool does."""
+    import time
+
+    from confluent_kafka import KafkaError
+
+    deadline = time.monotonic() + TIMEOUT_S
+    while True:
+        try:
+            return admin.describe_consumer_groups([group])[group].result(timeout=TIMEOUT_S)
+        except Exception as exc:
+            error = exc.args[0] if exc.args else None
+            retriable = getattr(error, "code", lambda: None)() in (
+                KafkaError.NOT_COORDINATOR,
+                KafkaError.COORDINATOR_NOT_AVAILABLE,
+                KafkaError.COORDINATOR_LOAD_IN_PROGRESS,
+            )
+            if not retriable or time.monotonic() > deadline:
+                raise
+            time.sleep(0.5)
+
+
+def _not_found(exc: Exception) -> bool:
+    from confluent_kafka import KafkaError
+
+    error = exc.args[0] if exc.args else None
+    return bool(getattr(error, "code", lambda: None)() == KafkaError.GROUP_ID_NOT_FOUND)
 
 
 # -- reset-offsets -------------------------------------------------------------------------

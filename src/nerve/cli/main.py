@@ -1,18 +1,23 @@
-"""The ``nerve`` command: ``nerve broker`` runs the broker, ``nerve up`` the whole platform."""
+"""The ``nerve`` command: ``nerve broker`` runs the broker, ``nerve up`` the whole platform.
+
+Start-up is kept short (under 0.3 s for ``nerve --help``, measured in docs/performance.md):
+the command modules import their heavy dependencies (confluent-kafka, pydantic, asyncio, the
+broker) inside the functions that use them.
+"""
 
 from __future__ import annotations
 
 import argparse
-import asyncio
-import logging
-import signal
+import os
 import sys
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from nerve.broker.config import BrokerConfig, ConfigError, parse_settings
+from nerve import __version__
 from nerve.cli import (
     catalog,
     client,
+    completion,
     consume,
     demo,
     dlq,
@@ -23,26 +28,34 @@ from nerve.cli import (
     topics,
 )
 
+if TYPE_CHECKING:
+    import asyncio
 
-def _address(value: str) -> tuple[str, int]:
-    host, sep, port = value.rpartition(":")
-    if not sep or not port.isdigit():
-        raise argparse.ArgumentTypeError(f"expected HOST:PORT, got {value!r}")
-    return host.strip("[]") or "0.0.0.0", int(port)
+    from nerve.broker.config import BrokerConfig
+
+DESCRIPTION = (
+    "nerve: an event-driven platform. `nerve up` runs a Kafka-compatible broker and a schema "
+    "registry; the other commands work with any Kafka cluster (-b HOST:PORT or "
+    "$NERVE_BOOTSTRAP_SERVERS) and any Confluent-compatible registry (-r URL)."
+)
+
+
+class StartError(Exception):
+    """A server cannot start (its port is taken, ...): one line, exit 1."""
 
 
 def _add_broker_options(parser: argparse.ArgumentParser, data_dir: str, listen: str) -> None:
     parser.add_argument("--data-dir", type=Path, default=Path(data_dir), help="where logs live")
     parser.add_argument(
         "--listen",
-        type=_address,
-        default=_address(listen),
+        type=client.address,
+        default=client.address(listen),
         metavar="HOST:PORT",
         help=f"address to accept Kafka clients on; port 0 picks a free port (default {listen})",
     )
     parser.add_argument(
         "--advertised",
-        type=_address,
+        type=client.address,
         metavar="HOST:PORT",
         help="address clients are told to connect to (default: the bound address)",
     )
@@ -56,8 +69,11 @@ def _add_broker_options(parser: argparse.ArgumentParser, data_dir: str, listen: 
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="nerve", description=__doc__)
+    parser = argparse.ArgumentParser(prog="nerve", description=DESCRIPTION)
+    parser.add_argument("--version", action="version", version=f"nerve {__version__}")
     parser.add_argument("--log-level", default="INFO", help="DEBUG, INFO, WARNING, ERROR")
+    client.add_connection_options(parser, top=True)
+    client.add_registry_option(parser, top=True)
     parser.add_argument(
         "--loop",
         choices=("asyncio", "uvloop"),
@@ -74,8 +90,8 @@ def build_parser() -> argparse.ArgumentParser:
     _add_broker_options(up, ".nerve", "127.0.0.1:9092")
     up.add_argument(
         "--registry-listen",
-        type=_address,
-        default=_address("127.0.0.1:8081"),
+        type=client.address,
+        default=client.address("127.0.0.1:8081"),
         metavar="HOST:PORT",
         help="address of the schema registry's HTTP API (default 127.0.0.1:8081)",
     )
@@ -86,8 +102,8 @@ def build_parser() -> argparse.ArgumentParser:
     client.add_connection_options(registry)
     registry.add_argument(
         "--listen",
-        type=_address,
-        default=_address("127.0.0.1:8081"),
+        type=client.address,
+        default=client.address("127.0.0.1:8081"),
         metavar="HOST:PORT",
         help="address of the HTTP API; port 0 picks a free port (default 127.0.0.1:8081)",
     )
@@ -103,10 +119,13 @@ def build_parser() -> argparse.ArgumentParser:
     dlq.add_parser(commands)
     catalog.add_parser(commands)
     demo.add_parser(commands)
+    completion.add_parser(commands)
     return parser
 
 
 def broker_config(args: argparse.Namespace) -> BrokerConfig:
+    from nerve.broker.config import BrokerConfig, parse_settings
+
     config = BrokerConfig(data_dir=args.data_dir, host=args.listen[0], port=args.listen[1])
     if args.advertised:
         config.advertised_host, config.advertised_port = args.advertised
@@ -115,6 +134,9 @@ def broker_config(args: argparse.Namespace) -> BrokerConfig:
 
 
 def _stop_event() -> asyncio.Event:
+    import asyncio
+    import signal
+
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for signum in (signal.SIGINT, signal.SIGTERM):
@@ -124,10 +146,16 @@ def _stop_event() -> asyncio.Event:
 
 async def run_broker(config: BrokerConfig, registry_listen: tuple[str, int] | None = None) -> None:
     """The broker, and with ``registry_listen`` the schema registry beside it (``nerve up``)."""
+    import logging
+
     from nerve.broker.server import Broker
 
     broker = Broker(config)
-    host, port = await broker.start()
+    try:
+        host, port = await broker.start()
+    except OSError as exc:
+        where = f"{config.host}:{config.port}"
+        raise StartError(f"cannot start the broker on {where}: {exc.strerror or exc}") from None
     stop = _stop_event()
     print(f"listening on {host}:{port}", flush=True)
     logging.getLogger("nerve.broker").info(
@@ -140,7 +168,14 @@ async def run_broker(config: BrokerConfig, registry_listen: tuple[str, int] | No
 
             advertised = f"{config.advertised_host or host}:{config.advertised_port or port}"
             registry = RegistryServer(advertised, *registry_listen)
-            r_host, r_port = await registry.start()
+            try:
+                r_host, r_port = await registry.start()
+            except OSError as exc:
+                where = "{}:{}".format(*registry_listen)
+                raise StartError(
+                    f"cannot start the schema registry on {where}: {exc.strerror or exc} "
+                    "(--registry-listen HOST:PORT picks another, --no-registry runs without)"
+                ) from None
             print(f"schema registry listening on http://{r_host}:{r_port}", flush=True)
         await stop.wait()
     finally:
@@ -151,6 +186,8 @@ async def run_broker(config: BrokerConfig, registry_listen: tuple[str, int] | No
 
 
 async def run_registry(args: argparse.Namespace) -> None:
+    import logging
+
     from nerve.registry.server import RegistryServer
 
     config = client.client_config(args)
@@ -173,7 +210,12 @@ async def run_registry(args: argparse.Namespace) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+    parser = build_parser()
+    if "_ARGCOMPLETE" in os.environ:  # a shell asking for completions (nerve completion)
+        import argcomplete
+
+        argcomplete.autocomplete(parser)
+    args = parser.parse_args(argv)
     client_commands = {
         "topics": topics.run,
         "produce": produce.run,
@@ -184,9 +226,15 @@ def main(argv: list[str] | None = None) -> int:
         "dlq": dlq.run,
         "catalog": catalog.run,
         "demo": demo.run,
+        "completion": completion.run,
     }
     if args.command in client_commands:
         return client_commands[args.command](args)
+    import asyncio
+    import logging
+
+    from nerve.broker.config import ConfigError
+
     logging.basicConfig(
         level=args.log_level.upper(),
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
@@ -208,13 +256,18 @@ def main(argv: list[str] | None = None) -> int:
         registry_listen = args.registry_listen
     try:
         asyncio.run(run_broker(config, registry_listen))
+    except StartError as exc:
+        print(f"nerve {args.command}: {exc}", file=sys.stderr)
+        return 1
     except OSError as exc:
-        print(f"nerve: cannot start the broker: {exc}", file=sys.stderr)
+        print(f"nerve {args.command}: {exc.strerror or exc}", file=sys.stderr)
         return 1
     return 0
 
 
 def _run_registry_command(args: argparse.Namespace) -> int:
+    import asyncio
+
     from nerve.registry.errors import RegistryError
 
     try:

@@ -12,7 +12,7 @@ from nerve.cli.client import CommandError
 
 def add_parser(commands: Any) -> None:
     parser = commands.add_parser("produce", help="write lines from stdin as records")
-    parser.add_argument("topic")
+    parser.add_argument("topic", help="the topic to write to")
     keys = parser.add_mutually_exclusive_group()
     keys.add_argument("-k", "--key", help="the same key for every record")
     keys.add_argument(

@@ -4,25 +4,24 @@ twice and the replicas share the partitions (the consumer group is the service's
 from __future__ import annotations
 
 import argparse
-import os
 import sys
 from pathlib import Path
 from typing import Any
 
-from nerve.cli.client import add_connection_options, client_config
+from nerve.cli.client import (
+    add_connection_options,
+    add_registry_option,
+    client_config,
+    port,
+    registry_url,
+)
 
 
 def add_parser(commands: Any) -> None:
     parser = commands.add_parser("run", help="run event-driven services defined in Python files")
     parser.add_argument("files", nargs="+", type=Path, help="Python files defining Service objects")
     add_connection_options(parser)
-    parser.add_argument(
-        "-r",
-        "--registry",
-        default=None,
-        help="schema registry URL (default: $NERVE_SCHEMA_REGISTRY_URL, else "
-        "http://127.0.0.1:8081)",
-    )
+    add_registry_option(parser)
     parser.add_argument("--no-registry", action="store_true", help="do not register event schemas")
     parser.add_argument(
         "--service",
@@ -33,7 +32,7 @@ def add_parser(commands: Any) -> None:
     )
     parser.add_argument(
         "--metrics-port",
-        type=int,
+        type=port,
         default=None,
         metavar="PORT",
         help="serve Prometheus metrics at http://0.0.0.0:PORT/metrics (0: a free port)",
@@ -76,11 +75,7 @@ def run(args: argparse.Namespace) -> int:
         print("nerve run: the files define no Service to run", file=sys.stderr)
         return 2
     kafka = client_config(args)
-    registry = None
-    if not args.no_registry:
-        registry = (
-            args.registry or os.environ.get("NERVE_SCHEMA_REGISTRY_URL") or "http://127.0.0.1:8081"
-        )
+    registry = None if args.no_registry else registry_url(args)
     config = RunConfig(
         bootstrap_servers=kafka.pop("bootstrap.servers"),
         registry_url=registry,
@@ -91,8 +86,16 @@ def run(args: argparse.Namespace) -> int:
         observers.append(observability.LogContextObserver())
     if args.metrics_port is not None:
         metrics = observability.MetricsObserver()
-        port = observability.start_metrics_server(metrics, args.metrics_port)
-        print(f"metrics on port {port}", flush=True)
+        try:
+            bound = observability.start_metrics_server(metrics, args.metrics_port)
+        except OSError as exc:
+            reason = exc.strerror or str(exc)
+            print(
+                f"nerve run: cannot serve metrics on port {args.metrics_port}: {reason}",
+                file=sys.stderr,
+            )
+            return 1
+        print(f"metrics on port {bound}", flush=True)
         observers.append(metrics)
     if observability.tracing_configured():  # by the services' files or opentelemetry-instrument
         observers.append(observability.TracingObserver())

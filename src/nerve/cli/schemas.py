@@ -5,42 +5,40 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import sys
 from pathlib import Path
 from typing import Any
 from urllib.parse import quote
 
-from nerve.cli.client import CommandError, table
+from nerve.cli.client import CommandError, add_registry_option, registry_url, table
 
-DEFAULT_REGISTRY = "http://127.0.0.1:8081"
 TYPES_BY_SUFFIX = {".avsc": "AVRO", ".avro": "AVRO", ".json": "JSON", ".proto": "PROTOBUF"}
 CONTENT_TYPE = "application/vnd.schemaregistry.v1+json"
 
 
 def add_parser(commands: Any) -> None:
     parser = commands.add_parser("schemas", help="list, show, register and check schemas")
-    parser.add_argument(
-        "-r",
-        "--registry",
-        default=None,
-        help=f"registry URL (default: $NERVE_SCHEMA_REGISTRY_URL, else {DEFAULT_REGISTRY})",
-    )
+    add_registry_option(parser)
     actions = parser.add_subparsers(dest="action", required=True)
     listing = actions.add_parser("list", help="subjects with their latest version")
     listing.add_argument("--prefix", default="", help="only subjects starting with this")
     listing.add_argument("--deleted", action="store_true", help="include soft-deleted ones")
     show = actions.add_parser("show", help="print a subject's schema")
-    show.add_argument("subject")
+    show.add_argument("subject", help="the subject, e.g. orders-value")
     show.add_argument("--version", default="latest", help="a version number or latest")
     for name, text in (
         ("register", "register a schema file under a subject"),
         ("check", "check a schema file against a subject (exit 1 if incompatible)"),
     ):
         action = actions.add_parser(name, help=text)
-        action.add_argument("subject")
+        action.add_argument("subject", help="the subject, e.g. orders-value")
         action.add_argument("file", type=Path, help=".avsc, .json or .proto (or give --type)")
-        action.add_argument("--type", choices=("AVRO", "JSON", "PROTOBUF"), dest="schema_type")
+        action.add_argument(
+            "--type",
+            choices=("AVRO", "JSON", "PROTOBUF"),
+            dest="schema_type",
+            help="the schema's type (default: from the file's suffix)",
+        )
         action.add_argument(
             "--reference",
             action="append",
@@ -48,17 +46,20 @@ def add_parser(commands: Any) -> None:
             metavar="NAME=SUBJECT:VERSION",
             help="a schema reference (repeatable)",
         )
-        action.add_argument("--normalize", action="store_true")
+        action.add_argument(
+            "--normalize", action="store_true", help="normalize the schema first (as Confluent's)"
+        )
     actions.choices["check"].add_argument(
         "--version",
         default=None,
         help="check against this version only (default: as the subject's compatibility level says)",
     )
+    for action in actions.choices.values():
+        add_registry_option(action)
 
 
 def _url(args: argparse.Namespace) -> str:
-    url = args.registry or os.environ.get("NERVE_SCHEMA_REGISTRY_URL") or DEFAULT_REGISTRY
-    return url.rstrip("/")
+    return registry_url(args)
 
 
 def _call(args: argparse.Namespace, method: str, path: str, body: Any = None) -> Any:

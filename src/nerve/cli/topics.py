@@ -17,16 +17,18 @@ def add_parser(commands: Any) -> None:
     listing = actions.add_parser("list", help="topics and their partition counts")
     listing.add_argument("--all", action="store_true", help="include internal topics (__*)")
     describe = actions.add_parser("describe", help="partitions, offsets and configs of a topic")
-    describe.add_argument("topic")
+    describe.add_argument("topic", help="the topic to describe")
     create = actions.add_parser("create", help="create a topic")
-    create.add_argument("topic")
-    create.add_argument("-p", "--partitions", type=int, default=1)
+    create.add_argument("topic", help="the topic to create")
+    create.add_argument(
+        "-p", "--partitions", type=int, default=1, help="how many partitions (default 1)"
+    )
     create.add_argument(
         "-c", "--config", action="append", default=[], metavar="NAME=VALUE",
         help="a topic config, e.g. cleanup.policy=compact (repeatable)",
     )  # fmt: skip
     delete = actions.add_parser("delete", help="delete topics and their data")
-    delete.add_argument("topic", nargs="+")
+    delete.add_argument("topic", nargs="+", help="the topics to delete")
     for parser in (listing, describe, create, delete):
         client.add_connection_options(parser)
         parser.add_argument("--json", action="store_true", help="machine-readable output")

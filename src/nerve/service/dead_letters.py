@@ -5,9 +5,10 @@ sends it back to its topic after a fix."""
 from __future__ import annotations
 
 from datetime import UTC, datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from nerve.service.envelope import Headers
+if TYPE_CHECKING:  # a light module: the nerve command reads it without pydantic
+    from nerve.service.envelope import Headers
 
 DLQ_SUFFIX = ".dlq"
 PREFIX = "nerve_dlq_"
