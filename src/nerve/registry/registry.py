@@ -48,9 +48,20 @@ def _parser(schema_type: str) -> Callable[[str, Mapping[str, str]], ParsedSchema
         from nerve.registry.schema_types import json_schema
 
         return json_schema.parse
-    from nerve.registry.schema_types import protobuf
+    try:
+        import grpc_tools  # noqa: F401  (protoc, compiling every Protobuf schema)
 
+        from nerve.registry.schema_types import protobuf
+    except ImportError:
+        raise errors.RegistryError(500, 500, PROTOBUF_MISSING) from None
     return protobuf.parse
+
+
+# Protobuf support is an extra: protoc (grpcio-tools) is 27 MB that most installs never use.
+PROTOBUF_MISSING = (
+    "Protobuf schemas need the protobuf extra of nerve, which this registry lacks: "
+    "pip install 'nerve[protobuf]' (grpcio-tools and protobuf)"
+)
 
 
 @functools.lru_cache(maxsize=4096)
