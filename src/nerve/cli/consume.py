@@ -12,7 +12,8 @@ from nerve.cli.client import CommandError
 
 FORMAT_HELP = (
     "output template with {key} {value} {offset} {partition} {timestamp} {headers}, "
-    "e.g. '{partition}:{offset} {value}'"
+    "e.g. '{partition}:{offset} {value}'; {headers} is NAME=VALUE words, CloudEvents "
+    "attributes by their names (type=, source=, id=, ...)"
 )
 
 
@@ -30,7 +31,18 @@ def add_parser(commands: Any) -> None:
     )
     parser.add_argument("-k", "--key", action="store_true", help="print KEY<TAB>VALUE")
     parser.add_argument("-f", "--format", help=FORMAT_HELP)
+    parser.add_argument(
+        "--headers",
+        action="store_true",
+        help="print each record's headers on a line before it (CloudEvents attributes by name)",
+    )
+    parser.add_argument(
+        "--raw",
+        action="store_true",
+        help="print Confluent-framed values as they are (default: decoded through the registry)",
+    )
     client.add_connection_options(parser)
+    client.add_registry_option(parser)
 
 
 def run(args: argparse.Namespace) -> int:
@@ -87,6 +99,9 @@ def _consume(args: argparse.Namespace) -> int:
     printed = 0
     at_end: set[int] = set()
     out = sys.stdout
+    from nerve.cli.decode import FramedDecoder
+
+    decoder = None if args.raw else FramedDecoder(client.registry_url(args))
     try:
         while not stopping:
             if args.max_messages is not None and printed >= args.max_messages:
@@ -104,7 +119,7 @@ def _consume(args: argparse.Namespace) -> int:
                     continue
                 raise CommandError(error.str())
             at_end.discard(message.partition() or 0)
-            out.write(_render(args, message) + "\n")
+            out.write(_render(args, message, decoder) + "\n")
             out.flush()
             printed += 1
     finally:
@@ -112,18 +127,42 @@ def _consume(args: argparse.Namespace) -> int:
     return 0
 
 
-def _render(args: argparse.Namespace, message: Any) -> str:
-    value = _text(message.value())
+def headers_text(headers: Any) -> str:
+    """Headers as ``name=value`` words; CloudEvents attributes (``ce_type``) by their own
+    names (``type=``), first, in the spec's order, then the others."""
+    ce: dict[str, str] = {}
+    others: list[str] = []
+    for name, raw in headers or []:
+        value = _text(raw)
+        if name.startswith("ce_"):
+            ce[name[3:]] = value
+        elif name == "content-type":
+            ce["datacontenttype"] = value
+        else:
+            others.append(f"{name}={value}")
+    ordered = sorted(ce, key=lambda n: (_CE_ORDER.index(n) if n in _CE_ORDER else 99, n))
+    return " ".join([*(f"{n}={ce[n]}" for n in ordered), *others])
+
+
+_CE_ORDER = ["type", "source", "id", "time", "subject", "specversion", "datacontenttype",
+             "dataschema", "correlationid", "causationid"]  # fmt: skip
+
+
+def _render(args: argparse.Namespace, message: Any, decoder: Any = None) -> str:
+    raw = message.value()
+    decoded = decoder.text(raw) if decoder is not None else None
+    value = decoded if decoded is not None else _text(raw)
     if args.format:
-        headers = ",".join(f"{k}={_text(v)}" for k, v in (message.headers() or []))
         return str(args.format).format(
             key=_text(message.key()),
             value=value,
             offset=message.offset(),
             partition=message.partition(),
             timestamp=message.timestamp()[1],
-            headers=headers,
+            headers=headers_text(message.headers()),
         )
-    if args.key:
-        return f"{_text(message.key())}\t{value}"
-    return value
+    line = f"{_text(message.key())}\t{value}" if args.key else value
+    if args.headers:
+        where = f"{message.topic()}[{message.partition()}]@{message.offset()}"
+        return f"# {where} {headers_text(message.headers())}\n{line}"
+    return line
