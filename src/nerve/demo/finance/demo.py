@@ -25,6 +25,7 @@ from nerve.demo.finance.events import (
     FraudSuspected,
     LowBalance,
     TransactionRecorded,
+    TransactionRejected,
     TransactionRequested,
 )
 from nerve.service import envelope
@@ -39,7 +40,7 @@ TOPICS = (
     BalanceChanged.topic,
     LowBalance.topic,
     FraudSuspected.topic,
-    "finance.transactions-rejected",
+    TransactionRejected.topic,
 )
 
 
@@ -108,10 +109,13 @@ class Observed:
     alerts: deque[str] = field(default_factory=lambda: deque(maxlen=8))
     alert_ids: Counter[str] = field(default_factory=Counter)
     fraud: dict[str, int] = field(default_factory=dict)
+    rejected: deque[str] = field(default_factory=lambda: deque(maxlen=6))
+    rejected_ids: set[str] = field(default_factory=set)
 
 
 class Watcher:
-    """Reads every topic of the system (read_committed) into an Observed."""
+    """Reads every topic of the system (read_committed) into an Observed, from the beginning:
+    what it counts is what the topics hold, also for a run on the data of an earlier one."""
 
     def __init__(self, bootstrap: str) -> None:
         self.consumer = Consumer(
@@ -120,6 +124,7 @@ class Watcher:
                 "group.id": f"nerve-demo-watch-{uuid.uuid4().hex}",
                 "isolation.level": "read_committed",
                 "enable.auto.commit": False,
+                "auto.offset.reset": "earliest",
                 "topic.metadata.refresh.interval.ms": 1000,
                 "log_level": 0,
             }
@@ -148,6 +153,9 @@ class Watcher:
             seen.alerts.appendleft(f"{body['email']}: {body['account_id']} at {body['balance']}")
         elif topic == FraudSuspected.topic:
             seen.fraud[body["account_id"]] = body["debits"]
+        elif topic == TransactionRejected.topic:
+            seen.rejected_ids.add(body["transaction_id"])
+            seen.rejected.appendleft(f"{body['account_id']}: {body['reason']}")
 
     def close(self) -> None:
         self.consumer.close()
@@ -230,6 +238,7 @@ def _check(
             break
         done = (
             seen.balances == want.balances
+            and seen.rejected_ids >= want.rejected_ids
             and {p.stem for p in _mail(mail)} >= want.emails
             and want.fraud_accounts <= set(seen.fraud)
         )
@@ -246,10 +255,15 @@ def _check(
             if seen.balances.get(a) != b
         }
         failures.append(f"balances differ from the sum of their transactions: {wrong}")
-    if seen.counts[BalanceChanged.topic] != want.recorded:
+    if seen.counts[BalanceChanged.topic] != want.applied:
         failures.append(
-            f"{seen.counts[BalanceChanged.topic]} balance changes for {want.recorded} "
-            "recorded transactions (exactly-once broken)"
+            f"{seen.counts[BalanceChanged.topic]} balance changes for {want.applied} "
+            "applied transactions (exactly-once broken)"
+        )
+    if seen.rejected_ids != want.rejected_ids:
+        failures.append(
+            f"rejected transactions: {len(want.rejected_ids - seen.rejected_ids)} missing, "
+            f"{len(seen.rejected_ids - want.rejected_ids)} unexpected"
         )
     sent = {p.stem for p in _mail(mail)}
     if sent != want.emails:
@@ -263,7 +277,8 @@ def _check(
         failures.append(f"fraud not flagged on {sorted(want.fraud_accounts - set(seen.fraud))}")
     elapsed = time.monotonic() - started
     print(
-        f"{len(requests)} transactions ({want.rejected} refused), {len(want.balances)} accounts, "
+        f"{len(requests)} transactions ({want.rejected} refused: malformed or overdrawing), "
+        f"{len(want.balances)} accounts, "
         f"{len(sent)} emails, fraud flagged on {sorted(seen.fraud)}, in {elapsed:.1f} s"
     )
     for failure in failures:
@@ -315,6 +330,7 @@ def _live(
             style = "red" if balance < workload.THRESHOLD else "green"
             accounts.add_row(account, seen.users.get(account, ""), Text(str(balance), style=style))
         alerts = "\n".join(seen.alerts) or "none yet"
+        rejected = "\n".join(seen.rejected) or "none yet"
         fraud = ", ".join(f"{a} ({n} debits)" for a, n in sorted(seen.fraud.items())) or "none"
         health = Table(title="services", expand=True)
         health.add_column("service")
@@ -327,6 +343,7 @@ def _live(
             flow,
             accounts,
             Panel(alerts, title=f"low-balance alerts ({sent} emails in {mail})"),
+            Panel(rejected, title=f"rejected transactions ({len(seen.rejected_ids)})"),
             Panel(fraud, title="fraud suspected"),
             "[dim]Ctrl-C to stop[/]",
         )

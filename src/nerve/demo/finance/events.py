@@ -36,6 +36,8 @@ class TransactionRecorded(Event, topic="finance.transactions", key="account_id",
 
 
 class TransactionRejected(Event, topic="finance.transactions-rejected", key="account_id"):
+    """A request refused: malformed (by transactions) or overdrawing the account (by balances)."""
+
     transaction_id: str
     account_id: str
     reason: str
