@@ -14,6 +14,7 @@ import re
 from pathlib import Path
 
 import pytest
+from confluent_kafka import Consumer, TopicPartition
 
 from tests._broker import BrokerProcess
 from tests._kafka import KafkaProcess
@@ -42,17 +43,22 @@ Run = tuple[dict[str, PerKey], KafkaStreamsApp]
 
 
 def _run(
-    bootstrap: str, names: list[str], workdir: Path, classpath: str, *, restart: bool = False
+    bootstrap: str,
+    names: list[str],
+    workdir: Path,
+    classpath: str,
+    *,
+    exactly_once_with_restart: bool = False,
 ) -> Run:
     outputs, app = run_reference(
         bootstrap,
         names,
         workdir,
-        exactly_once=restart,
-        restart_after_phase=1 if restart else None,
+        exactly_once=exactly_once_with_restart,
+        restart_after_phase=1 if exactly_once_with_restart else None,
         classpath=classpath,
     )
-    assert app.starts == (2 if restart else 1)
+    assert app.starts == (2 if exactly_once_with_restart else 1)
     return {name: by_key(out) for name, out in outputs.items()}, app
 
 
@@ -79,7 +85,7 @@ def restarted_on_kafka(
     kafka: KafkaProcess, classpath: str, tmp_path_factory: pytest.TempPathFactory
 ) -> Run:
     workdir = tmp_path_factory.mktemp("restarted-on-kafka")
-    return _run(kafka.bootstrap, RESTARTED, workdir, classpath, restart=True)
+    return _run(kafka.bootstrap, RESTARTED, workdir, classpath, exactly_once_with_restart=True)
 
 
 @pytest.fixture(scope="module")
@@ -87,7 +93,9 @@ def restarted_on_nerve(
     nerve_for_diff: BrokerProcess, classpath: str, tmp_path_factory: pytest.TempPathFactory
 ) -> Run:
     workdir = tmp_path_factory.mktemp("restarted-on-nerve")
-    return _run(nerve_for_diff.bootstrap, RESTARTED, workdir, classpath, restart=True)
+    return _run(
+        nerve_for_diff.bootstrap, RESTARTED, workdir, classpath, exactly_once_with_restart=True
+    )
 
 
 @pytest.mark.parametrize("scenario", NAMES)
@@ -118,6 +126,35 @@ def test_kafka_streams_warns_of_nothing_on_nerve_that_it_does_not_on_apache_kafk
     on_kafka: Run, on_nerve: Run
 ) -> None:
     assert _kinds(on_nerve[1]) - _kinds(on_kafka[1]) == set()
+
+
+def _low_watermarks(bootstrap: str, topic_prefix: str, suffix: str) -> dict[str, list[int]]:
+    consumer = Consumer({"bootstrap.servers": bootstrap, "group.id": "streams-watermarks"})
+    try:
+        topics = consumer.list_topics(timeout=10).topics
+        return {
+            name: [
+                consumer.get_watermark_offsets(TopicPartition(name, p), timeout=10)[0]
+                for p in topics[name].partitions
+            ]
+            for name in topics
+            if name.startswith(topic_prefix) and name.endswith(suffix)
+        }
+    finally:
+        consumer.close()
+
+
+def test_kafka_streams_purges_its_repartition_topics_on_nerve(
+    nerve_for_diff: BrokerProcess, on_nerve: Run
+) -> None:
+    """After each commit, consumed records of a repartition topic are deleted (DeleteRecords):
+    the group-by's topic (data on both partitions) starts past its first records."""
+    _, app = on_nerve
+    (group,) = [g for g in app.group_ids if g.endswith("-group-by")]
+    purged = _low_watermarks(nerve_for_diff.bootstrap, group, "-repartition")
+    assert len(purged) == 1
+    (low_watermarks,) = purged.values()
+    assert all(low > 0 for low in low_watermarks), purged
 
 
 @pytest.mark.parametrize("scenario", RESTARTED)

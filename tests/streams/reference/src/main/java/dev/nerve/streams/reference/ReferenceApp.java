@@ -95,6 +95,9 @@ public final class ReferenceApp {
         props.put(StreamsConfig.COMMIT_INTERVAL_MS_CONFIG, 100);
         props.put(StreamsConfig.NUM_STREAM_THREADS_CONFIG, 1);
         props.put(StreamsConfig.consumerPrefix(ConsumerConfig.AUTO_OFFSET_RESET_CONFIG), "earliest");
+        // Delete consumed repartition records soon after each commit (DeleteRecords), as an
+        // application running for longer than the default 30 s would.
+        props.put(StreamsConfig.REPARTITION_PURGE_INTERVAL_MS_CONFIG, 100);
         props.put(StreamsConfig.STATE_DIR_CONFIG, options.stateDir().resolve(applicationId).toString());
         // Left and outer stream-stream joins emit an unmatched record once its window closes, but
         // by default look for such records at most once per second of wall-clock time: that
