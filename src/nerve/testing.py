@@ -1,13 +1,21 @@
 """Testing services inside pytest: a real broker (and registry) in this process, on free ports,
 and helpers to emit an event and await what the services emit in response.
 
-    with Platform() as platform:
-        platform.run(alerts)
-        platform.emit(BalanceChanged(...))
-        low = platform.expect(LowBalance, where=lambda e: e.user_id == "u1")
+    from nerve.demo.finance.alerts import alerts
+    from nerve.demo.finance.events import BalanceChanged, LowBalance, UserProfile
 
-Everything is real (sockets, the Kafka protocol, consumer groups); only the processes are
-shared, so a test starts in well under a second.
+    with Platform() as platform:
+        platform.emit(UserProfile(user_id="u1", name="Ada", email="ada@example.com", threshold=100))
+        platform.run(alerts)
+        platform.emit(BalanceChanged(account_id="a1", user_id="u1", previous=150, balance=50,
+                                     transaction_id="t1"))
+        [low] = platform.expect(LowBalance, where=lambda e: e.user_id == "u1")
+        assert low.balance == 50 and low.meta.causation_id is not None
+
+``expect`` returns a list: the events that matched, at least ``count`` of them. Everything is
+real (sockets, the Kafka protocol, consumer groups); only the processes are shared, so a test
+starts in well under a second. Each ``Platform`` starts its services from nothing: tables of a
+module-level ``Service`` are read again from the new broker, not kept from an earlier one.
 """
 
 from __future__ import annotations
@@ -176,7 +184,9 @@ class Platform:
         count: int = 1,
         timeout: float = 15.0,
     ) -> list[E]:
-        """Wait until ``count`` events of the type (matching ``where``) are on its topic."""
+        """Wait until ``count`` events of the type (matching ``where``) are on its topic, and
+        return every matching one there, as read (``event.meta`` has its envelope, key and
+        position); AssertionError after ``timeout`` seconds, saying how many it found."""
         deadline = time.monotonic() + timeout
         matched: list[E] = []
         while time.monotonic() < deadline:
