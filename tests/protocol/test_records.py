@@ -228,3 +228,140 @@ def test_interop_with_kafka_python() -> None:
     assert batch.validate_crc()
     decoded = [(r.offset, r.timestamp, r.key, r.value, list(r.headers)) for r in batch]
     assert decoded == [(r.offset, r.timestamp, r.key, r.value, r.headers) for r in items]
+
+
+# -- what Kafka checks inside a client's batch on append (issue 11, item 5) --------------------
+
+
+def _rewrite(batch: bytes, **fields: int) -> bytes:
+    """The batch with header fields changed and its CRC made right again."""
+    layout = {"attributes": (21, ">h"), "last_offset_delta": (23, ">i"), "count": (57, ">i")}
+    out = bytearray(batch)
+    for name, value in fields.items():
+        pos, fmt = layout[name]
+        struct.pack_into(fmt, out, pos, value)
+    struct.pack_into(">I", out, 17, crc32c(bytes(out[21:])))
+    return bytes(out)
+
+
+def _resized(batch: bytes, body: bytes) -> bytes:
+    out = bytearray(batch[:BATCH_HEADER_SIZE]) + body
+    struct.pack_into(">i", out, 8, len(out) - 12)
+    struct.pack_into(">I", out, 17, crc32c(bytes(out[21:])))
+    return bytes(out)
+
+
+def _check(batch: bytes, limit: int = 1 << 24) -> None:
+    (header,) = validate_batches(batch)
+    records.check_records(batch, header, limit)
+
+
+@pytest.mark.parametrize("codec", CODECS)
+def test_sound_batches_of_every_codec_pass(codec: int) -> None:
+    _check(encode_batch(sample_records(count=50), compression=codec))
+    _check(encode_batch([Record(0, 1, b"k", bytes(9000)), Record(1, 1, None, b"")]))
+
+
+@pytest.mark.parametrize(
+    "codec", [records.COMPRESSION_GZIP, records.COMPRESSION_SNAPPY, 3, records.COMPRESSION_ZSTD]
+)
+def test_a_codec_flag_over_a_plain_payload_is_invalid(codec: int) -> None:
+    plain = encode_batch(sample_records())
+    with pytest.raises(records.InvalidRecordError, match="decompress"):
+        _check(_rewrite(plain, attributes=codec))
+
+
+@pytest.mark.parametrize("codec", [5, 6, 7])
+def test_an_unknown_codec_is_invalid(codec: int) -> None:
+    with pytest.raises(records.InvalidRecordError, match=f"codec {codec}"):
+        _check(_rewrite(encode_batch(sample_records()), attributes=codec))
+
+
+@pytest.mark.parametrize(
+    ("fields", "match"),
+    [
+        ({"count": 21}, "spans offsets 0 to 19 but holds 21"),
+        ({"count": 19}, "spans offsets 0 to 19 but holds 19"),
+        ({"count": 0}, "at least one"),
+        ({"last_offset_delta": 25}, "spans offsets 0 to 25"),
+    ],
+)
+def test_a_count_that_does_not_match_the_offsets_is_invalid(fields: dict, match: str) -> None:
+    for codec in (records.COMPRESSION_NONE, records.COMPRESSION_ZSTD):
+        with pytest.raises(records.InvalidRecordError, match=match):
+            _check(_rewrite(encode_batch(sample_records(), compression=codec), **fields))
+
+
+def test_records_that_do_not_tile_the_batch_are_invalid() -> None:
+    good = encode_batch(sample_records(count=3))
+    body = good[BATCH_HEADER_SIZE:]
+    with pytest.raises(records.InvalidRecordError, match="run past its end"):
+        _check(_resized(good, body[:-1]))
+    with pytest.raises(records.InvalidRecordError, match="2 bytes follow"):
+        _check(_resized(good, body + b"\x00\x00"))
+    with pytest.raises(records.InvalidRecordError, match="negative length"):
+        _check(_resized(good, b"\x01" + body[1:]))  # zigzag 1 is -1
+    huge = b"\xfe\xff\xff\xff\x0f"  # a length of 2^31 - 1
+    with pytest.raises(records.InvalidRecordError, match="run past"):
+        _check(_resized(good, huge + body[len(huge) :]))
+
+
+def test_a_compressed_payload_whose_records_do_not_tile_it_is_invalid() -> None:
+    good = encode_batch(sample_records(count=3))
+    body = good[BATCH_HEADER_SIZE:] + b"\x00"
+    with pytest.raises(records.InvalidRecordError, match="1 bytes follow"):
+        compressed = records._compress(records.COMPRESSION_LZ4, body)
+        _check(_rewrite(_resized(good, compressed), attributes=records.COMPRESSION_LZ4))
+
+
+@pytest.mark.parametrize("codec", CODECS[1:])
+def test_a_decompression_bomb_costs_at_most_the_limit(codec: int) -> None:
+    bomb = encode_batch([Record(0, 1, b"k", bytes(8 << 20))], compression=codec)
+    assert len(bomb) < 1 << 20
+    with pytest.raises(records.InvalidRecordError, match="more than 1048576 bytes"):
+        _check(bomb, limit=1 << 20)
+    _check(bomb, limit=16 << 20)  # and the same batch under a limit it fits
+
+
+def test_a_cut_short_last_batch_ends_the_scan_when_allowed() -> None:
+    batch = encode_batch(sample_records(count=3))
+    for tail in (b"\x01\x02\x03", batch[:40], batch[:-1]):
+        assert len(validate_batches(batch + tail, partial_tail=True)) == 1
+        with pytest.raises(CorruptRecordError):
+            validate_batches(batch + tail)
+
+
+def test_an_older_magic_is_invalid_and_an_unknown_one_corrupt() -> None:
+    batch = bytearray(encode_batch(sample_records(count=3)))
+    batch[16] = 1
+    with pytest.raises(records.InvalidRecordError, match="magic 1"):
+        validate_batches(batch)
+    batch[16] = 3
+    with pytest.raises(CorruptRecordError, match="magic 3") as refused:
+        validate_batches(batch)
+    assert not isinstance(refused.value, records.InvalidRecordError)
+
+
+def test_runs_of_records_of_one_size_are_checked_as_strictly_as_a_walk() -> None:
+    # 9,000 fixed-size records: runs of one length, broken where the offset delta's varint
+    # grows (at 64 and 8,192), which the fast path skips in bulk.
+    fixed = encode_batch([Record(i, 1, None, bytes(100)) for i in range(9000)])
+    _check(fixed)
+    (header,) = validate_batches(fixed)
+    assert records._skip_runs(bytearray(fixed), BATCH_HEADER_SIZE, header.size, 9000)[1] == 0
+    # A record of another size in the middle of a run: still valid, still accepted.
+    odd = [Record(i, 1, None, bytes(100 if i != 500 else 37)) for i in range(2000)]
+    _check(encode_batch(odd))
+    # A record in the middle of a run claiming two bytes more: refused.
+    body = bytearray(fixed[BATCH_HEADER_SIZE:])
+    at = 0
+    for _ in range(364):
+        length, at = records._read_varint(body, at)
+        at += length
+    body[at] += 4  # record 364's length prefix, zigzag: two bytes more
+    with pytest.raises(records.InvalidRecordError):
+        _check(_resized(fixed, bytes(body)))
+    # Varied sizes leave the fast path at once and are walked.
+    varied = encode_batch([Record(i, 1, b"k", bytes(50 + i % 40)) for i in range(500)])
+    assert records._skip_runs(bytearray(varied), BATCH_HEADER_SIZE, len(varied), 500)[1] == 499
+    _check(varied)

@@ -1,7 +1,9 @@
-"""Produce: validate each batch's framing and CRC, append it as sent, acknowledge per acks.
+"""Produce: validate each batch as Kafka does, append it as sent, acknowledge per acks.
 
-The hot path never looks inside a batch: validation reads the 61-byte header and checks the
-CRC-32C over the bytes; only compacted topics decode records, to refuse null keys as Kafka does.
+Validation reads the 61-byte header, checks the CRC-32C over the bytes, and walks the records'
+length prefixes (decompressing first if the batch is compressed), so that nothing is stored that
+a consumer could not read; only compacted topics decode whole records, to refuse null keys,
+naming each one in the response's record errors as Kafka does.
 """
 
 from __future__ import annotations
@@ -12,10 +14,10 @@ import logging
 from types import ModuleType
 from typing import TYPE_CHECKING, Any
 
-from nerve.broker.errors import ApiError, ErrorCode
+from nerve.broker.errors import ApiError, ErrorCode, RecordErrors
 from nerve.broker.handlers.metadata import NO_THROTTLE
 from nerve.protocol import codec, records
-from nerve.protocol.records import CorruptRecordError
+from nerve.protocol.records import CorruptRecordError, InvalidRecordError
 
 if TYPE_CHECKING:
     from nerve.broker.server import Broker
@@ -26,7 +28,9 @@ log = logging.getLogger("nerve.broker")
 API_KEY = 0
 
 
-def _append(broker: Broker, partition: Partition, data: bytes | None, now_ms: int) -> int:
+def _append(
+    broker: Broker, partition: Partition, data: bytes | memoryview | None, now_ms: int
+) -> int:
     """Validate and append one partition's records; returns the base offset."""
     if partition.topic.internal:
         raise ApiError(
@@ -36,24 +40,40 @@ def _append(broker: Broker, partition: Partition, data: bytes | None, now_ms: in
     if not data:
         raise ApiError(ErrorCode.invalid_record, "produce request carries no record batch")
     try:
-        headers = records.validate_batches(data)
+        headers = records.validate_batches(data, partial_tail=True)
+    except InvalidRecordError as exc:
+        raise ApiError(ErrorCode.invalid_record, str(exc)) from None
     except CorruptRecordError as exc:
         raise ApiError(ErrorCode.corrupt_message, str(exc)) from None
     if len(headers) != 1:
         raise ApiError(
             ErrorCode.invalid_record,
-            f"produce requests must carry exactly one record batch per partition, "
+            f"produce requests must carry exactly one whole record batch per partition, "
             f"got {len(headers)}",
         )
+    header = headers[0]
+    if header.size < len(data):
+        # Kafka ignores what follows the batch when it is too short to be one; so do we.
+        log.info(
+            "ignored %d bytes after the record batch of a produce to %s-%d",
+            len(data) - header.size,
+            partition.topic.name,
+            partition.index,
+        )
+        data = memoryview(data)[: header.size]
     config = partition.topic.log_config
     if len(data) > config.max_message_bytes:
         raise ApiError(
             ErrorCode.message_too_large,
             f"batch of {len(data)} bytes exceeds max.message.bytes ({config.max_message_bytes})",
         )
-    header = headers[0]
     if header.is_control:
         raise ApiError(ErrorCode.invalid_record, "clients may not write control batches")
+    batch = bytearray(data)
+    try:
+        records.check_records(batch, header, broker.config.socket_request_max_bytes)
+    except InvalidRecordError as exc:
+        raise ApiError(ErrorCode.invalid_record, str(exc)) from None
     if header.producer_id >= 0:
         where = f"{partition.topic.name}-{partition.index}"
         if header.is_transactional:
@@ -64,17 +84,28 @@ def _append(broker: Broker, partition: Partition, data: bytes | None, now_ms: in
             return duplicate.first_offset
     elif header.is_transactional:
         raise ApiError(ErrorCode.invalid_record, "a transactional batch needs a producer id")
-    if "compact" in config.cleanup_policy:
-        for record in records.decode_records(data):
-            if record.key is None:
-                raise ApiError(
-                    ErrorCode.invalid_record,
-                    f"compacted topic {partition.topic.name} cannot accept a record without key",
-                )
-    first, _last = partition.log.append(bytearray(data), headers, now_ms)
+    if config.compact:
+        _check_keys(partition, batch)
+    first, _last = partition.log.append(batch, headers, now_ms)
     broker.group_commit.mark_dirty(partition.log)
     partition.notify_waiters()
     return first
+
+
+def _check_keys(partition: Partition, batch: bytearray) -> None:
+    """A compacted topic refuses records without a key, naming each (Kafka's record errors)."""
+    try:
+        decoded = records.decode_records(batch)
+    except CorruptRecordError as exc:
+        raise ApiError(ErrorCode.invalid_record, str(exc)) from None
+    where = f"{partition.topic.name}-{partition.index}"
+    errors = [
+        (index, f"Compacted topic cannot accept message without key in topic partition {where}")
+        for index, record in enumerate(decoded)
+        if record.key is None
+    ]
+    if errors:
+        raise RecordErrors(ErrorCode.invalid_record, errors)
 
 
 def handle_produce(broker: Broker, header: codec.RequestHeader, request: Any) -> Any:
@@ -97,6 +128,7 @@ def handle_produce(broker: Broker, header: codec.RequestHeader, request: Any) ->
             index = partition_data.index
             code = ErrorCode.none
             message = None
+            record_errors: list[tuple[int, str]] = []
             base_offset = -1
             append_time = None
             log_start = -1
@@ -113,6 +145,8 @@ def handle_produce(broker: Broker, header: codec.RequestHeader, request: Any) ->
                         append_time = log_append_time
                 except ApiError as exc:
                     code, message = exc.code, exc.message
+                    if isinstance(exc, RecordErrors):
+                        record_errors = exc.record_errors
                     log.info(
                         "refused produce to %s-%d from %s: %s",
                         topic.name,
@@ -126,7 +160,7 @@ def handle_produce(broker: Broker, header: codec.RequestHeader, request: Any) ->
                 log_start = partition.log.log_start_offset
             partition_responses.append(
                 _partition_response(
-                    module, index, code, message, base_offset, append_time, log_start
+                    module, index, code, message, base_offset, append_time, log_start, record_errors
                 )
             )
         topic_responses.append(
@@ -199,7 +233,19 @@ def _partition_response(
     base_offset: int,
     append_time: datetime.datetime | None,
     log_start: int,
+    record_errors: list[tuple[int, str]] | None = None,
 ) -> Any:
+    errors: tuple[Any, ...] = ()
+    if record_errors and hasattr(module, "BatchIndexAndErrorMessage"):
+        errors = tuple(
+            codec.make(
+                module,
+                "BatchIndexAndErrorMessage",
+                batch_index=batch_index,
+                batch_index_error_message=text,
+            )
+            for batch_index, text in record_errors
+        )
     return codec.make(
         module,
         "PartitionProduceResponse",
@@ -208,6 +254,6 @@ def _partition_response(
         base_offset=base_offset,
         log_append_time=append_time,
         log_start_offset=log_start,
-        record_errors=(),
+        record_errors=errors,
         error_message=message,
     )
