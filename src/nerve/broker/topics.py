@@ -208,7 +208,8 @@ class TopicManager:
 
     def _open_partition(self, topic: Topic, index: int) -> None:
         directory = self.data_dir / f"{topic.name}-{index}"
-        partition_log = PartitionLog.open(directory, topic.log_config)
+        # The broker's own topics are replayed at start: every segment is checked first.
+        partition_log = PartitionLog.open(directory, topic.log_config, recover_all=topic.internal)
         topic.partitions.append(Partition(topic=topic, index=index, log=partition_log))
 
     def delete(self, name: str) -> Topic:

@@ -95,6 +95,7 @@ class GroupCoordinator:
         )
         self._offsets_topic = topic
         loaded = self._load(topic)
+        internal_topics.report_damage(topic, _group_of_key, "groups")
         loop = asyncio.get_running_loop()
         for group in self.groups.values():
             for member in group.members.values():
@@ -968,6 +969,11 @@ class GroupCoordinator:
 
 
 Pair = tuple[bytes | None, bytes | None]
+
+
+def _group_of_key(key: bytes) -> str | None:
+    decoded = offsets_records.decode_key(key)
+    return decoded.group if decoded is not None else None
 
 
 def _offset_record(group_id: str, topic: str, partition: int, committed: CommittedOffset) -> Pair:

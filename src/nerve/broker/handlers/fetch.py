@@ -1,6 +1,7 @@
 """Fetch: byte ranges of segment files, with long polling on max.wait.ms and min.bytes.
 
-Records are served exactly as stored; the broker never decodes them here. Fetch sessions
+Records are served exactly as stored (each batch's CRC-32C checked on its way out, once); the
+broker never decodes them here. Fetch sessions
 (KIP-227) are not kept: every response says session id 0, which clients read as "send full
 fetch requests", a mode every client supports.
 """
@@ -14,7 +15,7 @@ from typing import TYPE_CHECKING, Any
 
 from nerve.broker.errors import ErrorCode
 from nerve.broker.handlers.metadata import NO_THROTTLE
-from nerve.broker.log.log import OffsetOutOfRangeError
+from nerve.broker.log.log import CorruptBatchError, OffsetOutOfRangeError
 from nerve.protocol import codec
 
 if TYPE_CHECKING:
@@ -119,6 +120,9 @@ def _read(broker: Broker, module: ModuleType, request: Any) -> tuple[Any, int, l
                             )
                 except OffsetOutOfRangeError:
                     code = ErrorCode.offset_out_of_range
+                except CorruptBatchError:
+                    # Damaged on disk (logged once by the log): an error, never its bytes.
+                    code = ErrorCode.corrupt_message
                 else:
                     if data:
                         if total > 0 and len(data) > limit:

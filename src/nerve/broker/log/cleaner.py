@@ -11,7 +11,7 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
-from nerve.broker.log.segment import LogSegment
+from nerve.broker.log.segment import LogSegment, batch_damage
 from nerve.protocol.records import (
     TIMESTAMP_LOG_APPEND_TIME,
     BatchHeader,
@@ -19,6 +19,23 @@ from nerve.protocol.records import (
     decode_records,
     encode_batch,
 )
+
+
+class DamagedBatchError(Exception):
+    """A batch to compact fails its CRC-32C check: compacting it would re-encode damaged
+    records under a fresh, valid CRC, so the partition is not compacted."""
+
+
+def _intact(segment: LogSegment, position: int, header: BatchHeader, view: memoryview) -> None:
+    reason = batch_damage(header, view)
+    if reason is None:
+        if position == segment.verified_end:
+            segment.verified_end = position + header.size
+        return
+    raise DamagedBatchError(
+        f"segment {segment.path.name} of {segment.directory.name}, batch at byte {position} "
+        f"(offsets {header.base_offset}-{header.last_offset}): {reason}"
+    )
 
 
 @dataclass
@@ -31,10 +48,12 @@ class KeyMap:
     def build(cls, segments: list[LogSegment]) -> KeyMap:
         latest: dict[bytes, int] = {}
         for segment in segments:
-            for _pos, header, view in segment.batches(with_data=True):
+            for pos, header, view in segment.batches(with_data=True):
+                assert view is not None
+                if pos >= segment.verified_end:
+                    _intact(segment, pos, header, view)
                 if header.is_control:
                     continue
-                assert view is not None
                 for record in decode_records(view):
                     if record.key is not None:
                         latest[record.key] = record.offset
@@ -90,8 +109,10 @@ def clean_segment(
     out_size = 0
     fd = os.open(dest, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
     try:
-        for _pos, header, view in segment.batches(with_data=True):
+        for pos, header, view in segment.batches(with_data=True):
             assert view is not None
+            if pos >= segment.verified_end:
+                _intact(segment, pos, header, view)
             data: bytes | memoryview = view
             if not header.is_control:
                 kept_data = _clean_batch(header, view, key_map, now_ms, delete_retention_ms)

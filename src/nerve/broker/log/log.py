@@ -10,24 +10,35 @@ from __future__ import annotations
 
 import bisect
 import contextlib
+import logging
 import os
 import shutil
 import threading
 from pathlib import Path
 from typing import NamedTuple
 
-from nerve.broker.log.cleaner import KeyMap, clean_segment
+from nerve.broker.log.cleaner import DamagedBatchError, KeyMap, clean_segment
 from nerve.broker.log.config import LogConfig
-from nerve.broker.log.segment import CLEANED_SUFFIX, LOG_SUFFIX, LogSegment
+from nerve.broker.log.segment import CLEANED_SUFFIX, LOG_SUFFIX, Damage, LogSegment
 from nerve.broker.txn.producer_state import ProducerState
 from nerve.protocol.records import BatchHeader, assign_offsets, decode_records
 
 LOG_START_CHECKPOINT = "log-start-offset.checkpoint"
+_log = logging.getLogger("nerve.broker")
 _MAX_RELATIVE_OFFSET = (1 << 31) - 1
 
 
 class OffsetOutOfRangeError(Exception):
     """A read below the log start offset or beyond the log end offset."""
+
+
+class CorruptBatchError(Exception):
+    """The batch a read must return first is damaged on disk (it fails its CRC-32C check):
+    Kafka's CORRUPT_MESSAGE for the partition, never its bytes."""
+
+    def __init__(self, damage: Damage) -> None:
+        super().__init__(damage.reason)
+        self.damage = damage
 
 
 class ReadResult(NamedTuple):
@@ -58,13 +69,21 @@ class PartitionLog:
         self._clean_state: tuple[int, int] | None = None  # (log end, segments) at last clean
         self._clean_again_at: int | None = None  # when a skipped pass could change something
         self.producers = ProducerState()
+        self.damage: list[Damage] = []  # what recovery cut out when the log was opened
+        self._reported: set[tuple[str, int]] = set()  # damage found by reads, already logged
+        self._compaction_stopped = False  # a damaged batch was found in what it would rewrite
         self._closed = False
 
     # -- opening ----------------------------------------------------------------------------
 
     @classmethod
-    def open(cls, directory: Path, config: LogConfig) -> PartitionLog:
-        """Open (creating if needed) the log in ``directory`` and recover its tail segment."""
+    def open(cls, directory: Path, config: LogConfig, *, recover_all: bool = False) -> PartitionLog:
+        """Open (creating if needed) the log in ``directory`` and recover its tail segment.
+
+        With ``recover_all`` every segment is checked batch by batch, not only the tail (the
+        broker's own topics, whose state is replayed at start, are small enough for that).
+        What recovery cut out is in :attr:`damage`.
+        """
         directory.mkdir(parents=True, exist_ok=True)
         for leftover in directory.iterdir():
             if leftover.name.endswith((CLEANED_SUFFIX, ".tmp")):
@@ -83,7 +102,7 @@ class PartitionLog:
                     LogSegment.open(
                         directory,
                         base,
-                        recover=tail,
+                        recover=tail or recover_all,
                         index_interval=config.index_interval_bytes,
                     )
                 )
@@ -94,6 +113,7 @@ class PartitionLog:
                 segment.close()
             raise
         log = cls(directory, config, segments)
+        log.damage = [damage for segment in segments for damage in segment.damage]
         if checkpoint is not None:
             log.log_start_offset = min(max(checkpoint, log.log_start_offset), log.log_end_offset)
         log._load_producer_state()
@@ -262,46 +282,90 @@ class PartitionLog:
         KIP-74: the first batch is returned even when larger than ``max_bytes`` so a consumer
         always makes progress. Reading at the log end returns nothing. ``max_offset`` stops
         before the batch holding that offset (the last stable offset, for read_committed).
+        The byte ranges are not CRC-checked: :meth:`read_bytes` is.
         """
         self._check_open()
+        chunks = [
+            (segment.fd, start, end - start)
+            for segment, start, end in self._spans(offset, max_bytes, max_offset)
+        ]
+        return ReadResult(chunks, sum(length for _, _, length in chunks))
+
+    def _spans(
+        self, offset: int, max_bytes: int, max_offset: int | None
+    ) -> list[tuple[LogSegment, int, int]]:
         if offset < self.log_start_offset or offset > self.log_end_offset:
             raise OffsetOutOfRangeError(
                 f"offset {offset} is outside [{self.log_start_offset}, {self.log_end_offset}]"
             )
-        chunks: list[tuple[int, int, int]] = []
+        spans: list[tuple[LogSegment, int, int]] = []
         total = 0
         if max_offset is None or max_offset > self.log_end_offset:
             max_offset = self.log_end_offset
         if offset >= max_offset:
-            return ReadResult(chunks, total)
+            return spans
         i = max(bisect.bisect_right(self._bases, offset) - 1, 0)
         for segment in self._segments[i:]:
             if segment.size == 0:
                 continue
-            if chunks:
+            if spans:
                 start = 0
             else:
                 found = segment.find_position(offset)
                 if found is None:
                     continue  # the offset fell in a gap left by compaction
                 start = found[0]
-            end = segment.span(start, max_bytes - total, force=not chunks)
+            end = segment.span(start, max_bytes - total, force=not spans)
             stop = segment.base_offset <= max_offset < segment.next_offset
             if stop:
                 cut = segment.find_position(max_offset)
                 if cut is not None:
                     end = min(end, cut[0])
             if end > start:
-                chunks.append((segment.fd, start, end - start))
+                spans.append((segment, start, end))
                 total += end - start
             if stop or total >= max_bytes or end < segment.size:
                 break
-        return ReadResult(chunks, total)
+        return spans
 
     def read_bytes(self, offset: int, max_bytes: int, max_offset: int | None = None) -> bytes:
-        """:meth:`read` materialised into one bytes object."""
-        result = self.read(offset, max_bytes, max_offset)
-        return b"".join(os.pread(fd, length, pos) for fd, pos, length in result.chunks)
+        """:meth:`read` materialised into one bytes object, every batch checked on its way out.
+
+        A batch that fails its CRC-32C check is never returned: the read stops before it, and
+        raises :class:`CorruptBatchError` when it is the first (logged once per batch).
+        """
+        self._check_open()
+        parts: list[bytes] = []
+        for segment, start, end in self._spans(offset, max_bytes, max_offset):
+            data, damage = segment.read_verified(start, end)
+            parts.append(data)
+            if damage is not None:
+                self._report_read_damage(damage)
+                if not any(parts):
+                    raise CorruptBatchError(damage)
+                break
+        return b"".join(parts)
+
+    def _report_read_damage(self, damage: Damage) -> None:
+        key = (damage.segment.name, damage.start)
+        if key in self._reported:
+            return
+        self._reported.add(key)
+        offsets = (
+            f"offsets {damage.first_lost}-{damage.last_lost}"
+            if damage.first_lost >= 0 and damage.last_lost is not None
+            else "an unknown offset range"
+        )
+        _log.error(
+            "%s: segment %s is damaged at byte %d (%s): %s cannot be served; fetches there are "
+            "answered CORRUPT_MESSAGE. Restore the file, or move consumers past it (seek, or "
+            "DeleteRecords up to the next offset)",
+            self.directory.name,
+            damage.segment.name,
+            damage.start,
+            damage.reason,
+            offsets,
+        )
 
     def offset_for_timestamp(self, timestamp_ms: int) -> tuple[int, int] | None:
         """(timestamp, offset) of the first record with timestamp >= ``timestamp_ms``.
@@ -456,7 +520,7 @@ class PartitionLog:
         ``.cleaned`` file and renamed over the original.
         """
         self._check_open()
-        if not self.config.compact:
+        if not self.config.compact or self._compaction_stopped:
             return
         self._close_retired()
         state = (self.log_end_offset, len(self._segments))
@@ -472,11 +536,21 @@ class PartitionLog:
                 break
             cleanable.append(segment)
         if cleanable:
-            key_map = KeyMap.build(self._segments)
-            for segment in cleanable:
-                expiry = self._clean(segment, key_map, now_ms)
-                if expiry is not None:
-                    again.append(expiry + 1)
+            try:
+                key_map = KeyMap.build(self._segments)
+                for segment in cleanable:
+                    expiry = self._clean(segment, key_map, now_ms)
+                    if expiry is not None:
+                        again.append(expiry + 1)
+            except DamagedBatchError as exc:
+                self._compaction_stopped = True
+                _log.error(
+                    "compaction of %s stops until the broker restarts: %s. Compacting would "
+                    "re-encode damaged records under a fresh, valid CRC",
+                    self.directory.name,
+                    exc,
+                )
+                return
         self._clean_state = (self.log_end_offset, len(self._segments))
         self._clean_again_at = min(again) if again else None
 
@@ -508,6 +582,7 @@ class PartitionLog:
             index_interval=self.config.index_interval_bytes,
         )
         replacement.created_ms = segment.created_ms
+        replacement.verified_end = replacement.size  # written from checked batches
         self._segments[index] = replacement
         self._retire(segment)
         return result.next_tombstone_expiry

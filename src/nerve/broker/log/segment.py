@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import bisect
 import contextlib
+import logging
 import os
 from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
 
 from crc32c import crc32c
@@ -24,8 +26,69 @@ LOG_SUFFIX = ".log"
 INDEX_SUFFIX = ".index"
 TIME_INDEX_SUFFIX = ".timeindex"
 CLEANED_SUFFIX = ".cleaned"
+DAMAGED_INFIX = ".damaged-"  # <stem>.log.damaged-<position>: bytes recovery cut out
 _SCAN_BLOCK = 1 << 20
 _HEADER_BLOCK = 64 * 1024
+_RESYNC_WINDOW = 8 << 20
+
+log = logging.getLogger("nerve.broker")
+
+
+def batch_damage(header: BatchHeader, batch: bytes | bytearray | memoryview) -> str | None:
+    """Why a whole stored batch is not intact (magic, offsets, CRC-32C), or None if it is."""
+    if header.magic != MAGIC:
+        return f"its magic byte is {header.magic}, not {MAGIC}"
+    if header.last_offset_delta < 0:
+        return f"its lastOffsetDelta is negative ({header.last_offset_delta})"
+    actual = crc32c(memoryview(batch)[CRC_START : header.size])
+    if actual != header.crc:
+        return f"it fails its CRC-32C check (stored {header.crc:#010x}, computed {actual:#010x})"
+    return None
+
+
+@dataclass(frozen=True)
+class Damage:
+    """Bytes that recovery cut out of a segment, and what that cost.
+
+    ``first_lost`` is the first offset after the last intact batch before the cut;
+    ``last_lost`` the last offset before the first intact batch after it (None when the cut
+    ran to the end of the segment: what it held is unknown beyond what its header says).
+    """
+
+    segment: Path
+    start: int
+    end: int
+    reason: str
+    first_lost: int
+    last_lost: int | None
+    copy: Path | None  # where the cut bytes were kept (None: found by a read, nothing cut)
+    torn: bool  # a write cut short at the end (a crash), not damage to whole bytes
+
+    def describe(self) -> str:
+        where = f"{self.segment.parent.name}: segment {self.segment.name}"
+        cut = f"bytes {self.start}-{self.end} ({self.end - self.start} bytes)"
+        if self.last_lost is not None:
+            lost = (
+                f"offsets {self.first_lost}-{self.last_lost} are lost"
+                if self.last_lost >= self.first_lost
+                else "no offset is lost"
+            )
+            return (
+                f"{where} is damaged at byte {self.start}: {self.reason}. Cut {cut}; {lost}; "
+                f"the intact batches after them are kept. A copy of the cut bytes is in "
+                f"{self.copy}"
+            )
+        if self.torn:
+            return (
+                f"{where} ends in a write cut short at byte {self.start} ({self.reason}): "
+                f"truncated {cut}, which never held a whole batch (offsets from "
+                f"{self.first_lost} were not on disk). A copy is in {self.copy}"
+            )
+        return (
+            f"{where} is damaged at byte {self.start}, in its last batch: {self.reason}. Cut "
+            f"{cut}; offsets from {self.first_lost} are lost (nothing intact follows). A copy "
+            f"of the cut bytes is in {self.copy}"
+        )
 
 
 def segment_name(base_offset: int) -> str:
@@ -68,6 +131,23 @@ def scan_batches(
         pos += size
 
 
+MAGIC_BYTE = bytes([MAGIC])
+
+
+def _header_at(fd: int, position: int, size: int) -> BatchHeader | None:
+    if size - position < BATCH_HEADER_SIZE:
+        return None
+    return read_batch_header(os.pread(fd, BATCH_HEADER_SIZE, position))
+
+
+def _framing_problem(header: BatchHeader | None, position: int, size: int) -> str:
+    if header is None:
+        return f"{size - position} bytes are left, too few for a batch header"
+    if header.batch_length < BATCH_OVERHEAD:
+        return f"its batchLength {header.batch_length} is below the minimum {BATCH_OVERHEAD}"
+    return f"it claims {header.size} bytes but only {size - position} are left"
+
+
 class LogSegment:
     """A segment file opened for append and pread, with in-memory indexes.
 
@@ -76,6 +156,7 @@ class LogSegment:
     """
 
     def __init__(self, directory: Path, base_offset: int, fd: int, size: int) -> None:
+        self.damage: list[Damage] = []  # what recovery cut out when this segment was opened
         self.directory = directory
         self.base_offset = base_offset
         self.fd = fd
@@ -90,6 +171,9 @@ class LogSegment:
         self.bytes_since_index = 0
         self.indexes_dirty = False
         self._tracked_size = 0
+        # Bytes from the start known to be intact batches: checked at recovery, written by this
+        # process after validation, or checked by a read. Reads check what lies beyond.
+        self.verified_end = 0
 
     # -- paths ------------------------------------------------------------------------------
 
@@ -134,25 +218,166 @@ class LogSegment:
         segment = cls(directory, base_offset, fd, size)
         if recover:
             segment._recover(index_interval)
+            segment.verified_end = segment.size
         elif not segment._load_indexes():
             segment._rebuild_indexes(index_interval)
         return segment
 
     def _recover(self, index_interval: int) -> None:
-        valid_end = 0
-        for pos, header, view in scan_batches(self.fd, 0, self.size, with_data=True):
-            assert view is not None
-            if header.magic != MAGIC or crc32c(view[CRC_START:]) != header.crc:
-                break
-            if header.last_offset_delta < 0 or header.base_offset < self.next_offset:
-                break
-            self._track(header, pos, index_interval)
-            valid_end = pos + header.size
-        if valid_end != self.size:
-            os.ftruncate(self.fd, valid_end)
+        """Check every batch; cut out what is not intact, keeping a copy of it.
+
+        A torn tail (the last write cut short by a crash) is truncated. Damage followed by
+        intact batches is not a torn tail: only the damaged bytes are cut, the batches after
+        them are kept (their offsets unchanged, so the lost ones become a gap, as compaction
+        leaves), and each cut is logged with what it cost.
+        """
+        cuts = self._scan_for_damage(index_interval)
+        if not cuts:
+            self.indexes_dirty = True
+            return
+        self.damage = [self._keep_copy(cut) for cut in cuts]
+        if len(cuts) == 1 and cuts[0][1] == self.size:
+            os.ftruncate(self.fd, cuts[0][0])
             os.fsync(self.fd)
-            self.size = valid_end
+            self.size = cuts[0][0]
+        else:
+            self._rewrite_without(cuts)
+            self._reset_tracking()
+            assert not self._scan_for_damage(index_interval)
+        for damage in self.damage:
+            (log.warning if damage.torn else log.error)("%s", damage.describe())
         self.indexes_dirty = True
+
+    def _scan_for_damage(self, index_interval: int) -> list[tuple[int, int, str, int, int | None]]:
+        """Track every intact batch; return the cuts (start, end, reason, first lost offset,
+        last lost offset or None) that would leave only intact batches."""
+        cuts: list[tuple[int, int, str, int, int | None]] = []
+        pos = 0
+        while pos < self.size:
+            reason: str | None = None
+            header: BatchHeader | None = None
+            for batch_pos, header, view in scan_batches(self.fd, pos, self.size, with_data=True):
+                assert view is not None
+                reason = batch_damage(header, view)
+                if reason is None and header.base_offset < self.next_offset:
+                    reason = (
+                        f"its base offset {header.base_offset} is below the previous batch's "
+                        f"end {self.next_offset}"
+                    )
+                if reason is not None:
+                    pos = batch_pos
+                    break
+                self._track(header, batch_pos, index_interval)
+                pos = batch_pos + header.size
+            else:
+                if pos >= self.size:
+                    break
+                header = _header_at(self.fd, pos, self.size)
+                reason = _framing_problem(header, pos, self.size)
+            assert reason is not None
+            resume = self._find_intact_batch(pos, header)
+            if resume is None:
+                cuts.append((pos, self.size, reason, self.next_offset, None))
+                break
+            resume_at, resume_header = resume
+            cuts.append((pos, resume_at, reason, self.next_offset, resume_header.base_offset - 1))
+            pos = resume_at
+        return cuts
+
+    def _find_intact_batch(
+        self, bad: int, header: BatchHeader | None
+    ) -> tuple[int, BatchHeader] | None:
+        """The first intact batch after the damage at ``bad``, whose offsets follow on."""
+        if header is not None and header.batch_length >= BATCH_OVERHEAD:
+            after = bad + header.size  # a flipped byte inside a batch leaves its length right
+            found = self._intact_at(after) if bad < after < self.size else None
+            if found is not None:
+                return after, found
+        window_start = bad + 1
+        while window_start < self.size:
+            data = os.pread(self.fd, min(_RESYNC_WINDOW, self.size - window_start), window_start)
+            at = data.find(MAGIC_BYTE, 16)
+            while at >= 0:
+                candidate = window_start + at - 16
+                found = self._intact_at(candidate)
+                if found is not None:
+                    return candidate, found
+                at = data.find(MAGIC_BYTE, at + 1)
+            window_start += max(len(data) - BATCH_HEADER_SIZE, 1)
+        return None
+
+    def _intact_at(self, position: int) -> BatchHeader | None:
+        header = _header_at(self.fd, position, self.size)
+        if (
+            header is None
+            or header.magic != MAGIC
+            or header.batch_length < BATCH_OVERHEAD
+            or position + header.size > self.size
+            or header.base_offset < self.next_offset
+        ):
+            return None
+        data = os.pread(self.fd, header.size, position)
+        return header if batch_damage(header, data) is None else None
+
+    def _keep_copy(self, cut: tuple[int, int, str, int, int | None]) -> Damage:
+        start, end, reason, first_lost, last_lost = cut
+        copy = self.path.with_name(f"{self.path.name}{DAMAGED_INFIX}{start}")
+        fd = os.open(copy, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
+        try:
+            pos = start
+            while pos < end:
+                chunk = os.pread(self.fd, min(_SCAN_BLOCK, end - pos), pos)
+                if not chunk:
+                    break
+                os.write(fd, chunk)
+                pos += len(chunk)
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+        header = _header_at(self.fd, start, self.size)
+        torn = last_lost is None and (
+            header is None
+            or start + header.size > self.size
+            or not any(os.pread(self.fd, min(end - start, 1 << 16), start))
+        )
+        return Damage(self.path, start, end, reason, first_lost, last_lost, copy, torn)
+
+    def _rewrite_without(self, cuts: list[tuple[int, int, str, int, int | None]]) -> None:
+        """Replace the segment file by its bytes minus ``cuts`` (temporary file, rename)."""
+        tmp = self.path.with_name(self.path.name + ".recovering.tmp")
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
+        try:
+            pos = 0
+            for start, end, *_ in [*cuts, (self.size, self.size, "", 0, None)]:
+                while pos < start:
+                    chunk = os.pread(self.fd, min(_SCAN_BLOCK, start - pos), pos)
+                    os.write(fd, chunk)
+                    pos += len(chunk)
+                pos = end
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+        for stale in (self.index_path, self.time_index_path):
+            stale.unlink(missing_ok=True)
+        os.replace(tmp, self.path)
+        dir_fd = os.open(self.directory, os.O_RDONLY)
+        try:
+            os.fsync(dir_fd)
+        finally:
+            os.close(dir_fd)
+        os.close(self.fd)
+        self.fd = os.open(self.path, os.O_RDWR | os.O_APPEND)
+        self.size = os.fstat(self.fd).st_size
+
+    def _reset_tracking(self) -> None:
+        self.offset_index = OffsetIndex(self.base_offset)
+        self.time_index = TimeIndex(self.base_offset)
+        self.next_offset = self.base_offset
+        self.max_timestamp = -1
+        self.offset_of_max_timestamp = -1
+        self.first_batch_timestamp = None
+        self.bytes_since_index = 0
+        self._tracked_size = 0
 
     def _rebuild_indexes(self, index_interval: int) -> None:
         for pos, header, _ in scan_batches(self.fd, 0, self.size):
@@ -234,6 +459,8 @@ class LogSegment:
         for header in headers:
             self._track(header, position, index_interval)
             position += header.size
+        if self.verified_end == start:
+            self.verified_end = position  # validated by the caller, written from memory
         self.size = position
         self.indexes_dirty = True
 
@@ -280,6 +507,46 @@ class LogSegment:
 
     def read_batch(self, position: int, header: BatchHeader) -> bytes:
         return os.pread(self.fd, header.size, position)
+
+    def read_verified(self, start: int, end: int) -> tuple[bytes, Damage | None]:
+        """The whole batches in [start, end), each beyond :attr:`verified_end` CRC-checked.
+
+        Returns the bytes up to the first batch that is not intact, and that batch's damage
+        (None if all are intact). Checking costs a header parse and a CRC-32C per batch, and
+        only once per batch: a contiguous run of checked batches moves ``verified_end``.
+        """
+        data = os.pread(self.fd, end - start, start)
+        if end <= self.verified_end:
+            return data, None
+        pos = 0
+        view = memoryview(data)
+        while pos < len(data):
+            absolute = start + pos
+            header = read_batch_header(view, pos) if len(data) - pos >= BATCH_HEADER_SIZE else None
+            reason: str | None
+            if header is None or header.batch_length < BATCH_OVERHEAD:
+                reason = _framing_problem(header, pos, len(data))
+            elif pos + header.size > len(data):
+                reason = f"it claims {header.size} bytes, past the end of the segment's batches"
+            else:
+                reason = batch_damage(header, view[pos : pos + header.size])
+                if reason is None:
+                    if absolute == self.verified_end:
+                        self.verified_end = absolute + header.size
+                    pos += header.size
+                    continue
+            assert reason is not None
+            return data[:pos], Damage(
+                self.path,
+                absolute,
+                absolute + (header.size if header is not None else 0),
+                reason,
+                header.base_offset if header is not None else -1,
+                header.last_offset if header is not None else None,
+                None,
+                False,
+            )
+        return data, None
 
     def batches(
         self, start: int = 0, *, with_data: bool = False

@@ -97,6 +97,7 @@ class TransactionCoordinator:
         )
         self._topic = topic
         self._load(topic)
+        internal_topics.report_damage(topic, txn_records.decode_key, "transactional ids")
         for txn in list(self.transactions.values()):
             # A broker that died between deciding and completing finishes the job now.
             if txn.state in (TxnState.PREPARE_COMMIT, TxnState.PREPARE_ABORT):
