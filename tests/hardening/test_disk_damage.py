@@ -119,14 +119,17 @@ def test_damage_in_an_older_segment_is_refused_not_served(
 ) -> None:
     broker = broker_factory()
     topic = topic_name()
-    create_topic(broker.bootstrap, topic, configs={"segment.bytes": 2048})
-    sent = [b"record-%03d" % i for i in range(100)]
-    produce_ok(broker.bootstrap, topic, [Out(v) for v in sent], flush_every=1)
+    create_topic(broker.bootstrap, topic, configs={"segment.ms": 20})
+    sent = [b"record-%03d" % i for i in range(60)]
+    for value in sent:
+        produce_ok(broker.bootstrap, topic, [Out(value)])
+        time.sleep(0.002)
     assert broker.stop() == 0
     segments = sorted((broker.data_dir / f"{topic}-0").glob("*.log"))
     assert len(segments) > 3
-    position, base = batch_positions(segments[0])[5]
-    flip_byte(segments[0], position + 70)  # recovery scans only the tail segment
+    older = next(s for s in segments[:-1] if batch_positions(s) and batch_positions(s)[0][1] >= 5)
+    position, base = batch_positions(older)[0]
+    flip_byte(older, position + 70)  # recovery scans only the tail segment
     broker.restart()
 
     got, errors = read_all(broker.bootstrap, topic)
