@@ -13,10 +13,17 @@ class RegistryProcess(BrokerProcess):
     """``python -m nerve registry``: the same life cycle as a broker subprocess, with
     ``data_dir`` holding only its stderr log."""
 
-    def __init__(self, root: Path, bootstrap: str, topic: str = "_schemas") -> None:
+    def __init__(
+        self,
+        root: Path,
+        bootstrap: str,
+        topic: str = "_schemas",
+        settings: dict[str, str] | None = None,
+    ) -> None:
         super().__init__(root)
         self.kafka_bootstrap = bootstrap
         self.topic = topic
+        self.settings = settings or {}
 
     def command(self, port: int) -> list[str]:
         return [
@@ -30,6 +37,7 @@ class RegistryProcess(BrokerProcess):
             f"{self.host}:{port}",
             "--topic",
             self.topic,
+            *(f"--config={name}={value}" for name, value in self.settings.items()),
         ]
 
     @property

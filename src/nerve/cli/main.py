@@ -110,6 +110,13 @@ def build_parser() -> argparse.ArgumentParser:
     registry.add_argument(
         "--topic", default="_schemas", help="the compacted topic holding the schemas"
     )
+    registry.add_argument(
+        "--config",
+        action="append",
+        default=[],
+        metavar="NAME=VALUE",
+        help="a registry setting, e.g. max.request.bytes=1048576 (repeatable)",
+    )
     topics.add_parser(commands)
     produce.add_parser(commands)
     consume.add_parser(commands)
@@ -188,13 +195,21 @@ async def run_broker(config: BrokerConfig, registry_listen: tuple[str, int] | No
 async def run_registry(args: argparse.Namespace) -> None:
     import logging
 
+    from nerve.registry.config import RegistryConfig, RegistryConfigError
     from nerve.registry.server import RegistryServer
 
     config = client.client_config(args)
     bootstrap = config.pop("bootstrap.servers")
     config.pop("log_level", None)
     host, port = args.listen
-    server = RegistryServer(bootstrap, host, port, topic=args.topic, client_config=config)
+    settings = RegistryConfig()
+    try:
+        settings.apply_pairs(args.config)
+    except RegistryConfigError as exc:
+        raise client.CommandError(str(exc)) from None
+    server = RegistryServer(
+        bootstrap, host, port, topic=args.topic, client_config=config, config=settings
+    )
     host, port = await server.start()
     stop = _stop_event()
     print(f"listening on {host}:{port}", flush=True)

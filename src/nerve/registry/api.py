@@ -112,7 +112,7 @@ def build_app(registry: Registry, config: RegistryConfig | None = None) -> Starl
             answer_type = media.negotiate(request.headers.get("accept"))
             if answer_type is None:
                 raise errors.http_status(406)
-            request.state.media_type = answer_type
+            request.scope["nerve.media_type"] = answer_type
             payload = None
             if body:
                 payload = parse_json(await read_body(request, settings.max_request_bytes))
@@ -141,7 +141,7 @@ def build_app(registry: Registry, config: RegistryConfig | None = None) -> Starl
         return path_param(request.path_params, "version")
 
     def text(request: Request, found: dict[str, Any]) -> Response:
-        return Response(found["schema"], media_type=request.state.media_type)
+        return Response(found["schema"], media_type=request.scope["nerve.media_type"])
 
     def register(request: Request, body: Any) -> Any:
         return registry.register(
@@ -245,37 +245,25 @@ def build_app(registry: Registry, config: RegistryConfig | None = None) -> Starl
         mode = body.get("mode") if isinstance(body, dict) else None
         return registry.set_mode(config_subject(request), mode, flag(request, "force"))
 
+    # Matched in order, so what serializers and deserializers call all day comes first.
     routes = [
-        # Confluent's RootResource: an empty object, what tools probe for liveness.
-        Route("/", endpoint(lambda r, _: {}), methods=["GET"]),
-        Route("/", endpoint(lambda r, _: {}, body=True), methods=["POST"]),
-        Route("/v1/metadata/id", endpoint(lambda r, _: registry.cluster_id()), methods=["GET"]),
-        Route(
-            "/v1/metadata/version",
-            endpoint(lambda r, _: registry.server_version()),
-            methods=["GET"],
-        ),
-        # Karapace's probes, kept as courtesies for tools written against it.
-        Route("/_health", plain(registry.health), methods=["GET"]),
-        Route("/master_available", plain(lambda: {"master_available": True}), methods=["GET"]),
-        Route("/openapi.json", plain(openapi_document), methods=["GET"]),
+        Route("/schemas/ids/{id}", endpoint(by_id), methods=["GET"]),
+        Route(sub + "/versions", endpoint(register, body=True), methods=["POST"]),
+        Route(sub, endpoint(lookup, body=True), methods=["POST"]),
+        Route(ver, endpoint(get_version), methods=["GET"]),
         Route("/schemas/types", endpoint(lambda r, _: list(SCHEMA_TYPES)), methods=["GET"]),
         Route("/contexts", endpoint(lambda r, _: ["."]), methods=["GET"]),
         Route("/schemas", endpoint(schemas), methods=["GET"]),
-        Route("/schemas/ids/{id}", endpoint(by_id), methods=["GET"]),
         Route("/schemas/ids/{id}/schema", endpoint(raw_by_id), methods=["GET"]),
         Route("/schemas/ids/{id}/subjects", endpoint(id_subjects), methods=["GET"]),
         Route("/schemas/ids/{id}/versions", endpoint(id_versions), methods=["GET"]),
         Route("/subjects", endpoint(subjects), methods=["GET"]),
-        Route(sub, endpoint(lookup, body=True), methods=["POST"]),
         Route(
             sub,
             endpoint(lambda r, _: registry.delete_subject(subject(r), flag(r, "permanent"))),
             methods=["DELETE"],
         ),
         Route(sub + "/versions", endpoint(versions), methods=["GET"]),
-        Route(sub + "/versions", endpoint(register, body=True), methods=["POST"]),
-        Route(ver, endpoint(get_version), methods=["GET"]),
         Route(
             ver,
             endpoint(
@@ -322,10 +310,23 @@ def build_app(registry: Registry, config: RegistryConfig | None = None) -> Starl
             endpoint(lambda r, _: registry.delete_mode(subject(r))),
             methods=["DELETE"],
         ),
+        # Confluent's RootResource: an empty object, what tools probe for liveness.
+        Route("/", endpoint(lambda r, _: {}), methods=["GET"]),
+        Route("/", endpoint(lambda r, _: {}, body=True), methods=["POST"]),
+        Route("/v1/metadata/id", endpoint(lambda r, _: registry.cluster_id()), methods=["GET"]),
+        Route(
+            "/v1/metadata/version",
+            endpoint(lambda r, _: registry.server_version()),
+            methods=["GET"],
+        ),
+        # Karapace's probes, kept as courtesies for tools written against it.
+        Route("/_health", plain(registry.health), methods=["GET"]),
+        Route("/master_available", plain(lambda: {"master_available": True}), methods=["GET"]),
+        Route("/openapi.json", plain(openapi_document), methods=["GET"]),
     ]
 
     def error_type(request: Request) -> str:
-        negotiated = getattr(request.state, "media_type", None)
+        negotiated = request.scope.get("nerve.media_type")
         return negotiated or media.negotiate(request.headers.get("accept")) or CONTENT_TYPE
 
     async def registry_error(request: Request, exc: Exception) -> Response:

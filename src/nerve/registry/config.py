@@ -40,6 +40,16 @@ class RegistryConfig:
         "schema.search.max.limit": "schema_search_max_limit",
     }
 
+    def apply_pairs(self, pairs: list[str]) -> None:
+        """``["name=value", ...]`` as given on the command line (``--config``)."""
+        settings: dict[str, str] = {}
+        for pair in pairs:
+            name, sep, value = pair.partition("=")
+            if not sep or not name.strip():
+                raise RegistryConfigError(f"expected NAME=VALUE, got {pair!r}")
+            settings[name.strip()] = value.strip()
+        self.apply(settings)
+
     def apply(self, settings: Mapping[str, str]) -> None:
         """Set each ``name: value``; raises :class:`RegistryConfigError` naming a bad one."""
         known = {f.name for f in fields(self)}

@@ -10,6 +10,7 @@ is 415. Hand-written because Starlette has no negotiation; it is a few lines.
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Iterator
 
 V1_JSON = "application/vnd.schemaregistry.v1+json"
@@ -40,6 +41,7 @@ def _media_ranges(accept: str) -> Iterator[tuple[str, str, float]]:
         yield kind, subtype, min(max(q, 0.0), 1.0)
 
 
+@functools.lru_cache(maxsize=256)  # clients send the same few Accept headers over and over
 def negotiate(accept: str | None) -> str | None:
     """The media type to answer a request with this Accept header; None means 406.
 

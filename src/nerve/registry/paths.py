@@ -41,7 +41,7 @@ class RawPathRouting:
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "http":
             raw = scope.get("raw_path")
-            if raw:
+            if raw and b"%" in raw:  # without escapes the decoded path is the raw one
                 scope = dict(scope)
                 scope["path"] = routing_path(raw.decode("latin-1"))
         await self.app(scope, receive, send)

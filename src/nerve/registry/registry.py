@@ -13,10 +13,11 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
-from nerve.registry import errors, records
+from nerve.registry import errors, records, schema_types
 from nerve.registry.config import RegistryConfig
+from nerve.registry.parse_cache import ParseCache
 from nerve.registry.records import Reference
-from nerve.registry.schema_types import InvalidSchema, ParsedSchema
+from nerve.registry.schema_types import Budget, InvalidSchema, ParsedSchema, TooComplex
 from nerve.registry.schemas_topic import SchemasTopic
 from nerve.registry.state import RegistryState, SchemaContent, SubjectVersion
 
@@ -36,6 +37,9 @@ DEFAULT_MODE = "READWRITE"
 LATEST = -1
 
 T = TypeVar("T")
+G = TypeVar("G")
+# Plans a registration may make before the subject stops changing under it.
+WRITE_ATTEMPTS = 5
 
 
 def _parser(schema_type: str) -> Callable[[str, Mapping[str, str]], ParsedSchema]:
@@ -64,9 +68,15 @@ PROTOBUF_MISSING = (
 )
 
 
-@functools.lru_cache(maxsize=4096)
-def _parse_cached(schema_type: str, text: str, references: tuple[tuple[str, str], ...]) -> Any:
-    return _parser(schema_type)(text, dict(references))
+def _schema_json(content: SchemaContent, text: str) -> dict[str, Any]:
+    """A schema as Confluent's answers carry it: the type unless AVRO, references, text."""
+    body: dict[str, Any] = {}
+    if content.schema_type != "AVRO":
+        body["schemaType"] = content.schema_type
+    if content.references:
+        body["references"] = [r.to_json() for r in content.references]
+    body["schema"] = text
+    return body
 
 
 @dataclass(frozen=True, slots=True)
@@ -105,26 +115,101 @@ class SchemaRequest:
         return cls(schema, schema_type, references, schema_id, version)
 
 
+class _Stale(Exception):
+    """The state a registration was planned on changed before it could be written."""
+
+
+@dataclass(frozen=True, slots=True)
+class _Source:
+    """What parsing one schema needs, copied out of the state under the lock so that parsing
+    and comparing run without it: the content and its references' texts, resolved."""
+
+    content: SchemaContent
+    references: tuple[tuple[str, str], ...]
+
+
+@dataclass(frozen=True, slots=True)
+class _Version:
+    """A subject version as it was when copied out of the state, with its schema's source."""
+
+    version: int
+    schema_id: int
+    deleted: bool
+    source: _Source
+
+    @property
+    def key(self) -> tuple[int, int, bool]:
+        return (self.version, self.schema_id, self.deleted)
+
+
+@dataclass(frozen=True, slots=True)
+class _Snapshot:
+    """A subject as a registration, lookup or check sees it."""
+
+    subject: str
+    versions: tuple[_Version, ...]  # newest first
+    level: str
+    mode: str
+    next_version: int
+
+    def live(self) -> list[_Version]:
+        return [v for v in self.versions if not v.deleted]
+
+    def key(self) -> tuple[Any, ...]:
+        return (tuple(v.key for v in self.versions), self.level, self.mode, self.next_version)
+
+
+@dataclass(frozen=True, slots=True)
+class _Plan:
+    """A registration decided without the lock, to be written if nothing changed meanwhile."""
+
+    request: SchemaRequest
+    snapshot: _Snapshot
+    source: _Source
+    content: SchemaContent  # what is stored: the canonical (or normalized) text
+    existing: _Version | None  # the version already holding the schema, if any
+
+
 class Registry:
+    """Confluent's operations over one instance's view of ``_schemas``.
+
+    The state lock (``topic.lock``) is held only to copy what an operation needs out of the
+    state; parsing and compatibility checks, which may take seconds for a huge schema, run
+    without it, so other requests and the reader keep going meanwhile. A registration decides
+    under the writer's lock after checking that the subject is as it was when planned.
+    """
+
     def __init__(self, topic: SchemasTopic, config: RegistryConfig | None = None) -> None:
         self.topic = topic
         self.config = config or RegistryConfig()
+        self._cache: ParseCache[ParsedSchema] = ParseCache()
+        schema_types.configure(
+            schema_types.Limits(self.config.max_schema_depth, self.config.max_check_steps)
+        )
 
     @property
     def state(self) -> RegistryState:
         return self.topic.state
 
-    def _read(self, query: Callable[[RegistryState], T]) -> T:
-        """Answer from local state; if the answer is 'not found', catch up and ask again."""
-        with self.topic.lock:
+    def _read(
+        self,
+        gather: Callable[[RegistryState], G],
+        answer: Callable[[G], T] | None = None,
+    ) -> T:
+        """``answer(gather(state))``, ``gather`` under the lock and ``answer`` without it; if
+        either says 'not found', catch up with the topic and ask again (a schema registered
+        through another instance is found as soon as it is committed)."""
+        finish: Callable[[G], T] = answer if answer is not None else (lambda g: g)  # type: ignore[assignment,return-value]
+        for attempt in (1, 2):
             try:
-                return query(self.state)
+                with self.topic.lock:
+                    gathered = gather(self.state)
+                return finish(gathered)
             except errors.RegistryError as exc:
-                if exc.status != 404:
+                if exc.status != 404 or attempt == 2:
                     raise
-        self.topic.catch_up()
-        with self.topic.lock:
-            return query(self.state)
+            self.topic.catch_up()
+        raise AssertionError("unreachable")
 
     # -- about this instance -----------------------------------------------------------------
 
@@ -164,8 +249,10 @@ class Registry:
     def _resolve(
         self, state: RegistryState, references: tuple[Reference, ...]
     ) -> tuple[tuple[str, str], ...]:
-        """The referenced schemas' texts by reference name, dependencies first."""
+        """The referenced schemas' texts by reference name, dependencies first. Each subject
+        version is visited once, so a diamond of references costs its size, not 2^depth."""
         resolved: dict[str, str] = {}
+        visited: set[tuple[str, int]] = set()
 
         def visit(refs: tuple[Reference, ...], depth: int) -> None:
             if depth > 32:
@@ -178,19 +265,29 @@ class Registry:
                         f"{ref.version}, which does not exist"
                     )
                 content = state.schemas[entry.schema_id]
-                visit(content.references, depth + 1)
+                if (entry.subject, entry.version) not in visited:
+                    visited.add((entry.subject, entry.version))
+                    visit(content.references, depth + 1)
                 resolved.setdefault(ref.name, content.schema)
 
         visit(references, 0)
         return tuple(resolved.items())
 
-    def parse(self, state: RegistryState, content: SchemaContent) -> ParsedSchema:
-        refs = self._resolve(state, content.references)
+    def _source(self, state: RegistryState, content: SchemaContent) -> _Source:
+        if not content.references:
+            return _Source(content, ())
+        return _Source(content, self._resolve(state, content.references))
+
+    def parse(self, source: _Source) -> ParsedSchema:
+        """The parsed schema (cached); never called with the state lock held."""
+        content = source.content
+        key = (content.schema_type, content.schema, source.references)
         try:
-            parsed: ParsedSchema = _parse_cached(content.schema_type, content.schema, refs)
+            return self._cache.get(
+                key, lambda: _parser(content.schema_type)(content.schema, dict(source.references))
+            )
         except InvalidSchema as exc:
             raise errors.invalid_schema(str(exc)) from None
-        return parsed
 
     # -- settings ----------------------------------------------------------------------------
 
@@ -204,15 +301,27 @@ class Registry:
             return state.modes[subject]
         return state.global_mode or DEFAULT_MODE
 
+    def _snapshot(self, state: RegistryState, subject: str, deleted: bool) -> _Snapshot:
+        every = state.versions(subject, deleted=True)
+        versions = tuple(
+            _Version(
+                v.version, v.schema_id, v.deleted, self._source(state, state.schemas[v.schema_id])
+            )
+            for v in reversed(every)
+            if deleted or not v.deleted
+        )
+        return _Snapshot(
+            subject,
+            versions,
+            self.level(state, subject),
+            self.mode(state, subject),
+            every[-1].version + 1 if every else 1,
+        )
+
     # -- compatibility -----------------------------------------------------------------------
 
     def incompatibilities(
-        self,
-        state: RegistryState,
-        subject: str,
-        new: ParsedSchema,
-        against: list[SubjectVersion],
-        level: str,
+        self, new: ParsedSchema, against: list[_Version], level: str
     ) -> list[str]:
         """Why ``new`` breaks the level against the given versions (newest first)."""
         if level == "NONE":
@@ -220,25 +329,30 @@ class Registry:
         if not level.endswith("_TRANSITIVE"):
             against = against[:1]
         messages: list[str] = []
-        for entry in against:
-            old = self.parse(state, state.schemas[entry.schema_id])
-            if old.schema_type != new.schema_type:
-                messages.append(
-                    f"version {entry.version}: schema type changed from {old.schema_type} "
-                    f"to {new.schema_type} (TYPE_MISMATCH)"
-                )
-                continue
-            found = []
-            if level.startswith(("BACKWARD", "FULL")):
-                found += [
-                    f"{i} [new schema cannot read version data]" for i in new.incompatibilities(old)
-                ]
-            if level.startswith(("FORWARD", "FULL")):
-                found += [
-                    f"{i} [version cannot read new schema's data]"
-                    for i in old.incompatibilities(new)
-                ]
-            messages += [f"version {entry.version}: {m}" for m in found]
+        budget = Budget()  # one for the whole request, however many versions it checks
+        try:
+            for entry in against:
+                old = self.parse(entry.source)
+                if old.schema_type != new.schema_type:
+                    messages.append(
+                        f"version {entry.version}: schema type changed from {old.schema_type} "
+                        f"to {new.schema_type} (TYPE_MISMATCH)"
+                    )
+                    continue
+                found = []
+                if level.startswith(("BACKWARD", "FULL")):
+                    found += [
+                        f"{i} [new schema cannot read version data]"
+                        for i in new.incompatibilities(old, budget)
+                    ]
+                if level.startswith(("FORWARD", "FULL")):
+                    found += [
+                        f"{i} [version cannot read new schema's data]"
+                        for i in old.incompatibilities(new, budget)
+                    ]
+                messages += [f"version {entry.version}: {m}" for m in found]
+        except TooComplex as exc:
+            raise errors.invalid_schema(str(exc)) from None
         return messages
 
     def check(
@@ -254,30 +368,35 @@ class Registry:
         break). With ``verbose`` a schema that does not parse is an answer, not an error."""
         number = None if version is None else parse_version(version)
 
-        def query(state: RegistryState) -> dict[str, Any]:
+        def gather(state: RegistryState) -> tuple[_Source, list[_Version], str]:
+            snapshot = self._snapshot(state, subject, deleted=False)
             if number is None:
                 # Without a version: the versions the subject's level names, as at register.
-                against = list(reversed(state.versions(subject)))
-                level = self.level(state, subject)
+                against = list(snapshot.versions)
+                level = snapshot.level
             else:
-                entry = self._version_entry(state, subject, number)
-                if entry is None and number != LATEST:
+                found = [v for v in snapshot.versions if number in (LATEST, v.version)][:1]
+                if not found and number != LATEST:
                     raise errors.version_not_found(number)
-                against = [entry] if entry is not None else []
-                level = self.level(state, subject).removesuffix("_TRANSITIVE")
+                against = found
+                level = snapshot.level.removesuffix("_TRANSITIVE")
+            return self._source(state, self._content(request)), against, level
+
+        def answer(gathered: tuple[_Source, list[_Version], str]) -> dict[str, Any]:
+            source, against, level = gathered
             try:
-                new = self.parse(state, self._content(request))
+                new = self.parse(source)
             except errors.RegistryError as exc:
                 if verbose and exc.error_code == 42201:
                     return {"is_compatible": False, "messages": [exc.message]}
                 raise
-            messages = self.incompatibilities(state, subject, new, against, level)
-            answer: dict[str, Any] = {"is_compatible": not messages}
+            messages = self.incompatibilities(new, against, level)
+            result: dict[str, Any] = {"is_compatible": not messages}
             if verbose:
-                answer["messages"] = messages
-            return answer
+                result["messages"] = messages
+            return result
 
-        return self._read(query)
+        return self._read(gather, answer)
 
     # -- registering -------------------------------------------------------------------------
 
@@ -285,40 +404,34 @@ class Registry:
     def _content(request: SchemaRequest) -> SchemaContent:
         return SchemaContent(request.schema_type, request.schema, request.references)
 
-    def _stored(
-        self, state: RegistryState, request: SchemaRequest, normalize: bool
-    ) -> tuple[ParsedSchema, SchemaContent]:
-        parsed = self.parse(state, self._content(request))
+    def _stored(self, source: _Source, normalize: bool) -> tuple[ParsedSchema, SchemaContent]:
+        """The parsed schema and the content stored for it (its canonical or normalized text)."""
+        parsed = self.parse(source)
         text = parsed.normalized() if normalize else parsed.canonical()
-        return parsed, SchemaContent(request.schema_type, text, request.references)
+        content = source.content
+        return parsed, SchemaContent(content.schema_type, text, content.references)
 
     def _existing(
-        self,
-        state: RegistryState,
-        subject: str,
-        parsed: ParsedSchema,
-        content: SchemaContent,
-        deleted: bool,
-    ) -> SubjectVersion | None:
-        """The subject's version holding this schema (same text, or same meaning)."""
-        for entry in reversed(state.versions(subject, deleted=deleted)):
-            stored = state.schemas[entry.schema_id]
+        self, versions: tuple[_Version, ...], parsed: ParsedSchema, content: SchemaContent
+    ) -> _Version | None:
+        """The version holding this schema (same text, or same meaning), newest first."""
+        for entry in versions:
+            stored = entry.source.content
             if stored == content:
                 return entry
             if stored.schema_type == content.schema_type and stored.references == (
                 content.references
             ):
                 try:
-                    if self.parse(state, stored) == parsed:
+                    if self.parse(entry.source) == parsed:
                         return entry
                 except errors.RegistryError:
                     continue
         return None
 
-    def _check_register_mode(self, state: RegistryState, subject: str, importing: bool) -> None:
+    def _check_register_mode(self, mode: str, subject: str, importing: bool) -> None:
         """Confluent's checkRegisterMode: a read-only subject takes nothing, an id may be given
         only in IMPORT mode, and without one the subject must be READWRITE."""
-        mode = self.mode(state, subject)
         if mode == "READONLY":
             raise errors.read_only(subject)
         if importing and mode != "IMPORT":
@@ -327,71 +440,107 @@ class Registry:
             raise errors.not_in_read_write_mode(subject)
 
     def register(self, subject: str, request: SchemaRequest, normalize: bool) -> dict[str, Any]:
+        """Plan without the state lock (parse, find the version holding it, check
+        compatibility), then write if the subject is still as planned; else plan again."""
         validate_subject(subject)
+        for _ in range(WRITE_ATTEMPTS):
+            plan = self._plan(subject, request, normalize)
+            try:
+                answer: dict[str, Any] = self.topic.write(functools.partial(self._commit, plan))
+                return answer
+            except _Stale:
+                continue
+        raise errors.store_error(
+            f"subject {subject} changed {WRITE_ATTEMPTS} times while a schema was registered"
+        )
+
+    def _plan(self, subject: str, request: SchemaRequest, normalize: bool) -> _Plan:
+        """Everything a registration decides that needs parsing, in Confluent's order of
+        refusals: the mode, the schema itself, the version given, then compatibility."""
         importing = request.schema_id is not None
-        with self.topic.lock:  # fail before taking the writer's role, in Confluent's order
-            self._check_register_mode(self.state, subject, importing)
-            self._stored(self.state, request, normalize)
+        with self.topic.lock:
+            snapshot = self._snapshot(self.state, subject, deleted=False)
+            self._check_register_mode(snapshot.mode, subject, importing)
+            source = self._source(self.state, self._content(request))
+        parsed, content = self._stored(source, normalize)
+        if (
+            request.version is not None
+            and snapshot.mode != "IMPORT"
+            and request.version != snapshot.next_version
+        ):
+            raise errors.invalid_schema("Version is not one more than previous version")
+        existing = None
+        if request.version is None and not importing:
+            existing = self._existing(snapshot.versions, parsed, content)
+        if existing is None and snapshot.mode != "IMPORT":
+            messages = self.incompatibilities(parsed, snapshot.live(), snapshot.level)
+            if messages:
+                raise errors.incompatible(subject, messages)
+        return _Plan(request, snapshot, source, content, existing)
 
-        def decide(state: RegistryState) -> tuple[list[tuple[bytes, bytes | None]], Any]:
-            self._check_register_mode(state, subject, importing)
-            mode = self.mode(state, subject)
-            parsed, content = self._stored(state, request, normalize)
-            all_versions = state.versions(subject, deleted=True)
-            next_version = all_versions[-1].version + 1 if all_versions else 1
-            if request.version is not None and mode != "IMPORT":
-                if request.version != next_version:
-                    raise errors.invalid_schema("Version is not one more than previous version")
-            elif not importing:
-                existing = self._existing(state, subject, parsed, content, deleted=False)
-                if existing is not None:
-                    return [], {"id": existing.schema_id}
-            live = list(reversed(state.versions(subject)))
-            if mode != "IMPORT":
-                messages = self.incompatibilities(
-                    state, subject, parsed, live, self.level(state, subject)
+    def _commit(
+        self, plan: _Plan, state: RegistryState
+    ) -> tuple[list[tuple[bytes, bytes | None]], Any]:
+        """Under the writer's lock: the records a planned registration appends, unless the
+        subject, its settings or the references changed since it was planned (``_Stale``)."""
+        subject, request, content = plan.snapshot.subject, plan.request, plan.content
+        if self._snapshot(state, subject, deleted=False).key() != plan.snapshot.key():
+            raise _Stale
+        if self._source(state, self._content(request)) != plan.source:
+            raise _Stale
+        if plan.existing is not None:
+            return [], {"id": plan.existing.schema_id}
+        if request.schema_id is not None:
+            schema_id = request.schema_id
+            holder = state.schemas.get(schema_id)
+            if holder is not None and holder != content:
+                raise errors.operation_not_permitted(
+                    f"Overwrite new schema with id {schema_id} in context "
+                    f"{errors.DEFAULT_CONTEXT} is not permitted."
                 )
-                if messages:
-                    raise errors.incompatible(subject, messages)
-            if importing:
-                assert request.schema_id is not None
-                schema_id = request.schema_id
-                holder = state.schemas.get(schema_id)
-                if holder is not None and holder != content:
-                    raise errors.operation_not_permitted(
-                        f"Overwrite new schema with id {schema_id} in context "
-                        f"{errors.DEFAULT_CONTEXT} is not permitted."
-                    )
-            else:
-                schema_id = state.find_id(content) or state.max_id + 1
-            version = request.version or next_version
-            key = records.schema_key(subject, version)
-            value = records.schema_value(
-                subject,
-                version,
-                schema_id,
-                content.schema_type,
-                content.schema,
-                content.references,
-                deleted=False,
-            )
-            return [(key, value)], {"id": schema_id}
-
-        return self.topic.write(decide)
+        else:
+            schema_id = state.find_id(content) or state.max_id + 1
+        version = request.version or plan.snapshot.next_version
+        key = records.schema_key(subject, version)
+        value = records.schema_value(
+            subject,
+            version,
+            schema_id,
+            content.schema_type,
+            content.schema,
+            content.references,
+            deleted=False,
+        )
+        return [(key, value)], {"id": schema_id}
 
     def lookup(
         self, subject: str, request: SchemaRequest, normalize: bool, deleted: bool
     ) -> dict[str, Any]:
-        def query(state: RegistryState) -> dict[str, Any]:
-            parsed, content = self._stored(state, request, normalize)
-            entry = self._existing(state, subject, parsed, content, deleted=deleted)
+        def gather(state: RegistryState) -> tuple[_Snapshot, _Source]:
+            return self._snapshot(state, subject, deleted), self._source(
+                state, self._content(request)
+            )
+
+        def answer(gathered: tuple[_Snapshot, _Source]) -> dict[str, Any]:
+            snapshot, source = gathered
+            parsed, content = self._stored(source, normalize)
+            entry = self._existing(snapshot.versions, parsed, content)
             if entry is None:
-                if not state.versions(subject, deleted=deleted):
+                if not snapshot.versions:
                     raise errors.subject_not_found(subject)
                 raise errors.schema_not_found()
-            return self._version_json(state, entry, None)
+            stored = entry.source.content
+            body: dict[str, Any] = {
+                "subject": subject,
+                "version": entry.version,
+                "id": entry.schema_id,
+            }
+            body.update(_schema_json(stored, stored.schema))
+            if entry.deleted:
+                body["deleted"] = True
+            return body
 
-        return self._read(query)
+        return self._read(gather, answer)
 
     # -- reading -----------------------------------------------------------------------------
 
@@ -406,42 +555,33 @@ class Registry:
             return versions[-1]
         return next((v for v in versions if v.version == version), None)
 
-    def _schema_json(
-        self, state: RegistryState, content: SchemaContent, fmt: str | None
-    ) -> dict[str, Any]:
-        text = content.schema
+    def _formatted(self, source: _Source, fmt: str | None) -> dict[str, Any]:
+        """A schema's JSON body, in ``fmt`` if given (which needs a parse: call it unlocked)."""
+        text = source.content.schema
         if fmt:
-            text = self.parse(state, content).formatted(fmt)
-        body: dict[str, Any] = {}
-        if content.schema_type != "AVRO":
-            body["schemaType"] = content.schema_type
-        if content.references:
-            body["references"] = [r.to_json() for r in content.references]
-        body["schema"] = text
-        return body
+            text = self.parse(source).formatted(fmt)
+        return _schema_json(source.content, text)
 
-    def _version_json(
-        self, state: RegistryState, entry: SubjectVersion, fmt: str | None
-    ) -> dict[str, Any]:
+    def _version_json(self, state: RegistryState, entry: SubjectVersion) -> dict[str, Any]:
         content = state.schemas[entry.schema_id]
         body: dict[str, Any] = {
             "subject": entry.subject,
             "version": entry.version,
             "id": entry.schema_id,
         }
-        body.update(self._schema_json(state, content, fmt))
+        body.update(_schema_json(content, content.schema))
         if entry.deleted:
             body["deleted"] = True
         return body
 
     def schema_by_id(self, schema_id: int, fmt: str | None) -> dict[str, Any]:
-        def query(state: RegistryState) -> dict[str, Any]:
+        def gather(state: RegistryState) -> _Source:
             content = state.schemas.get(schema_id)
             if content is None:
                 raise errors.schema_not_found(schema_id)
-            return self._schema_json(state, content, fmt)
+            return self._source(state, content)
 
-        return self._read(query)
+        return self._read(gather, lambda source: self._formatted(source, fmt))
 
     def id_uses(self, schema_id: int, deleted: bool) -> list[SubjectVersion]:
         def query(state: RegistryState) -> list[SubjectVersion]:
@@ -460,7 +600,7 @@ class Registry:
                     continue
                 versions = state.versions(subject, deleted=deleted)
                 for entry in versions[-1:] if latest_only else versions:
-                    found.append(self._version_json(state, entry, None))
+                    found.append(self._version_json(state, entry))
             return found
 
     def subjects(self, prefix: str, deleted: bool, deleted_only: bool = False) -> list[str]:
@@ -501,15 +641,23 @@ class Registry:
     def version(self, subject: str, version: str, deleted: bool, fmt: str | None) -> dict[str, Any]:
         number = parse_version(version)
 
-        def query(state: RegistryState) -> dict[str, Any]:
+        def gather(state: RegistryState) -> tuple[dict[str, Any], _Source | None]:
             entry = self._version_entry(state, subject, number, deleted=deleted)
             if entry is None:
                 if not state.versions(subject, deleted=deleted):
                     raise errors.subject_not_found(subject)
                 raise errors.version_not_found(number)
-            return self._version_json(state, entry, fmt)
+            body = self._version_json(state, entry)
+            source = self._source(state, state.schemas[entry.schema_id]) if fmt else None
+            return body, source
 
-        return self._read(query)
+        def answer(gathered: tuple[dict[str, Any], _Source | None]) -> dict[str, Any]:
+            body, source = gathered
+            if source is not None:
+                body["schema"] = self._formatted(source, fmt)["schema"]
+            return body
+
+        return self._read(gather, answer)
 
     def referenced_by(self, subject: str, version: str) -> list[int]:
         number = parse_version(version)

@@ -266,10 +266,13 @@ class SchemasTopic:
                     self.topic, key=key, value=value, partition=0, on_delivery=delivered
                 )
             producer.commit_transaction(self.timeout_s)
-        except KafkaException:
+        except KafkaException as exc:
             with contextlib.suppress(KafkaException):
                 producer.abort_transaction(self.timeout_s)
-            raise
+            failures.append(exc.args[0])
+        if any(f.code() == KafkaError.MSG_SIZE_TOO_LARGE for f in failures):
+            # Not a fencing: trying again cannot help (Confluent: SchemaTooLargeException).
+            raise errors.schema_too_large("Register operation failed because schema is too large")
         if failures or not offsets:
             raise KafkaException(failures[0] if failures else KafkaError(KafkaError._FAIL))
         return max(offsets)

@@ -43,6 +43,10 @@ class RegistryState:
     global_mode: str | None = None
     modes: dict[str, str] = field(default_factory=dict)
     max_id: int = 0
+    # Indexes kept in step with the above, so that neither a registration (finding the id of
+    # some content) nor the reader (dropping an id no version uses) scans every schema.
+    _ids_by_content: dict[SchemaContent, set[int]] = field(default_factory=dict)
+    _uses: dict[int, int] = field(default_factory=dict)  # versions holding each id
 
     def apply(self, key_bytes: bytes | None, value_bytes: bytes | None) -> None:
         """Fold one `_schemas` record into the state."""
@@ -72,18 +76,28 @@ class RegistryState:
             gone = versions.pop(version, None)
             if not versions:
                 self.subjects.pop(subject, None)
-            if gone is not None and not self._id_in_use(gone.schema_id):
-                self.schemas.pop(gone.schema_id, None)
+            if gone is not None:
+                self._release(gone.schema_id)
             return
         schema_id = int(value["id"])
-        self.schemas[schema_id] = SchemaContent(
+        content = SchemaContent(
             schema_type=str(value.get("schemaType") or "AVRO"),
             schema=str(value["schema"]),
             references=records.references_from_json(value.get("references")),
         )
-        self.subjects.setdefault(subject, {})[version] = SubjectVersion(
+        previous = self.schemas.get(schema_id)
+        if previous is not None and previous != content:
+            self._unindex(previous, schema_id)
+        self.schemas[schema_id] = content
+        self._ids_by_content.setdefault(content, set()).add(schema_id)
+        versions = self.subjects.setdefault(subject, {})
+        replaced = versions.get(version)
+        versions[version] = SubjectVersion(
             subject, version, schema_id, bool(value.get("deleted", False))
         )
+        self._uses[schema_id] = self._uses.get(schema_id, 0) + 1
+        if replaced is not None:
+            self._release(replaced.schema_id)
         self.max_id = max(self.max_id, schema_id)
 
     def _apply_setting(self, key: dict[str, Any], value: dict[str, Any] | None, name: str) -> None:
@@ -108,12 +122,23 @@ class RegistryState:
             if entry.version <= up_to:
                 entry.deleted = True
 
-    def _id_in_use(self, schema_id: int) -> bool:
-        return any(
-            entry.schema_id == schema_id
-            for versions in self.subjects.values()
-            for entry in versions.values()
-        )
+    def _release(self, schema_id: int) -> None:
+        """One version fewer holds ``schema_id``; the last one takes the schema with it."""
+        left = self._uses.get(schema_id, 0) - 1
+        if left > 0:
+            self._uses[schema_id] = left
+            return
+        self._uses.pop(schema_id, None)
+        content = self.schemas.pop(schema_id, None)
+        if content is not None:
+            self._unindex(content, schema_id)
+
+    def _unindex(self, content: SchemaContent, schema_id: int) -> None:
+        ids = self._ids_by_content.get(content)
+        if ids is not None:
+            ids.discard(schema_id)
+            if not ids:
+                del self._ids_by_content[content]
 
     # -- queries -----------------------------------------------------------------------------
 
@@ -128,10 +153,8 @@ class RegistryState:
     def find_id(self, content: SchemaContent) -> int | None:
         """The id already given to this content, if any (ids are per content, not per
         subject)."""
-        for schema_id, existing in self.schemas.items():
-            if existing == content:
-                return schema_id
-        return None
+        ids = self._ids_by_content.get(content)
+        return min(ids) if ids else None
 
     def uses_of(self, schema_id: int, *, deleted: bool = False) -> list[SubjectVersion]:
         return [

@@ -12,7 +12,6 @@ field), ``/`` for the root. Messages name the field in dotted form (``Payment.am
 
 from __future__ import annotations
 
-import copy
 import json
 import re
 from collections.abc import Mapping
@@ -23,10 +22,12 @@ from typing import Any, ClassVar
 from fastavro.schema import parse_schema as _fastavro_parse
 
 from nerve.registry.schema_types import (
+    Budget,
     Incompatibility,
     InvalidSchema,
     ParsedSchema,
     References,
+    load_json,
 )
 
 __all__ = ["AvroSchema", "parse"]
@@ -126,6 +127,8 @@ def _sorted_json(value: Json) -> Json:
 def _extras(obj: Mapping[str, Json], kind: str) -> dict[str, Json]:
     """Custom properties of a schema object, sorted, for the normalized form."""
     known = _KNOWN_KEYS.get(kind, frozenset({"type"}))
+    if obj.keys() <= known:  # the common case, without sorting anything
+        return {}
     return {k: _sorted_json(obj[k]) for k in sorted(obj) if k not in known}
 
 
@@ -254,14 +257,16 @@ class _Builder:
         if not isinstance(fields, list):
             raise _invalid(f"record '{node.fullname}' has no 'fields' list")
         norm_fields: list[Json] = []
+        seen: set[str] = set()
         for raw in fields:
             if not isinstance(raw, dict):
                 raise _invalid(f"a field of record '{node.fullname}' is not an object")
             fname = raw.get("name")
             if not isinstance(fname, str) or not _NAME.match(fname):
                 raise _invalid(f"record '{node.fullname}' has a field with an invalid name")
-            if any(f.name == fname for f in node.fields):
+            if fname in seen:
                 raise _invalid(f"record '{node.fullname}' has more than one field '{fname}'")
+            seen.add(fname)
             if "type" not in raw:
                 raise _invalid(f"field '{fname}' of record '{node.fullname}' has no type")
             ftype, ftype_norm = self.build(raw["type"], space)
@@ -318,9 +323,9 @@ def _brief(obj: Json) -> str:
 
 def _load(text: str, what: str) -> Json:
     try:
-        return json.loads(text)
-    except (ValueError, RecursionError) as e:
-        raise _invalid(f"{what} is not valid JSON: {e}") from None
+        return load_json(text, what)
+    except InvalidSchema as e:
+        raise _invalid(str(e)) from None
 
 
 def _compact(obj: Json) -> str:
@@ -373,7 +378,9 @@ class AvroSchema(ParsedSchema):
         """
         return self._normalized
 
-    def incompatibilities(self, writer: ParsedSchema) -> list[Incompatibility]:
+    def incompatibilities(
+        self, writer: ParsedSchema, budget: Budget | None = None
+    ) -> list[Incompatibility]:
         """Why this schema, as reader, cannot decode data written with ``writer``."""
         if not isinstance(writer, AvroSchema):
             return [
@@ -383,7 +390,7 @@ class AvroSchema(ParsedSchema):
                     f"the writer is a {writer.schema_type} schema, not Avro",
                 )
             ]
-        return _Checker().report(self._root, writer._root)
+        return _Checker(budget or Budget()).report(self._root, writer._root)
 
     def __repr__(self) -> str:
         return f"AvroSchema({self._canonical!r})"
@@ -419,15 +426,17 @@ class _Checker:
     again while still being checked counts as compatible, which ends recursion through
     self-referencing records exactly as Java Avro does."""
 
-    def __init__(self) -> None:
+    def __init__(self, budget: Budget) -> None:
         self._done: dict[tuple[int, int], list[_Issue]] = {}
         self._in_progress: set[tuple[int, int]] = set()
+        self._budget = budget
 
     def report(self, reader: _Node, writer: _Node) -> list[Incompatibility]:
         root = reader.short_name or reader.kind
         return [issue.resolve(root) for issue in self.check(reader, writer)]
 
     def check(self, reader: _Node, writer: _Node) -> list[_Issue]:
+        self._budget.spend()  # unions compare branch by branch: pairs can be many
         key = (id(reader), id(writer))
         if key in self._done:
             return self._done[key]
@@ -561,7 +570,8 @@ def parse(text: str, references: References = _NO_REFERENCES) -> AvroSchema:
             ref_obj = _load(ref_text, f"reference '{name}'")
             try:
                 builder.build(ref_obj, "")
-                _fastavro_parse(copy.deepcopy(ref_obj), named_schemas=named)
+                # fastavro gets its own copy: a second json.loads is far cheaper than deepcopy.
+                _fastavro_parse(json.loads(ref_text), named_schemas=named)
             except InvalidSchema as e:
                 raise InvalidSchema(f"{e} (in reference '{name}')") from None
             except Exception as e:
@@ -569,7 +579,7 @@ def parse(text: str, references: References = _NO_REFERENCES) -> AvroSchema:
         raw = _load(text, "schema")
         root, normalized_json = builder.build(raw, "")
         try:
-            fastavro_schema = _fastavro_parse(copy.deepcopy(raw), named_schemas=named)
+            fastavro_schema = _fastavro_parse(json.loads(text), named_schemas=named)
         except Exception as e:
             raise _invalid(str(e) or type(e).__name__) from None
     except RecursionError:

@@ -43,10 +43,12 @@ from referencing.exceptions import Unresolvable
 from referencing.jsonschema import DRAFT7, UnknownDialect, specification_with
 
 from nerve.registry.schema_types import (
+    Budget,
     Incompatibility,
     InvalidSchema,
     ParsedSchema,
     References,
+    load_json,
 )
 
 __all__ = ["COMPATIBLE_CHANGES", "JsonSchema", "parse"]
@@ -174,11 +176,13 @@ def parse(text: str, references: References = _NO_REFERENCES) -> JsonSchema:
     registry = registry.crawl()
 
     resolver = registry.resolver_with_root(root)
-    _check_refs(schema, _Ctx(resolver, _spec_of(schema, DRAFT7)), "#")
+    graph = _SameValueGraph()
+    _check_refs(schema, _Ctx(resolver, _spec_of(schema, DRAFT7)), "#", graph)
     for name in references:
         resolved = resolver.lookup(name)
         spec = _spec_of(resolved.contents, DRAFT7)
-        _check_refs(resolved.contents, _Ctx(resolved.resolver, spec), f"{name}#")
+        _check_refs(resolved.contents, _Ctx(resolved.resolver, spec), f"{name}#", graph)
+    graph.refuse_cycles()
     return JsonSchema(schema, references, validator_cls, registry)
 
 
@@ -188,14 +192,7 @@ def _load_json(text: str, what: str) -> Any:
     def no_constants(name: str) -> Any:
         raise ValueError(f"{name} is not valid JSON")
 
-    try:
-        value = json.loads(text, parse_constant=no_constants)
-    except json.JSONDecodeError as e:
-        raise InvalidSchema(
-            f"{what} is not valid JSON: {e.msg} at line {e.lineno} column {e.colno}"
-        ) from None
-    except (ValueError, TypeError, RecursionError) as e:
-        raise InvalidSchema(f"{what} is not valid JSON: {e}") from None
+    value = load_json(text, what, parse_constant=no_constants)
     if not isinstance(value, dict | bool):
         raise InvalidSchema(f"{what} must be a JSON object or boolean, not {type(value).__name__}")
     return value
@@ -287,21 +284,85 @@ def _subschemas(schema: Any) -> Iterator[tuple[tuple[str, ...], Any]]:
                     yield (kw, name), sub
 
 
-def _check_refs(schema: Any, ctx: _Ctx, where: str) -> None:
-    """Refuse a schema whose ``$ref`` resolves nowhere, naming the pointer of that ``$ref``."""
+# Keywords whose subschemas apply to the very value their schema applies to (not to a part of
+# it): a cycle through these and $ref alone is evaluated forever by any validator.
+_SAME_VALUE_ONE = ("not", "if", "then", "else")
+_SAME_VALUE_MANY = ("allOf", "anyOf", "oneOf")
+_SAME_VALUE_MAP = ("dependentSchemas", "dependencies")
+
+
+class _SameValueGraph:
+    """Subschemas (by identity) and the subschemas applying to the same value, to find a
+    ``$ref`` cycle that never moves into the value: ``{"$ref": "#"}``, or definitions ``a``
+    and ``b`` referring to each other. Such a schema means nothing (validating anything with
+    it recurses without end, here and in every other validator), so it is refused; a
+    recursive schema whose ``$ref`` sits under ``properties`` or ``items`` is fine."""
+
+    def __init__(self) -> None:
+        self.edges: dict[int, list[tuple[int, str]]] = {}  # node -> (node, $ref pointer)
+        self.keep: dict[int, Any] = {}  # the nodes themselves, so their ids stay theirs
+
+    def add(self, source: Any, target: Any, label: str) -> None:
+        if isinstance(target, dict):
+            self.keep[id(source)], self.keep[id(target)] = source, target
+            self.edges.setdefault(id(source), []).append((id(target), label))
+
+    def refuse_cycles(self) -> None:
+        done: set[int] = set()
+        for start in list(self.edges):
+            if start in done:
+                continue
+            # Iterative depth-first search: the graph may be as deep as the schema.
+            on_path: dict[int, int] = {start: 0}
+            path: list[tuple[int, str]] = [(start, "")]
+            stack = [iter(self.edges.get(start, ()))]
+            while stack:
+                step = next(stack[-1], None)
+                if step is None:
+                    stack.pop()
+                    node, _ = path.pop()
+                    del on_path[node]
+                    done.add(node)
+                    continue
+                target, label = step
+                if target in on_path:
+                    refs = [lab for _, lab in path[on_path[target] + 1 :] if lab] + [label]
+                    raise InvalidSchema(
+                        f"{refs[0]}: a circular $ref: {' -> '.join(refs)} comes back to the "
+                        "same schema without reading any part of the value"
+                    )
+                if target in done:
+                    continue
+                on_path[target] = len(path)
+                path.append((target, label))
+                stack.append(iter(self.edges.get(target, ())))
+
+
+def _check_refs(schema: Any, ctx: _Ctx, where: str, graph: _SameValueGraph) -> None:
+    """Refuse a schema whose ``$ref`` resolves nowhere, naming the pointer of that ``$ref``;
+    record in ``graph`` what applies to the same value as each subschema."""
     if not isinstance(schema, dict):
         return
     ctx = ctx.enter(schema)
     ref = schema.get("$ref")
     if isinstance(ref, str):
         try:
-            ctx.resolver.lookup(ref)
+            resolved = ctx.resolver.lookup(ref)
         except Unresolvable:
             raise InvalidSchema(
                 f"{where}/$ref: cannot resolve {ref!r}: no such definition or reference"
             ) from None
+        graph.add(schema, resolved.contents, f"{where}/$ref ({ref!r})")
+    for kw in _SAME_VALUE_ONE:
+        graph.add(schema, schema.get(kw), "")
+    for kw in _SAME_VALUE_MANY:
+        for sub in _list(schema.get(kw)):
+            graph.add(schema, sub, "")
+    for kw in _SAME_VALUE_MAP:
+        for sub in _dict(schema.get(kw)).values():
+            graph.add(schema, sub, "")
     for segments, sub in _subschemas(schema):
-        _check_refs(sub, ctx, where + "".join("/" + _escape(s) for s in segments))
+        _check_refs(sub, ctx, where + "".join("/" + _escape(s) for s in segments), graph)
 
 
 # --------------------------------------------------------------------------------------------
@@ -378,13 +439,18 @@ class JsonSchema(ParsedSchema):
         Messages start with the JSON path of the offending value (``$`` for the document
         itself), e.g. ``$.amount: 'abc' is not of type 'number'``; empty when it is valid.
         """
-        errors = sorted(
-            self._validator.iter_errors(document),
-            key=lambda e: (e.json_path, e.message),
-        )
+        try:
+            errors = sorted(
+                self._validator.iter_errors(document),
+                key=lambda e: (e.json_path, e.message),
+            )
+        except RecursionError:  # circular $refs are refused at parse; this is a deep document
+            return ["$: the document nests too deeply to be validated"]
         return [f"{e.json_path}: {e.message}" for e in errors]
 
-    def incompatibilities(self, writer: ParsedSchema) -> list[Incompatibility]:
+    def incompatibilities(
+        self, writer: ParsedSchema, budget: Budget | None = None
+    ) -> list[Incompatibility]:
         """Why this schema, as reader, may reject data written with ``writer``."""
         if not isinstance(writer, JsonSchema):
             return [
@@ -394,7 +460,7 @@ class JsonSchema(ParsedSchema):
                     f"a {writer.schema_type} schema cannot be read as a JSON schema",
                 )
             ]
-        comparer = _Comparer()
+        comparer = _Comparer(budget or Budget())
         diffs = comparer.compare(
             comparer.node(writer._schema, writer._root_ctx()),
             comparer.node(self._schema, self._root_ctx()),
@@ -563,7 +629,8 @@ class _Comparer:
     ``unevaluatedProperties: true`` counts as absent.
     """
 
-    def __init__(self) -> None:
+    def __init__(self, budget: Budget) -> None:
+        self._budget = budget
         self._nodes: dict[int, _Node] = {}
         self._memo: dict[tuple[Any, ...], list[_Diff]] = {}
         self._active: set[tuple[Any, ...]] = set()
@@ -665,6 +732,7 @@ class _Comparer:
 
     def compare(self, w: _Node | None, r: _Node | None) -> list[_Diff]:
         """Differences from writer ``w`` to reader ``r``, paths relative to this pair."""
+        self._budget.spend()  # combined schemas compare every pair of subschemas
         if w is None and r is None:
             return []
         if w is None:
@@ -810,7 +878,7 @@ class _Comparer:
                 d = self.compare(ws, rs)
                 if _compatible(d):
                     edges.setdefault(i, {})[j] = _at(prefix, d)
-        matching = _max_matching(edges, len(w_subs))
+        matching = _max_matching(edges, len(w_subs), self._budget)
         for i, j in sorted(matching.items()):
             diffs += edges[i][j]
         if len(matching) < min(len(w_subs), len(r_subs)):
@@ -1353,11 +1421,14 @@ def _dedupe(nodes: list[_Node]) -> list[_Node]:
     return result
 
 
-def _max_matching(edges: dict[int, dict[int, list[_Diff]]], left: int) -> dict[int, int]:
+def _max_matching(
+    edges: dict[int, dict[int, list[_Diff]]], left: int, budget: Budget
+) -> dict[int, int]:
     """Maximum bipartite matching (Kuhn's augmenting paths): writer index -> reader index."""
     match_right: dict[int, int] = {}
 
     def augment(i: int, seen: set[int]) -> bool:
+        budget.spend()
         for j in edges.get(i, {}):
             if j in seen:
                 continue

@@ -35,7 +35,13 @@ from google.protobuf import descriptor_pb2, message_factory, text_format
 from google.protobuf import descriptor_pool as _descriptor_pool
 from google.protobuf.message import DecodeError, Message
 
-from nerve.registry.schema_types import Incompatibility, InvalidSchema, ParsedSchema, References
+from nerve.registry.schema_types import (
+    Budget,
+    Incompatibility,
+    InvalidSchema,
+    ParsedSchema,
+    References,
+)
 
 __all__ = ["ProtobufSchema", "parse"]
 
@@ -351,14 +357,16 @@ class ProtobufSchema(ParsedSchema):
             return base64.standard_b64encode(self._file.SerializeToString()).decode("ascii")
         return self.canonical()
 
-    def incompatibilities(self, writer: ParsedSchema) -> list[Incompatibility]:
+    def incompatibilities(
+        self, writer: ParsedSchema, budget: Budget | None = None
+    ) -> list[Incompatibility]:
         if not isinstance(writer, ProtobufSchema):
             return [
                 Incompatibility(
                     "", "TYPE_CHANGED", f"cannot read {writer.schema_type} data as PROTOBUF"
                 )
             ]
-        return _Comparison(reader=self._index, writer=writer._index).run()
+        return _Comparison(self._index, writer._index, budget or Budget()).run()
 
     def __repr__(self) -> str:
         return f"ProtobufSchema({self._file.name!r}, package={self._file.package!r})"
@@ -933,9 +941,10 @@ class _Comparison:
     """One reader/writer comparison; Confluent calls the writer "original", the reader
     "update" (BACKWARD checks the new schema reading the old)."""
 
-    def __init__(self, reader: _TypeIndex, writer: _TypeIndex) -> None:
+    def __init__(self, reader: _TypeIndex, writer: _TypeIndex, budget: Budget) -> None:
         self.reader = reader
         self.writer = writer
+        self.budget = budget
         self.out: list[Incompatibility] = []
         self._seen: set[tuple[str, str]] = set()
 
@@ -982,6 +991,7 @@ class _Comparison:
         if (w_full, r_full) in self._seen:
             return  # recursive types: each pair once
         self._seen.add((w_full, r_full))
+        self.budget.spend(1 + len(w.field) + len(r.field))
         w_top = {f.number: f for f in w.field if not _real_oneof(f)}
         r_top = {f.number: f for f in r.field if not _real_oneof(f)}
         w_oneof = {f.number: w.oneof_decl[f.oneof_index].name for f in w.field if _real_oneof(f)}
