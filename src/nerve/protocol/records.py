@@ -30,6 +30,7 @@ COMPRESSION_SNAPPY = 2
 COMPRESSION_LZ4 = 3
 COMPRESSION_ZSTD = 4
 COMPRESSION_MASK = 0x07
+LZ4_DEFAULT_LEVEL = 9  # compression.lz4.level's default
 TIMESTAMP_TYPE_BIT = 0x08
 TRANSACTIONAL_BIT = 0x10
 CONTROL_BIT = 0x20
@@ -512,9 +513,12 @@ def _xerial_decompress(data: bytes | bytearray | memoryview, limit: int | None =
     return bytes(out)
 
 
-def _compress(codec: int, data: bytes) -> bytes:
-    """Compress a records section the way the Java client does (xerial framing for snappy)."""
+def _compress(codec: int, data: bytes, level: int | None = None) -> bytes:
+    """Compress a records section the way the Java client does (xerial framing for snappy);
+    ``level`` as Kafka's compression.*.level configs give it (None or gzip's -1: default)."""
     if codec == COMPRESSION_GZIP:
+        if level is not None and level != -1:
+            return bytes(cramjam.gzip.compress(data, level=level))
         return bytes(cramjam.gzip.compress(data))
     if codec == COMPRESSION_SNAPPY:
         out = bytearray(_XERIAL_HEADER.pack(_XERIAL_MAGIC, 1, 1))
@@ -524,10 +528,36 @@ def _compress(codec: int, data: bytes) -> bytes:
             out += block
         return bytes(out)
     if codec == COMPRESSION_LZ4:
-        return bytes(cramjam.lz4.compress(data))
+        # Kafka's default level (9) means LZ4's fast compressor, as the Java client's; other
+        # levels mean LZ4 HC at that level (HC starts at 3 in LZ4's frame format).
+        fast = level is None or level == LZ4_DEFAULT_LEVEL
+        return bytes(cramjam.lz4.compress(data, level=1 if fast else max(level or 0, 3)))
     if codec == COMPRESSION_ZSTD:
-        return bytes(cramjam.zstd.compress(data))
+        return bytes(cramjam.zstd.compress(data, level=3 if level is None else level))
     raise ValueError(f"unknown compression codec {codec}")
+
+
+def recompress_batch(
+    batch: bytes | bytearray | memoryview, codec: int, level: int | None = None
+) -> bytearray:
+    """One batch with its records section compressed with ``codec`` instead (NONE: plain).
+
+    What a broker does when a topic's compression.type is not the producer's: the records
+    stay byte for byte (offset deltas, timestamps, headers), only the section's compression,
+    the batch length, the attributes' codec bits and the CRC change.
+    """
+    header = read_batch_header(batch)
+    section: bytes = bytes(memoryview(batch)[BATCH_HEADER_SIZE : header.size])
+    if header.compression != COMPRESSION_NONE:
+        section = _decompress(header.compression, section)
+    if codec != COMPRESSION_NONE:
+        section = _compress(codec, section, level)
+    out = bytearray(memoryview(batch)[:BATCH_HEADER_SIZE])
+    out += section
+    struct.pack_into(">i", out, 8, len(out) - LOG_OVERHEAD)
+    _ATTRIBUTES.pack_into(out, 21, (header.attributes & ~COMPRESSION_MASK) | codec)
+    _CRC.pack_into(out, 17, crc32c(memoryview(out)[CRC_START:]))
+    return out
 
 
 def iter_batches(buf: bytes | bytearray | memoryview) -> Iterator[tuple[BatchHeader, memoryview]]:

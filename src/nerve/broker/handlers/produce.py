@@ -86,6 +86,21 @@ def _append(
         raise ApiError(ErrorCode.invalid_record, "a transactional batch needs a producer id")
     if config.compact:
         _check_keys(partition, batch)
+    target = config.compression_codec
+    if target is not None and target != header.compression:
+        # compression.type differs from the producer's: recompress, as Kafka does, and check
+        # the size again, since the batch may have grown.
+        try:
+            batch = records.recompress_batch(batch, target, config.compression_level(target))
+        except CorruptRecordError as exc:
+            raise ApiError(ErrorCode.corrupt_message, str(exc)) from None
+        headers = [records.read_batch_header(batch)]
+        if len(batch) > config.max_message_bytes:
+            raise ApiError(
+                ErrorCode.message_too_large,
+                f"batch of {len(batch)} bytes once compressed with {config.compression_type} "
+                f"exceeds max.message.bytes ({config.max_message_bytes})",
+            )
     first, _last = partition.log.append(batch, headers, now_ms)
     broker.group_commit.mark_dirty(partition.log)
     partition.notify_waiters()

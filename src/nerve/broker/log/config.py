@@ -19,11 +19,17 @@ _INT_CONFIGS: dict[str, tuple[str, int]] = {
     "index.interval.bytes": ("index_interval_bytes", 0),
     "max.message.bytes": ("max_message_bytes", 0),
     "max.compaction.lag.ms": ("max_compaction_lag_ms", 1),
+    "compression.gzip.level": ("compression_gzip_level", -1),
+    "compression.lz4.level": ("compression_lz4_level", 1),
+    "compression.zstd.level": ("compression_zstd_level", -131072),
 }
 _INT_MAX = (1 << 31) - 1
 _INT32_CONFIGS = frozenset(
-    {"segment.bytes", "index.interval.bytes", "max.message.bytes"}
-)  # Kafka types these as int, the rest as long
+    {"segment.bytes", "index.interval.bytes", "max.message.bytes", "compression.gzip.level",
+     "compression.lz4.level", "compression.zstd.level"}
+)  # Kafka types these as int, the rest as long  # fmt: skip
+# compression.type names -> the RecordBatch codec (attributes bits 0-2).
+COMPRESSION_CODECS = {"uncompressed": 0, "gzip": 1, "snappy": 2, "lz4": 3, "zstd": 4}
 
 
 @dataclass
@@ -44,6 +50,9 @@ class LogConfig:
     min_cleanable_dirty_ratio: float = 0.5  # min.cleanable.dirty.ratio
     # compression.type: producer (keep the producer's), uncompressed, gzip, snappy, lz4, zstd
     compression_type: str = "producer"
+    compression_gzip_level: int = -1  # compression.gzip.level (-1: zlib's default)
+    compression_lz4_level: int = 9  # compression.lz4.level
+    compression_zstd_level: int = 3  # compression.zstd.level
 
     @property
     def compact(self) -> bool:
@@ -100,6 +109,15 @@ class LogConfig:
         if internal:
             config.segment_bytes = max(int(internal), _INT_CONFIGS["segment.bytes"][1])
         return config
+
+    @property
+    def compression_codec(self) -> int | None:
+        """The codec every batch is stored with, or None to keep the producer's."""
+        return COMPRESSION_CODECS.get(self.compression_type)
+
+    def compression_level(self, codec: int) -> int | None:
+        return {1: self.compression_gzip_level, 3: self.compression_lz4_level,
+                4: self.compression_zstd_level}.get(codec)  # fmt: skip
 
     @property
     def roll_ms(self) -> int:
