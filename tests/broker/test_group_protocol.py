@@ -17,6 +17,8 @@ from kio.schema.errors import ErrorCode
 from kio.schema.heartbeat.v4.request import HeartbeatRequest
 from kio.schema.join_group.v0.request import JoinGroupRequest as JoinGroupRequestV0
 from kio.schema.join_group.v0.request import JoinGroupRequestProtocol as ProtocolV0
+from kio.schema.join_group.v5.request import JoinGroupRequest as JoinGroupRequestV5
+from kio.schema.join_group.v5.request import JoinGroupRequestProtocol as ProtocolV5
 from kio.schema.join_group.v9.request import JoinGroupRequest, JoinGroupRequestProtocol
 from kio.schema.leave_group.v5.request import LeaveGroupRequest, MemberIdentity
 from kio.schema.list_groups.v5.request import ListGroupsRequest
@@ -405,6 +407,70 @@ def test_static_member_restart_fences_the_old_instance_without_rebalance(
         fenced = heartbeat(b, group, generation, static.member_id, instance_id="replica-1")
         assert fenced == ErrorCode.fenced_instance_id
         assert heartbeat(a, group, generation, leader_id) == ErrorCode.none
+
+
+@pytest.mark.parametrize("join_version", [9, 5])
+def test_static_leader_restart_keeps_a_stable_group(
+    group_broker: BrokerProcess | KafkaProcess, topic_name: TopicNameFactory, join_version: int
+) -> None:
+    """A static member that leads a stable group restarts with the same instance id: no
+    rebalance, and it is kept from computing an assignment: JoinGroup v9 tells it it leads
+    with skip_assignment (KIP-814); older versions name the old leader id, so it follows."""
+    group = topic_name()
+    with KioClient(group_broker.bootstrap) as a, KioClient(group_broker.bootstrap) as b:
+        first = a.call(join_request(group, instance_id="leader-1"))
+        assert first.error_code == ErrorCode.none
+        leader_id = first.member_id
+        assert first.leader == leader_id
+        sync(a, group, first.generation_id, leader_id, {leader_id: b"a"}, instance_id="leader-1")
+        b.send(join_request(group, instance_id="follower-1"))
+        await_rebalance(a, group, first.generation_id, leader_id)
+        rejoin = a.call(join_request(group, leader_id, instance_id="leader-1"))
+        follower = b.receive(JoinGroupRequest)
+        generation = rejoin.generation_id
+        assert (rejoin.leader, follower.leader) == (leader_id, leader_id)
+        b.send(SyncGroupRequest(
+            group_id=group, generation_id=i32(generation), member_id=follower.member_id,
+            group_instance_id="follower-1", protocol_type="consumer", protocol_name="range",
+            assignments=(),
+        ))  # fmt: skip
+        sync(a, group, generation, leader_id, {leader_id: b"a", follower.member_id: b"b"},
+             instance_id="leader-1")  # fmt: skip
+        assert b.receive(SyncGroupRequest).assignment == b"b"
+
+    with KioClient(group_broker.bootstrap) as restarted, KioClient(group_broker.bootstrap) as b:
+        # The leader's process restarts: same instance id, same subscription.
+        request = join_request(group, instance_id="leader-1")
+        if join_version == 5:
+            request = JoinGroupRequestV5(
+                group_id=group, session_timeout=ms(SESSION_MS), rebalance_timeout=ms(10_000),
+                member_id="", group_instance_id="leader-1", protocol_type="consumer",
+                protocols=(ProtocolV5(name="range", metadata=subscription("t")),),
+            )  # fmt: skip
+        joined = restarted.call(request)
+        assert joined.error_code == ErrorCode.none
+        assert joined.generation_id == generation
+        assert joined.member_id != leader_id
+        if join_version == 9:
+            assert (joined.leader, joined.skip_assignment) == (joined.member_id, True)
+            assert sorted(m.group_instance_id for m in joined.members) == [
+                "follower-1",
+                "leader-1",
+            ]
+        else:
+            assert (joined.leader, joined.members) == (leader_id, ())
+        again = sync(restarted, group, generation, joined.member_id, instance_id="leader-1")
+        assert again.assignment == b"a"  # type: ignore[attr-defined]
+        # The follower was not revoked: its generation still holds.
+        assert heartbeat(b, group, generation, follower.member_id, "follower-1") == ErrorCode.none
+        described = b.call(
+            DescribeGroupsRequest(groups=(group,), include_authorized_operations=False)
+        )
+        assert described.groups[0].group_state == "Stable"
+        assert sorted(m.group_instance_id for m in described.groups[0].members) == [
+            "follower-1",
+            "leader-1",
+        ]
 
 
 def test_commit_refusals_and_simple_consumer_commits(

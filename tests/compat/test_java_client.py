@@ -13,6 +13,7 @@ from pathlib import Path
 import pytest
 
 from tests._broker import BrokerProcess
+from tests._ck import create_topic
 from tests.conftest import TopicNameFactory
 
 REPO = Path(__file__).resolve().parents[2]
@@ -61,6 +62,9 @@ def test_java_admin_idempotent_producer_consumer_group_and_transactions(
     assert consumed[-1] == "committed 200"
 
     txn_topic = topic_name("txn")
+    # Created first: a producer's metadata request that auto-creates a topic is answered
+    # UNKNOWN_TOPIC_OR_PARTITION (as on Kafka 4), which the Java client logs at WARN.
+    create_topic(bootstrap, txn_topic)
     assert run(java, "transact", bootstrap, txn_topic, topic_name("tid")) == ["transactions done"]
     consumed = run(java, "consume", bootstrap, txn_topic, topic_name("group"), "3")
     assert sorted(line for line in consumed if line.startswith("record ")) == [

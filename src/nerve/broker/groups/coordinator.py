@@ -59,6 +59,7 @@ class JoinRequest:
     protocols: list[tuple[str, bytes]]
     require_known_member_id: bool  # JoinGroup v4+ (KIP-394)
     reason: str | None = None
+    supports_skip_assignment: bool = False  # JoinGroup v9+ (KIP-814)
 
 
 @dataclass
@@ -203,12 +204,27 @@ class GroupCoordinator:
             new_id,
         )
         self._keep_alive(group, old)
-        if group.is_(GroupState.STABLE) and not was_leader and old.protocols == req.protocols:
-            # Same subscription: no rebalance, it gets its assignment back in SyncGroup.
-            old.session_timeout_ms = req.session_timeout_ms
-            old.rebalance_timeout_ms = req.rebalance_timeout_ms
-            self._persist_group(group)
-            return self._join_result(group, old)
+        if group.is_(GroupState.STABLE):
+            previous = list(old.protocols)
+            old.protocols = list(req.protocols)
+            if group.select_protocol() == group.protocol:
+                # As Kafka: the group's protocol stays, so no rebalance; the member gets its
+                # assignment back in SyncGroup. A restarted leader must not compute a new
+                # assignment, which a stable group would not hand out: from JoinGroup v9 it is
+                # told it leads with skip_assignment (KIP-814), before that the answer names
+                # the old leader id, so that it thinks it follows.
+                old.session_timeout_ms = req.session_timeout_ms
+                old.rebalance_timeout_ms = req.rebalance_timeout_ms
+                old.client_id = req.client_id
+                old.client_host = req.client_host
+                self._persist_group(group)
+                result = self._join_result(group, old)
+                if not was_leader:
+                    return result
+                if req.supports_skip_assignment:
+                    return result._replace(skip_assignment=True)
+                return result._replace(leader=old_id or "", members=())
+            old.protocols = previous
         return self._update_member(group, old, req, "static member restarted")
 
     def _add_member(

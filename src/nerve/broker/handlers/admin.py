@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
+from nerve.broker.authorization import ResourceType, authorized_operations
 from nerve.broker.errors import ApiError, ErrorCode
 from nerve.broker.handlers.configs import config_source
 from nerve.broker.handlers.metadata import NO_THROTTLE, ZERO_UUID
@@ -178,5 +179,7 @@ def handle_describe_cluster(broker: Broker, header: codec.RequestHeader, request
                 is_fenced=False,
             ),
         ),
-        cluster_authorized_operations=-(2**31),
+        cluster_authorized_operations=authorized_operations(
+            ResourceType.CLUSTER, request.include_cluster_authorized_operations
+        ),
     )

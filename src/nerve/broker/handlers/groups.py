@@ -11,6 +11,7 @@ import asyncio
 from collections.abc import Awaitable
 from typing import TYPE_CHECKING, Any
 
+from nerve.broker.authorization import ResourceType, authorized_operations
 from nerve.broker.errors import ErrorCode
 from nerve.broker.groups.coordinator import JoinRequest, OffsetCommit
 from nerve.broker.groups.group import GroupState, JoinResult, SyncResult
@@ -19,8 +20,6 @@ from nerve.protocol import codec
 
 if TYPE_CHECKING:
     from nerve.broker.server import Broker
-
-_NO_AUTHORIZED_OPERATIONS = -2147483648
 
 
 def handle_find_coordinator(broker: Broker, header: codec.RequestHeader, request: Any) -> Any:
@@ -83,6 +82,7 @@ def handle_join_group(broker: Broker, header: codec.RequestHeader, request: Any)
             protocols=[(p.name, p.metadata) for p in request.protocols],
             require_known_member_id=version >= 4,
             reason=getattr(request, "reason", None),
+            supports_skip_assignment=version >= 9,
         )
     )
 
@@ -362,6 +362,9 @@ def handle_list_groups(broker: Broker, header: codec.RequestHeader, request: Any
 def handle_describe_groups(broker: Broker, header: codec.RequestHeader, request: Any) -> Any:
     version = header.api_version
     module = codec.schema_module(15, version, True)
+    operations = authorized_operations(
+        ResourceType.GROUP, getattr(request, "include_authorized_operations", False)
+    )
     described = []
     for group_id in request.groups:
         group = broker.groups.groups.get(group_id)
@@ -379,7 +382,7 @@ def handle_describe_groups(broker: Broker, header: codec.RequestHeader, request:
                     protocol_type="",
                     protocol_data="",
                     members=(),
-                    authorized_operations=_NO_AUTHORIZED_OPERATIONS,
+                    authorized_operations=operations,
                 )
             )
             continue
@@ -409,7 +412,7 @@ def handle_describe_groups(broker: Broker, header: codec.RequestHeader, request:
                 protocol_type=group.protocol_type or "",
                 protocol_data=(group.protocol or "") if stable else "",
                 members=members,
-                authorized_operations=_NO_AUTHORIZED_OPERATIONS,
+                authorized_operations=operations,
             )
         )
     return codec.make(

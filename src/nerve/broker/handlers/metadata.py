@@ -8,6 +8,7 @@ import uuid
 from types import ModuleType
 from typing import TYPE_CHECKING, Any
 
+from nerve.broker.authorization import NOT_REQUESTED, ResourceType, authorized_operations
 from nerve.broker.errors import ApiError, ErrorCode
 from nerve.broker.topics import Topic
 from nerve.protocol import codec
@@ -19,11 +20,9 @@ log = logging.getLogger("nerve.broker")
 
 ZERO_UUID = uuid.UUID(int=0)
 NO_THROTTLE = datetime.timedelta(0)
-# Topic authorized operations are not computed (no ACLs): Kafka's "not requested" marker.
-_NO_AUTHORIZED_OPERATIONS = -(2**31)
 
 
-def _topic_entry(module: ModuleType, broker: Broker, topic: Topic) -> Any:
+def _topic_entry(module: ModuleType, broker: Broker, topic: Topic, operations: int) -> Any:
     partitions = tuple(
         codec.make(
             module,
@@ -46,7 +45,7 @@ def _topic_entry(module: ModuleType, broker: Broker, topic: Topic) -> Any:
         topic_id=topic.topic_id,
         is_internal=topic.internal,
         partitions=partitions,
-        topic_authorized_operations=_NO_AUTHORIZED_OPERATIONS,
+        topic_authorized_operations=operations,
     )
 
 
@@ -59,7 +58,7 @@ def _error_entry(module: ModuleType, name: str | None, topic_id: Any, code: Erro
         topic_id=topic_id or ZERO_UUID,
         is_internal=False,
         partitions=(),
-        topic_authorized_operations=_NO_AUTHORIZED_OPERATIONS,
+        topic_authorized_operations=NOT_REQUESTED,
     )
 
 
@@ -68,8 +67,13 @@ def handle_metadata(broker: Broker, header: codec.RequestHeader, request: Any) -
     module = codec.schema_module(3, version, True)
     topics = broker.topics
     requested = request.topics
+    operations = authorized_operations(
+        ResourceType.TOPIC, getattr(request, "include_topic_authorized_operations", False)
+    )
     if requested is None or (version == 0 and not requested):
-        entries = [_topic_entry(module, broker, t) for t in list(topics.topics.values())]
+        entries = [
+            _topic_entry(module, broker, t, operations) for t in list(topics.topics.values())
+        ]
     else:
         allow_create = getattr(request, "allow_auto_topic_creation", True)
         entries = []
@@ -81,26 +85,32 @@ def handle_metadata(broker: Broker, header: codec.RequestHeader, request: Any) -
                 if by_id is None:
                     entries.append(_error_entry(module, None, topic_id, ErrorCode.unknown_topic_id))
                 else:
-                    entries.append(_topic_entry(module, broker, by_id))
+                    entries.append(_topic_entry(module, broker, by_id, operations))
                 continue
             if name is None:
                 entries.append(_error_entry(module, None, None, ErrorCode.invalid_request))
                 continue
             topic = topics.get(name)
             if topic is None and allow_create and broker.config.auto_create_topics_enable:
+                # As Kafka 4: the request that creates the topic does not see it yet (its
+                # answer is UNKNOWN_TOPIC_OR_PARTITION); the client's next one does. Code that
+                # asks "does this topic exist?" never gets "yes" from the request creating it.
                 try:
-                    topic = topics.create(name)
+                    topics.create(name)
                 except ApiError as exc:
                     if exc.code != ErrorCode.topic_already_exists:
                         entries.append(_error_entry(module, name, None, exc.code))
                         continue
-                    topic = topics.get(name)
+                entries.append(
+                    _error_entry(module, name, None, ErrorCode.unknown_topic_or_partition)
+                )
+                continue
             if topic is None:
                 entries.append(
                     _error_entry(module, name, None, ErrorCode.unknown_topic_or_partition)
                 )
             else:
-                entries.append(_topic_entry(module, broker, topic))
+                entries.append(_topic_entry(module, broker, topic, operations))
     host, port = broker.config.advertised
     brokers = (
         codec.make(
@@ -120,6 +130,8 @@ def handle_metadata(broker: Broker, header: codec.RequestHeader, request: Any) -
         cluster_id=broker.cluster_id,
         controller_id=broker.node_id,
         topics=tuple(entries),
-        cluster_authorized_operations=_NO_AUTHORIZED_OPERATIONS,
+        cluster_authorized_operations=authorized_operations(
+            ResourceType.CLUSTER, getattr(request, "include_cluster_authorized_operations", False)
+        ),
         error_code=ErrorCode.none,
     )
