@@ -52,6 +52,8 @@ class DynamicConfigs:
         self.config = config
         self.groups: dict[str, dict[str, str]] = {}
         self.client_metrics: dict[str, dict[str, str]] = {}
+        # Client quotas by entity ((type, name or None for the default), ...), sorted.
+        self.quotas: dict[tuple[tuple[str, str | None], ...], dict[str, float]] = {}
         self._file = Path(config.data_dir) / "meta" / "configs.json"
 
     def open(self) -> None:
@@ -62,6 +64,9 @@ class DynamicConfigs:
         self.config.dynamic_broker.update(data.get("broker", {}))
         self.groups = {k: dict(v) for k, v in data.get("groups", {}).items()}
         self.client_metrics = {k: dict(v) for k, v in data.get("client_metrics", {}).items()}
+        self.quotas = {
+            tuple((t, n) for t, n in q["entity"]): dict(q["values"]) for q in data.get("quotas", [])
+        }
         self._apply_broker_attributes()
 
     def _save(self) -> None:
@@ -71,6 +76,7 @@ class DynamicConfigs:
             "broker": self.config.dynamic_broker,
             "groups": self.groups,
             "client_metrics": self.client_metrics,
+            "quotas": [{"entity": list(e), "values": v} for e, v in sorted(self.quotas.items())],
         }
         self._file.parent.mkdir(parents=True, exist_ok=True)
         tmp = self._file.with_suffix(".tmp")
@@ -231,6 +237,17 @@ class DynamicConfigs:
             self.client_metrics[name] = configs
         else:
             self.client_metrics.pop(name, None)
+        self._save()
+
+    # -- client quotas ----------------------------------------------------------------------
+
+    def set_quotas(
+        self, entity: tuple[tuple[str, str | None], ...], values: dict[str, float]
+    ) -> None:
+        if values:
+            self.quotas[entity] = values
+        else:
+            self.quotas.pop(entity, None)
         self._save()
 
     # -- reading ----------------------------------------------------------------------------

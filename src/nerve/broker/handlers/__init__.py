@@ -11,14 +11,19 @@ from collections.abc import Callable
 from typing import Any, NamedTuple
 
 from nerve.broker.handlers import (
+    acls,
     admin,
     api_versions,
     configs,
     fetch,
     groups,
+    log_dirs,
     metadata,
     offsets,
     produce,
+    quotas,
+    replication,
+    topic_partitions,
     txn,
 )
 
@@ -53,16 +58,30 @@ HANDLERS: dict[int, ApiHandler] = {
     24: ApiHandler(txn.handle_add_partitions_to_txn, 0, 3),
     25: ApiHandler(txn.handle_add_offsets_to_txn, 0, 4),
     26: ApiHandler(txn.handle_end_txn, 0, 4),
+    27: ApiHandler(txn.handle_write_txn_markers, 1, 2),
     28: ApiHandler(txn.handle_txn_offset_commit, 0, 4),
+    29: ApiHandler(acls.handle_describe_acls, 1, 3),
+    30: ApiHandler(acls.handle_create_acls, 1, 3),
+    31: ApiHandler(acls.handle_delete_acls, 1, 3),
     32: ApiHandler(configs.handle_describe_configs, 1, 4),
     33: ApiHandler(configs.handle_alter_configs, 0, 2),
+    35: ApiHandler(log_dirs.handle_describe_log_dirs, 1, 5),
     37: ApiHandler(admin.handle_create_partitions, 0, 3),
     42: ApiHandler(groups.handle_delete_groups, 0, 2),
+    43: ApiHandler(replication.handle_elect_leaders, 0, 2),
     44: ApiHandler(configs.handle_incremental_alter_configs, 0, 1),
+    45: ApiHandler(replication.handle_alter_partition_reassignments, 0, 1),
+    46: ApiHandler(replication.handle_list_partition_reassignments, 0, 0),
     47: ApiHandler(groups.handle_offset_delete, 0, 0),
+    48: ApiHandler(quotas.handle_describe_client_quotas, 0, 1),
+    49: ApiHandler(quotas.handle_alter_client_quotas, 0, 1),
+    50: ApiHandler(acls.handle_describe_user_scram_credentials, 0, 0),
     60: ApiHandler(admin.handle_describe_cluster, 0, 2),
+    61: ApiHandler(txn.handle_describe_producers, 0, 0),
     65: ApiHandler(txn.handle_describe_transactions, 0, 0),
     66: ApiHandler(txn.handle_list_transactions, 0, 2),
+    74: ApiHandler(configs.handle_list_config_resources, 0, 1),
+    75: ApiHandler(topic_partitions.handle_describe_topic_partitions, 0, 0),
 }
 
 api_versions.register(HANDLERS)

@@ -491,3 +491,38 @@ __all__ = [
     "handle_describe_configs",
     "handle_incremental_alter_configs",
 ]
+
+
+def handle_list_config_resources(broker: Broker, header: codec.RequestHeader, request: Any) -> Any:
+    """ListConfigResources (kafka-configs and kafka-client-metrics --list): the resources
+    that have configs; v0 lists client-metrics subscriptions only, v1 the types asked for
+    (all when none is named)."""
+    module = codec.schema_module(74, header.api_version, True)
+    kinds = set(getattr(request, "resource_types", ()) or ())
+    if header.api_version == 0:
+        kinds = {RESOURCE_CLIENT_METRICS}
+    dynamic = broker.dynamic_configs
+    found: list[tuple[str, int]] = []
+    if not kinds or RESOURCE_BROKER_LOGGER in kinds:
+        found.append((str(broker.node_id), RESOURCE_BROKER_LOGGER))
+    if not kinds or RESOURCE_BROKER in kinds:
+        found.append((str(broker.node_id), RESOURCE_BROKER))
+    if not kinds or RESOURCE_TOPIC in kinds:
+        found += [(name, RESOURCE_TOPIC) for name, t in sorted(broker.topics.topics.items())
+                  if not t.internal]  # fmt: skip
+    if not kinds or RESOURCE_CLIENT_METRICS in kinds:
+        found += [(name, RESOURCE_CLIENT_METRICS) for name in sorted(dynamic.client_metrics)]
+    if not kinds or RESOURCE_GROUP in kinds:
+        found += [(name, RESOURCE_GROUP) for name in sorted(dynamic.groups)]
+    unsupported = kinds - set(_DESCRIBERS)
+    return codec.make(
+        module,
+        "ListConfigResourcesResponse",
+        throttle_time=NO_THROTTLE,
+        error_code=ErrorCode.unsupported_version if unsupported else ErrorCode.none,
+        config_resources=()
+        if unsupported
+        else tuple(
+            codec.make(module, "ConfigResource", resource_name=n, resource_type=t) for n, t in found
+        ),
+    )

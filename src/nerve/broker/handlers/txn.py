@@ -288,3 +288,105 @@ def handle_list_transactions(broker: Broker, header: codec.RequestHeader, reques
             for t in listed
         ),
     )
+
+
+def handle_describe_producers(broker: Broker, header: codec.RequestHeader, request: Any) -> Any:
+    """The producers each partition knows (kafka-transactions describe-producers and
+    find-hanging): id, epoch, last sequence and timestamp, and where an open transaction began."""
+    module = codec.schema_module(61, header.api_version, True)
+    topics = []
+    for wanted in request.topics:
+        topic = broker.topics.get(wanted.name)
+        partitions = []
+        for index in wanted.partition_indexes:
+            code, message, active = ErrorCode.none, None, ()
+            if topic is None:
+                code = ErrorCode.unknown_topic_or_partition
+                message = "This server does not host this topic-partition."
+            elif not 0 <= index < len(topic.partitions):
+                code = ErrorCode.unknown_topic_or_partition  # Kafka gives no text here
+            else:
+                entries = topic.partitions[index].log.producers.entries.values()
+                active = tuple(
+                    codec.make(
+                        module,
+                        "ProducerState",
+                        producer_id=e.producer_id,
+                        producer_epoch=e.epoch,
+                        last_sequence=e.last_seq,
+                        last_timestamp=e.batches[-1].timestamp if e.batches else -1,
+                        coordinator_epoch=e.coordinator_epoch,
+                        current_txn_start_offset=(
+                            e.txn_first_offset if e.txn_first_offset is not None else -1
+                        ),
+                    )
+                    for e in sorted(entries, key=lambda e: e.producer_id)
+                    if e.epoch >= 0
+                )
+            partitions.append(
+                codec.make(
+                    module,
+                    "PartitionResponse",
+                    partition_index=index,
+                    error_code=code,
+                    error_message=message,
+                    active_producers=active,
+                )
+            )
+        topics.append(
+            codec.make(module, "TopicResponse", name=wanted.name, partitions=tuple(partitions))
+        )
+    return codec.make(
+        module, "DescribeProducersResponse", throttle_time=NO_THROTTLE, topics=tuple(topics)
+    )
+
+
+def handle_write_txn_markers(broker: Broker, header: codec.RequestHeader, request: Any) -> Any:
+    """Markers an admin writes to end a hanging transaction (kafka-transactions abort); Kafka's
+    coordinators send it to each other too, which one node never needs."""
+    module = codec.schema_module(27, header.api_version, True)
+    markers = []
+    wrote = False
+    for marker in request.markers:
+        topics = []
+        for wanted in marker.topics:
+            results = []
+            for index in wanted.partition_indexes:
+                partition = broker.topics.partition(wanted.name, index)
+                if partition is None:
+                    code = ErrorCode.unknown_topic_or_partition
+                else:
+                    code = broker.transactions.write_marker(
+                        partition,
+                        marker.producer_id,
+                        marker.producer_epoch,
+                        marker.transaction_result,
+                        marker.coordinator_epoch,
+                    )
+                    wrote = wrote or code == ErrorCode.none
+                results.append(
+                    codec.make(
+                        module,
+                        "WritableTxnMarkerPartitionResult",
+                        partition_index=index,
+                        error_code=code,
+                    )
+                )
+            topics.append(
+                codec.make(
+                    module,
+                    "WritableTxnMarkerTopicResult",
+                    name=wanted.name,
+                    partitions=tuple(results),
+                )
+            )
+        markers.append(
+            codec.make(
+                module,
+                "WritableTxnMarkerResult",
+                producer_id=marker.producer_id,
+                topics=tuple(topics),
+            )
+        )
+    response = codec.make(module, "WriteTxnMarkersResponse", markers=tuple(markers))
+    return _after_sync(broker, response) if wrote else response

@@ -300,6 +300,10 @@ class TransactionCoordinator:
                 self.broker.groups.complete_transaction(txn.producer_id, commit)
         txn.state = TxnState.COMPLETE_COMMIT if commit else TxnState.COMPLETE_ABORT
         txn.last_update_ms = now
+        count = len(txn.partitions)
+        # As Kafka: a completed transaction holds no partitions (DescribeTransactions lists
+        # none, and the state record says so).
+        txn.partitions = set()
         self._persist(txn)
         log.info(
             "transaction of %s (producer %d epoch %d) %s over %d partition(s)",
@@ -307,8 +311,39 @@ class TransactionCoordinator:
             txn.producer_id,
             txn.producer_epoch,
             "committed" if commit else "aborted",
-            len(txn.partitions),
+            count,
         )
+
+    def write_marker(
+        self,
+        partition: Partition,
+        producer_id: int,
+        producer_epoch: int,
+        commit: bool,
+        coordinator_epoch: int,
+    ) -> ErrorCode:
+        """WriteTxnMarkers (kafka-transactions abort): end a producer's transaction on one
+        partition with a marker, whatever the coordinator knows of it (hanging transactions)."""
+        entry = partition.log.producers.entries.get(producer_id)
+        if entry is not None and producer_epoch < entry.epoch:
+            return ErrorCode.invalid_producer_epoch
+        batch = bytearray(
+            txn_records.marker_batch(producer_id, producer_epoch, commit, coordinator_epoch)
+        )
+        partition.log.append(batch, records.validate_batches(batch), self.now_ms())
+        self.broker.group_commit.mark_dirty(partition.log)
+        partition.notify_waiters()
+        if partition.topic.name == OFFSETS_TOPIC:
+            self.broker.groups.complete_transaction(producer_id, commit)
+        log.info(
+            "%s marker written for producer %d epoch %d on %s-%d at an admin's request",
+            "commit" if commit else "abort",
+            producer_id,
+            producer_epoch,
+            partition.topic.name,
+            partition.index,
+        )
+        return ErrorCode.none
 
     async def _timeout_loop(self) -> None:
         interval = self.config.transaction_abort_timed_out_transaction_cleanup_interval_ms
