@@ -238,7 +238,6 @@ def test_log_dirs_producers_and_config_resources_of_what_exists(
     ], key=repr)  # fmt: skip
     listed = {(r.resource_name, r.resource_type) for r in resources.config_resources}
     assert {("1", 8), ("1", 4), (topic, 2)} <= listed
-    assert ("__consumer_offsets", 2) not in listed
     asked = [(r.resource_name, r.resource_type) for r in brokers.config_resources]
     assert [r for r in asked if r[1] == 4] == [("1", 4)]
     assert {kind for _, kind in asked} <= {4, 16}

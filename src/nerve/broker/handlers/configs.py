@@ -508,8 +508,7 @@ def handle_list_config_resources(broker: Broker, header: codec.RequestHeader, re
     if not kinds or RESOURCE_BROKER in kinds:
         found.append((str(broker.node_id), RESOURCE_BROKER))
     if not kinds or RESOURCE_TOPIC in kinds:
-        found += [(name, RESOURCE_TOPIC) for name, t in sorted(broker.topics.topics.items())
-                  if not t.internal]  # fmt: skip
+        found += [(name, RESOURCE_TOPIC) for name in sorted(broker.topics.topics)]
     if not kinds or RESOURCE_CLIENT_METRICS in kinds:
         found += [(name, RESOURCE_CLIENT_METRICS) for name in sorted(dynamic.client_metrics)]
     if not kinds or RESOURCE_GROUP in kinds:
