@@ -460,22 +460,105 @@ def test_compatibility_through_references() -> None:
 # --- canonical and normalized ----------------------------------------------------------------
 
 
-def test_canonical_is_compact_and_keeps_key_order() -> None:
+def test_canonical_is_the_text_java_avro_writes() -> None:
+    """What Confluent stores is Java Avro's Schema.toString(): fixed key order, primitives
+    without properties as bare names, so spelling the same schema differently is the same text."""
     text = """{
         "name": "P",  "type": "record",
         "fields": [ {"type": {"type": "string"}, "name": "s", "doc": "héllo"} ]
     }"""
     assert parse(text).canonical() == (
-        '{"name":"P","type":"record","fields":[{"type":{"type":"string"},"name":"s","doc":"héllo"}]}'
+        '{"type":"record","name":"P","fields":[{"name":"s","type":"string","doc":"héllo"}]}'
     )
     assert parse('"string"').canonical() == '"string"'
-    assert parse(' { "type" : "string" } ').canonical() == '{"type":"string"}'
+    assert parse(' { "type" : "string" } ').canonical() == '"string"'
+
+
+@pytest.mark.parametrize(
+    ("given", "java"),
+    [
+        pytest.param(
+            '{"doc":"d","type":"string"}', '"string"', id="primitive-doc-is-reserved-and-dropped"
+        ),
+        pytest.param(
+            '{"logicalType":"timestamp-millis","type":"long"}',
+            '{"type":"long","logicalType":"timestamp-millis"}',
+            id="primitive-properties-kept-after-type",
+        ),
+        pytest.param(
+            '{"fields":[],"x-b":1,"aliases":["Old","Old","o.Other"],"doc":"d","x-a":2,'
+            '"namespace":"n","name":"R","type":"record"}',
+            '{"type":"record","name":"R","namespace":"n","doc":"d","fields":[],"x-b":1,"x-a":2,'
+            '"aliases":["Old","o.Other"]}',
+            id="record-keys-properties-in-order-aliases-last-once-each",
+        ),
+        pytest.param(
+            '{"type":"record","name":"a.b.R","fields":['
+            '{"name":"x","type":{"type":"record","name":"In","fields":[]}},'
+            '{"name":"y","type":"a.b.In"},'
+            '{"name":"z","type":{"type":"fixed","name":"o.F","size":2}},'
+            '{"name":"w","type":{"type":"array","items":"o.F"}},'
+            '{"name":"v","type":{"type":"enum","name":"E","namespace":"c","symbols":["A"]}},'
+            '{"name":"u","type":["null","c.E"]},'
+            '{"name":"t","type":{"type":"record","name":"Top","namespace":"","fields":[]}}]}',
+            '{"type":"record","name":"R","namespace":"a.b","fields":['
+            '{"name":"x","type":{"type":"record","name":"In","fields":[]}},'
+            '{"name":"y","type":"In"},'
+            '{"name":"z","type":{"type":"fixed","name":"F","namespace":"o","size":2}},'
+            '{"name":"w","type":{"type":"array","items":"o.F"}},'
+            '{"name":"v","type":{"type":"enum","name":"E","namespace":"c","symbols":["A"]}},'
+            '{"name":"u","type":["null","c.E"]},'
+            '{"name":"t","type":{"type":"record","name":"Top","namespace":"","fields":[]}}]}',
+            id="names-short-in-their-namespace-namespace-only-where-it-changes",
+        ),
+        pytest.param(
+            '{"type":"record","name":"R","fields":[{"x-p":true,"aliases":["a","a"],'
+            '"order":"descending","default":"A","doc":"d","type":{"type":"enum","name":"E",'
+            '"symbols":["A","B"],"default":"B"},"name":"f"}]}',
+            '{"type":"record","name":"R","fields":[{"name":"f","type":{"type":"enum","name":"E",'
+            '"symbols":["A","B"],"default":"B"},"doc":"d","default":"A","order":"descending",'
+            '"aliases":["a"],"x-p":true}]}',
+            id="field-keys-in-javas-order",
+        ),
+        pytest.param(
+            '{"type":"record","name":"R","fields":[{"name":"a","type":"double","default":"1e10"},'
+            '{"name":"b","type":"float","default":0.0001},{"name":"c","type":"double",'
+            '"default":12.5}]}',
+            '{"type":"record","name":"R","fields":[{"name":"a","type":"double","default":1.0E10},'
+            '{"name":"b","type":"float","default":1.0E-4},{"name":"c","type":"double",'
+            '"default":12.5}]}',
+            id="doubles-as-java-writes-them",
+        ),
+        pytest.param(
+            '{"type":"error","name":"Oops","fields":[],"doc":"tab\\u001f"}',
+            '{"type":"error","name":"Oops","doc":"tab\\u001F","fields":[]}',
+            id="error-type-and-jacksons-escapes",
+        ),
+    ],
+)
+def test_the_java_form_follows_java_avro(given: str, java: str) -> None:
+    assert parse(given).canonical() == java
+    assert parse(java).canonical() == java  # and it is a fixed point
+
+
+def test_nan_is_not_json_for_avro_either() -> None:
+    with pytest.raises(InvalidSchema, match="NaN is not valid JSON"):
+        parse('{"type":"record","name":"R","fields":[{"name":"a","type":"double","default":NaN}]}')
 
 
 def test_equality_follows_canonical() -> None:
     assert parse('"int"') == parse(' "int" ')
-    assert parse('"int"') != parse('{"type":"int"}')
-    assert hash(parse('"int"')) == hash(parse('"int"'))
+    assert parse('"int"') == parse('{"type":"int"}')
+    assert parse('"int"') != parse('"long"')
+    assert hash(parse('"int"')) == hash(parse('{"type":"int"}'))
+
+
+def test_lookup_equivalence_ignores_the_order_of_custom_properties() -> None:
+    a = parse('{"type":"record","name":"R","fields":[],"x-a":1,"x-b":2}')
+    b = parse('{"type":"record","name":"R","fields":[],"x-b":2,"x-a":1}')
+    assert a.canonical() != b.canonical()  # Java keeps their order
+    assert a.equivalent(b)  # and Schema.equals compares them as a map
+    assert not a.equivalent(parse('{"type":"record","name":"R","fields":[],"x-a":1}'))
 
 
 def test_normalized_ignores_spelling() -> None:
@@ -491,7 +574,7 @@ def test_normalized_ignores_spelling() -> None:
         '{"default":"A","name":"c","type":"x.E"}],'
         '"name":"x.P","type":"record"}'
     )
-    assert a.canonical() != b.canonical()
+    assert a.canonical() == b.canonical()  # Java writes both alike
     assert a.normalized() == b.normalized()
     assert a.normalized() == (
         '{"type":"record","name":"x.P","fields":[{"name":"a","type":"int"},'

@@ -299,3 +299,57 @@ def test_root_metadata_and_health_probes(http: httpx.Client) -> None:
     assert health.status_code == 200 and health.json()["healthy"] is True
     assert health.json()["status"]["ready"] is True
     assert http.get("/master_available").json() == {"master_available": True}
+
+
+# -- Avro's canonical form -----------------------------------------------------------------
+
+
+def test_the_same_avro_schema_spelled_differently_keeps_its_id_and_version(
+    api: Api, subject_name: Callable[[str], str]
+) -> None:
+    """Confluent stores Java Avro's Schema.toString() of a schema, so key order and
+    ``{"type": "string"}`` for ``"string"`` are the same schema: same id, no new version."""
+    subject, other = subject_name("a"), subject_name("b")
+    name = "Spelled" + subject.replace("-", "_")[-10:]
+    first = {
+        "type": "record",
+        "name": name,
+        "namespace": "shop",
+        "fields": [{"name": "id", "type": "string"}, {"name": "n", "type": "int", "default": 0}],
+    }
+    respelled = {
+        "fields": [
+            {"type": {"type": "string"}, "name": "id"},
+            {"default": 0, "name": "n", "type": {"type": "int"}},
+        ],
+        "namespace": "shop",
+        "name": f"shop.{name}",
+        "type": "record",
+    }
+    status, body = register(api, subject, json.dumps(first))
+    assert status == 200, body
+    schema_id = body["id"]
+    assert register(api, subject, json.dumps(respelled)) == (200, {"id": schema_id})
+    assert api.get(f"/subjects/{subject}/versions") == (200, [1])
+    assert register(api, other, json.dumps(respelled)) == (200, {"id": schema_id})
+    status, found = api.post(f"/subjects/{subject}", {"schema": json.dumps(respelled)})
+    assert (status, found["version"], found["id"]) == (200, 1, schema_id)
+    stored = api.get(f"/schemas/ids/{schema_id}")[1]["schema"]
+    assert stored == (
+        f'{{"type":"record","name":"{name}","namespace":"shop","fields":'
+        '[{"name":"id","type":"string"},{"name":"n","type":"int","default":0}]}'
+    )
+
+
+def test_a_json_schema_with_keys_in_another_order_is_the_same_version(
+    api: Api, subject_name: Callable[[str], str]
+) -> None:
+    """Confluent compares JSON Schemas as Jackson trees, whose objects ignore key order."""
+    subject = subject_name()
+    schema = {"type": "object", "properties": {"a": {"type": "string", "maxLength": 3}}}
+    reordered = {"properties": {"a": {"maxLength": 3, "type": "string"}}, "type": "object"}
+    status, body = register(api, subject, json.dumps(schema), schemaType="JSON")
+    assert status == 200, body
+    again = register(api, subject, json.dumps(reordered), schemaType="JSON")
+    assert again == (200, {"id": body["id"]})
+    assert api.get(f"/subjects/{subject}/versions") == (200, [1])

@@ -423,7 +423,7 @@ class Registry:
                 content.references
             ):
                 try:
-                    if self.parse(entry.source) == parsed:
+                    if self.parse(entry.source).equivalent(parsed):
                         return entry
                 except errors.RegistryError:
                     continue

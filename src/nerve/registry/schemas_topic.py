@@ -41,6 +41,13 @@ T = TypeVar("T")
 Write = Callable[[RegistryState], tuple[list[tuple[bytes, bytes | None]], T]]
 
 TRANSACTION_TIMEOUT_MS = 10_000
+_NO_LEADER_YET = frozenset(
+    {
+        KafkaError.NOT_LEADER_FOR_PARTITION,
+        KafkaError.LEADER_NOT_AVAILABLE,
+        KafkaError.UNKNOWN_TOPIC_OR_PART,
+    }
+)
 WRITE_ATTEMPTS = 5
 
 
@@ -191,12 +198,21 @@ class SchemasTopic:
     def catch_up(self) -> None:
         """Return once every record committed to the topic before this call is applied."""
         assert self._probe is not None
-        try:
-            _, end = self._probe.get_watermark_offsets(
-                TopicPartition(self.topic, 0), timeout=self.timeout_s, cached=False
-            )
-        except KafkaException as exc:
-            raise errors.store_error(f"cannot read the end of {self.topic}: {exc}") from None
+        deadline = time.monotonic() + self.timeout_s
+        while True:
+            try:
+                _, end = self._probe.get_watermark_offsets(
+                    TopicPartition(self.topic, 0), timeout=self.timeout_s, cached=False
+                )
+                break
+            except KafkaException as exc:
+                # A topic created a moment ago may have no leader yet (seen on Apache Kafka).
+                retriable = exc.args[0].code() in _NO_LEADER_YET
+                if not retriable or time.monotonic() > deadline:
+                    raise errors.store_error(
+                        f"cannot read the end of {self.topic}: {exc}"
+                    ) from None
+                time.sleep(0.1)
         self._wait_for(end)
 
     # -- writing -----------------------------------------------------------------------------

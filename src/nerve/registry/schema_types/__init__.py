@@ -7,8 +7,10 @@ schema itself; everything type-specific lives in these modules.
 
 from __future__ import annotations
 
+import decimal
 import itertools
 import json
+import math
 import re
 import sys
 from abc import ABC, abstractmethod
@@ -73,6 +75,87 @@ class Budget:
             )
 
 
+def java_double(value: float) -> str:
+    """A double as Java's ``Double.toString`` (and so Jackson) writes it: ``1.0``, ``0.001``,
+    ``1.0E7``, ``1.0E-4``; non-finite values quoted, as Jackson quotes them."""
+    if value != value:
+        return '"NaN"'
+    if value in (math.inf, -math.inf):
+        return '"Infinity"' if value > 0 else '"-Infinity"'
+    if value == 0:
+        return "-0.0" if math.copysign(1.0, value) < 0 else "0.0"
+    sign, digits, exponent = decimal.Decimal(repr(value)).as_tuple()
+    assert isinstance(exponent, int)
+    text = "".join(map(str, digits)).rstrip("0") or "0"
+    point = exponent + len(digits) - 1  # value = d.ddd x 10^point
+    minus = "-" if sign else ""
+    if 1e-3 <= abs(value) < 1e7:
+        if point >= 0:
+            whole = text[: point + 1].ljust(point + 1, "0")
+            return f"{minus}{whole}.{text[point + 1 :] or '0'}"
+        return f"{minus}0.{'0' * (-point - 1)}{text}"
+    return f"{minus}{text[0]}.{text[1:] or '0'}E{point}"
+
+
+_LOWER_ESCAPE = re.compile(r"(\\+)u00([0-9a-f]{2})")
+
+
+def _upper_escape(match: re.Match[str]) -> str:
+    slashes = match.group(1)
+    if len(slashes) % 2 == 0:  # an escaped backslash followed by text, not an escape
+        return match.group(0)
+    return f"{slashes}u00{match.group(2).upper()}"
+
+
+def jackson_text(value: Any, floats: bool = True) -> str:
+    """Compact JSON as Jackson writes it: keys in the order given, text unescaped but for
+    quotes, backslashes and control characters (``\\u001F``, upper case), doubles as Java
+    writes them. ``floats=False`` promises there are none, for json.dumps' C speed."""
+    if floats:
+        parts: list[str] = []
+        _write(value, parts)
+        text = "".join(parts)
+    else:
+        text = json.dumps(value, separators=(",", ":"), ensure_ascii=False)
+    if "\\u00" in text:
+        text = _LOWER_ESCAPE.sub(_upper_escape, text)
+    return text
+
+
+def _write(value: Any, out: list[str]) -> None:
+    if isinstance(value, dict):
+        out.append("{")
+        for i, (key, item) in enumerate(value.items()):
+            if i:
+                out.append(",")
+            out.append(json.dumps(key, ensure_ascii=False))
+            out.append(":")
+            _write(item, out)
+        out.append("}")
+    elif isinstance(value, list):
+        out.append("[")
+        for i, item in enumerate(value):
+            if i:
+                out.append(",")
+            _write(item, out)
+        out.append("]")
+    elif isinstance(value, float):
+        out.append(java_double(value))
+    else:
+        out.append(json.dumps(value, ensure_ascii=False))
+
+
+def has_float(value: Any) -> bool:
+    """Whether a JSON value holds a float anywhere (so needs ``jackson_text``'s slow path)."""
+    if isinstance(value, float):
+        return True
+    if isinstance(value, dict):
+        return any(has_float(v) for v in value.values())
+    if isinstance(value, list):
+        return any(has_float(v) for v in value)
+    return False
+
+
 # A JSON string, written so that the regex engine never backtracks into it.
 _JSON_STRING = re.compile(r'"[^"\\]*(?:\\.[^"\\]*)*"', re.DOTALL)
 _NOT_BRACKET = re.compile(r"[^\[\]{}]+")
@@ -85,7 +168,12 @@ def json_depth(text: str) -> int:
     return max(itertools.accumulate(map(_DEPTH_STEP.__getitem__, brackets)), default=0)
 
 
-def load_json(text: str, what: str, parse_constant: Callable[[str], Any] | None = None) -> Any:
+def load_json(
+    text: str,
+    what: str,
+    parse_constant: Callable[[str], Any] | None = None,
+    parse_float: Callable[[str], Any] | None = None,
+) -> Any:
     """JSON text as Python values, refusing documents nested deeper than ``LIMITS.max_depth``
     with that reason (Python's own parser would otherwise fail on recursion, or succeed and
     leave the recursion to whatever walks the result)."""
@@ -96,7 +184,7 @@ def load_json(text: str, what: str, parse_constant: Callable[[str], Any] | None 
             f"{what} nests {depth} levels deep; the limit is {LIMITS.max_depth} (max.schema.depth)"
         )
     try:
-        return json.loads(text, parse_constant=parse_constant)
+        return json.loads(text, parse_constant=parse_constant, parse_float=parse_float)
     except json.JSONDecodeError as e:
         raise InvalidSchema(
             f"{what} is not valid JSON: {e.msg} at line {e.lineno} column {e.colno}"
@@ -135,6 +223,12 @@ class ParsedSchema(ABC):
         """The text stored for ``normalize=true``: also equal for schemas that differ only in
         ways that cannot change what they mean (key order, defaults spelled out, ...)."""
         return self.canonical()
+
+    def equivalent(self, other: ParsedSchema) -> bool:
+        """Whether looking up ``other`` under a subject finds this schema: Confluent's
+        ``canLookup``, which compares parsed schemas, not texts. The canonical text by default;
+        types whose Confluent equality ignores more (key order, say) say so."""
+        return self == other
 
     def formatted(self, fmt: str | None) -> str:
         """The text for ``?format=``; the canonical text unless the type knows the format

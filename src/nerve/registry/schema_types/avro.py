@@ -17,7 +17,7 @@ import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from types import MappingProxyType
-from typing import Any, ClassVar
+from typing import Any, ClassVar, NamedTuple
 
 from fastavro.schema import parse_schema as _fastavro_parse
 
@@ -27,6 +27,7 @@ from nerve.registry.schema_types import (
     InvalidSchema,
     ParsedSchema,
     References,
+    jackson_text,
     load_json,
 )
 
@@ -132,8 +133,46 @@ def _extras(obj: Mapping[str, Json], kind: str) -> dict[str, Json]:
     return {k: _sorted_json(obj[k]) for k in sorted(obj) if k not in known}
 
 
+# The Java form: what Confluent stores for an Avro schema, AvroSchema.canonicalString(), which is
+# Java Avro's Schema.toString(referencedSchemas, false) (Avro 1.12). Its rules, read from
+# org.apache.avro.Schema: keys in a fixed order per kind (type, name, namespace, doc, then the
+# kind's own keys, then custom properties in the order given, aliases last for named types);
+# primitives without properties as bare names; names short when in the enclosing namespace;
+# attributes Java's parser reserves (doc of a primitive, say) dropped.
+_SCHEMA_RESERVED = frozenset(
+    {"doc", "fields", "items", "name", "namespace", "size", "symbols", "values", "type", "aliases"}
+)
+_ENUM_RESERVED = _SCHEMA_RESERVED | {"default"}
+_FIELD_RESERVED = frozenset({"default", "doc", "name", "order", "type", "aliases"})
+# Names Java writes in full even in their own namespace, since they read as types.
+_TYPE_NAMES = frozenset({"record", "enum", "array", "map", "union", "fixed"} | _PRIMITIVES)
+
+
+def _java_props(obj: Mapping[str, Json], reserved: frozenset[str]) -> dict[str, Json]:
+    if obj.keys() <= reserved:
+        return {}
+    return {k: v for k, v in obj.items() if k not in reserved}
+
+
+def _java_name_ref(fullname: str, namespace: str) -> str:
+    """How Java writes a reference to a named type from inside ``namespace``."""
+    space, _, short = fullname.rpartition(".")
+    if space and space == namespace and short not in _TYPE_NAMES:
+        return short
+    return fullname
+
+
+class _Built(NamedTuple):
+    """One walk's results for a type: its node, its normalized JSON, its Java form."""
+
+    node: _Node
+    norm: Json
+    java: Json
+
+
 class _Builder:
-    """Resolves schema JSON into ``_Node`` trees and, in the same walk, the normalized JSON.
+    """Resolves schema JSON into ``_Node`` trees and, in the same walk, the normalized JSON and
+    the Java form (see ``_java_props``).
 
     Named types are registered before their bodies are walked so a record can refer to itself;
     one builder is shared by the references and the main schema so names resolve across them.
@@ -144,8 +183,9 @@ class _Builder:
 
     def __init__(self) -> None:
         self.named: dict[str, _Node] = {}
+        self.made_floats = False  # a default turned into a float, as Java turns it
 
-    def build(self, obj: Json, namespace: str) -> tuple[_Node, Json]:
+    def build(self, obj: Json, namespace: str) -> _Built:
         if isinstance(obj, str):
             return self._reference(obj, namespace)
         if isinstance(obj, list):
@@ -154,21 +194,23 @@ class _Builder:
             return self._object(obj, namespace)
         raise _invalid(f"{json.dumps(obj)} is not a type (expected a name, an object or a list)")
 
-    def _reference(self, name: str, namespace: str) -> tuple[_Node, Json]:
+    def _reference(self, name: str, namespace: str) -> _Built:
         if name in _PRIMITIVES:
-            return _Node(kind=name), name
+            return _Built(_Node(kind=name), name, name)
         for candidate in (_qualify(name, namespace), name):
             node = self.named.get(candidate)
             if node is not None:
-                return node, node.fullname
+                return _Built(node, node.fullname, _java_name_ref(node.fullname, namespace))
         raise _invalid(f"unknown type '{name}'")
 
-    def _union(self, branches: list[Json], namespace: str) -> tuple[_Node, Json]:
+    def _union(self, branches: list[Json], namespace: str) -> _Built:
         nodes: list[_Node] = []
         normalized: list[Json] = []
+        java: list[Json] = []
         seen: set[str] = set()
         for branch in branches:
-            node, norm = self.build(branch, namespace)
+            built = self.build(branch, namespace)
+            node = built.node
             if node.kind == "union":
                 raise _invalid("a union may not directly contain another union")
             key = node.fullname or node.kind
@@ -176,10 +218,11 @@ class _Builder:
                 raise _invalid(f"union has more than one branch of type '{key}'")
             seen.add(key)
             nodes.append(node)
-            normalized.append(norm)
-        return _Node(kind="union", branches=tuple(nodes)), normalized
+            normalized.append(built.norm)
+            java.append(built.java)
+        return _Built(_Node(kind="union", branches=tuple(nodes)), normalized, java)
 
-    def _object(self, obj: dict[str, Json], namespace: str) -> tuple[_Node, Json]:
+    def _object(self, obj: dict[str, Json], namespace: str) -> _Built:
         if "type" not in obj:
             raise _invalid(f"schema object {_brief(obj)} has no 'type'")
         kind = obj["type"]
@@ -189,25 +232,26 @@ class _Builder:
             raise _invalid(f"'type' must be a string, got {json.dumps(kind)}")
         if kind in _PRIMITIVES:
             extras = _extras(obj, kind)
-            return _Node(kind=kind), ({"type": kind, **extras} if extras else kind)
+            props = _java_props(obj, _SCHEMA_RESERVED)
+            return _Built(
+                _Node(kind=kind),
+                {"type": kind, **extras} if extras else kind,
+                {"type": kind, **props} if props else kind,
+            )
         if kind in ("record", "error"):
             return self._record(obj, namespace)
         if kind == "enum":
             return self._enum(obj, namespace)
         if kind == "fixed":
             return self._fixed(obj, namespace)
-        if kind == "array":
-            if "items" not in obj:
-                raise _invalid("array has no 'items'")
-            items, items_norm = self.build(obj["items"], namespace)
-            norm = {"type": "array", "items": items_norm, **_extras(obj, "array")}
-            return _Node(kind="array", element=items), norm
-        if kind == "map":
-            if "values" not in obj:
-                raise _invalid("map has no 'values'")
-            values, values_norm = self.build(obj["values"], namespace)
-            norm = {"type": "map", "values": values_norm, **_extras(obj, "map")}
-            return _Node(kind="map", element=values), norm
+        if kind in ("array", "map"):
+            part = "items" if kind == "array" else "values"
+            if part not in obj:
+                raise _invalid(f"{kind} has no '{part}'")
+            inner = self.build(obj[part], namespace)
+            norm = {"type": kind, part: inner.norm, **_extras(obj, kind)}
+            java = {"type": kind, part: inner.java, **_java_props(obj, _SCHEMA_RESERVED)}
+            return _Built(_Node(kind=kind, element=inner.node), norm, java)
         return self._reference(kind, namespace)  # {"type": "com.example.Named"}
 
     def _define(self, obj: dict[str, Json], namespace: str, kind: str) -> tuple[_Node, str]:
@@ -251,12 +295,34 @@ class _Builder:
             head["doc"] = obj["doc"]
         return head
 
-    def _record(self, obj: dict[str, Json], namespace: str) -> tuple[_Node, Json]:
+    @staticmethod
+    def _java_head(obj: dict[str, Json], node: _Node, namespace: str) -> dict[str, Json]:
+        """The leading keys of a named type's Java form: type, short name, the namespace when
+        it is not the enclosing one (``""`` to leave one), doc."""
+        space, _, short = node.fullname.rpartition(".")
+        head: dict[str, Json] = {"type": obj["type"], "name": short}
+        if space != namespace:
+            head["namespace"] = space
+        if isinstance(obj.get("doc"), str):
+            head["doc"] = obj["doc"]
+        return head
+
+    @staticmethod
+    def _java_aliases(obj: dict[str, Json], space: str) -> dict[str, Json]:
+        """Java's aliases of a named type: once each, short when in the type's namespace."""
+        aliases = obj.get("aliases")
+        if not aliases:
+            return {}
+        written = [_java_name_ref(_qualify(a, space), space) for a in aliases]
+        return {"aliases": list(dict.fromkeys(written))}
+
+    def _record(self, obj: dict[str, Json], namespace: str) -> _Built:
         node, space = self._define(obj, namespace, "record")
         fields = obj.get("fields")
         if not isinstance(fields, list):
             raise _invalid(f"record '{node.fullname}' has no 'fields' list")
         norm_fields: list[Json] = []
+        java_fields: list[Json] = []
         seen: set[str] = set()
         for raw in fields:
             if not isinstance(raw, dict):
@@ -269,50 +335,91 @@ class _Builder:
             seen.add(fname)
             if "type" not in raw:
                 raise _invalid(f"field '{fname}' of record '{node.fullname}' has no type")
-            ftype, ftype_norm = self.build(raw["type"], space)
+            ftype = self.build(raw["type"], space)
             aliases = raw.get("aliases", [])
             if not isinstance(aliases, list) or not all(isinstance(a, str) for a in aliases):
                 raise _invalid(f"aliases of field '{fname}' must be a list of names")
             order = raw.get("order", "ascending")
             if order not in _FIELD_ORDERS:
                 raise _invalid(f"field '{fname}' has an invalid order {json.dumps(order)}")
-            node.fields.append(_Field(fname, ftype, "default" in raw, tuple(aliases)))
-            norm: dict[str, Json] = {"name": fname, "type": ftype_norm}
+            node.fields.append(_Field(fname, ftype.node, "default" in raw, tuple(aliases)))
+            norm: dict[str, Json] = {"name": fname, "type": ftype.norm}
+            java: dict[str, Json] = {"name": fname, "type": ftype.java}
             if "default" in raw:
                 norm["default"] = _sorted_json(raw["default"])
             if aliases:
                 norm["aliases"] = sorted(aliases)
             if "doc" in raw:
                 norm["doc"] = raw["doc"]
+                if isinstance(raw["doc"], str):
+                    java["doc"] = raw["doc"]
+            if "default" in raw:
+                java["default"] = self._java_default(raw["default"], ftype.node.kind)
             if order != "ascending":
                 norm["order"] = order
+                java["order"] = order
+            if aliases:
+                java["aliases"] = list(dict.fromkeys(aliases))
             norm.update(_extras(raw, "field"))
+            java.update(_java_props(raw, _FIELD_RESERVED))
             norm_fields.append(norm)
-        return node, {
-            **self._named_head(obj, node),
-            "fields": norm_fields,
-            **_extras(obj, "record"),
-        }
+            java_fields.append(java)
+        return _Built(
+            node,
+            {**self._named_head(obj, node), "fields": norm_fields, **_extras(obj, "record")},
+            {
+                **self._java_head(obj, node, namespace),
+                "fields": java_fields,
+                **_java_props(obj, _SCHEMA_RESERVED),
+                **self._java_aliases(obj, space),
+            },
+        )
 
-    def _enum(self, obj: dict[str, Json], namespace: str) -> tuple[_Node, Json]:
-        node, _ = self._define(obj, namespace, "enum")
+    def _enum(self, obj: dict[str, Json], namespace: str) -> _Built:
+        node, space = self._define(obj, namespace, "enum")
         symbols = obj.get("symbols")
         if not isinstance(symbols, list) or not all(isinstance(s, str) for s in symbols):
             raise _invalid(f"enum '{node.fullname}' has no 'symbols' list of strings")
         node.symbols = tuple(symbols)
         node.has_enum_default = "default" in obj
         norm = {**self._named_head(obj, node), "symbols": list(symbols)}
+        java = {**self._java_head(obj, node, namespace), "symbols": list(symbols)}
         if "default" in obj:
             norm["default"] = obj["default"]
-        return node, {**norm, **_extras(obj, "enum")}
+            if isinstance(obj["default"], str):
+                java["default"] = obj["default"]
+        java.update(_java_props(obj, _ENUM_RESERVED))
+        java.update(self._java_aliases(obj, space))
+        return _Built(node, {**norm, **_extras(obj, "enum")}, java)
 
-    def _fixed(self, obj: dict[str, Json], namespace: str) -> tuple[_Node, Json]:
-        node, _ = self._define(obj, namespace, "fixed")
+    def _fixed(self, obj: dict[str, Json], namespace: str) -> _Built:
+        node, space = self._define(obj, namespace, "fixed")
         size = obj.get("size")
         if not isinstance(size, int) or isinstance(size, bool) or size < 0:
             raise _invalid(f"fixed '{node.fullname}' needs a non-negative integer 'size'")
         node.size = size
-        return node, {**self._named_head(obj, node), "size": size, **_extras(obj, "fixed")}
+        return _Built(
+            node,
+            {**self._named_head(obj, node), "size": size, **_extras(obj, "fixed")},
+            {
+                **self._java_head(obj, node, namespace),
+                "size": size,
+                **_java_props(obj, _SCHEMA_RESERVED),
+                **self._java_aliases(obj, space),
+            },
+        )
+
+    def _java_default(self, value: Json, kind: str) -> Json:
+        """A field default as Java keeps it: a float or double field's default written as a
+        string is read as the number it spells (Schema.parseField)."""
+        if kind in ("float", "double") and isinstance(value, str):
+            try:
+                number = float(value)
+            except ValueError:
+                return value
+            self.made_floats = True
+            return number
+        return value
 
 
 def _brief(obj: Json) -> str:
@@ -321,9 +428,20 @@ def _brief(obj: Json) -> str:
     return text if len(text) <= 60 else text[:57] + "..."
 
 
-def _load(text: str, what: str) -> Json:
+def _no_constants(name: str) -> Json:
+    raise ValueError(f"{name} is not valid JSON")  # Jackson refuses NaN and Infinity too
+
+
+def _load(text: str, what: str, floats: list[str] | None = None) -> Json:
+    """Schema JSON; the text of each float literal is noted in ``floats`` if given."""
+
+    def note(literal: str) -> float:
+        assert floats is not None
+        floats.append(literal)
+        return float(literal)
+
     try:
-        return load_json(text, what)
+        return load_json(text, what, _no_constants, note if floats is not None else None)
     except InvalidSchema as e:
         raise _invalid(str(e)) from None
 
@@ -339,13 +457,13 @@ class AvroSchema(ParsedSchema):
 
     def __init__(
         self,
-        raw: Json,
+        java_text: str,
         root: _Node,
         normalized_json: Json,
         fastavro_schema: Json,
         references: References,
     ) -> None:
-        self._canonical = _compact(raw)
+        self._canonical = java_text
         self._normalized = _compact(normalized_json)
         self._root = root
         self._fastavro_schema = fastavro_schema
@@ -362,8 +480,16 @@ class AvroSchema(ParsedSchema):
         return self._references
 
     def canonical(self) -> str:
-        """The schema as given, as compact JSON: key order kept, whitespace dropped."""
+        """What Confluent stores: Java Avro's ``Schema.toString()`` of the schema (the Java
+        form, built with the normalized one), so that the same schema written with keys in
+        another order, or ``{"type": "string"}`` for ``"string"``, is the same text and the
+        same id, as in Confluent."""
         return self._canonical
+
+    def equivalent(self, other: ParsedSchema) -> bool:
+        """Confluent's lookup equality (Java's Schema.equals plus docs and aliases): what the
+        normalized form keeps, so custom properties in another order still match."""
+        return isinstance(other, AvroSchema) and self._normalized == other._normalized
 
     def normalized(self) -> str:
         """Compact JSON equal for schemas that differ only in spelling, not in meaning.
@@ -576,12 +702,14 @@ def parse(text: str, references: References = _NO_REFERENCES) -> AvroSchema:
                 raise InvalidSchema(f"{e} (in reference '{name}')") from None
             except Exception as e:
                 raise _invalid(f"{e} (in reference '{name}')") from None
-        raw = _load(text, "schema")
-        root, normalized_json = builder.build(raw, "")
+        floats: list[str] = []
+        raw = _load(text, "schema", floats)
+        built = builder.build(raw, "")
         try:
             fastavro_schema = _fastavro_parse(json.loads(text), named_schemas=named)
         except Exception as e:
             raise _invalid(str(e) or type(e).__name__) from None
     except RecursionError:
         raise _invalid("schema is nested too deeply") from None
-    return AvroSchema(raw, root, normalized_json, fastavro_schema, references)
+    java_text = jackson_text(built.java, floats=bool(floats) or builder.made_floats)
+    return AvroSchema(java_text, built.node, built.norm, fastavro_schema, references)

@@ -433,6 +433,10 @@ class JsonSchema(ParsedSchema):
         """
         return json.dumps(self._schema, separators=(",", ":"), ensure_ascii=False, sort_keys=True)
 
+    def equivalent(self, other: ParsedSchema) -> bool:
+        """Confluent compares JSON Schemas as Jackson trees, whose objects ignore key order."""
+        return isinstance(other, JsonSchema) and self.normalized() == other.normalized()
+
     def validate(self, document: Any) -> list[str]:
         """Why ``document`` breaks this schema, one message per error, each naming its field.
 
