@@ -664,3 +664,55 @@ def test_other_schema_types_are_incompatible() -> None:
             return []
 
     assert parse(p3(BASE)).incompatibilities(Other()) != []
+
+
+# --- custom options the file does not define ---------------------------------------------------
+
+UNDEFINED_OPTIONS = """
+syntax = "proto3";
+package shop;
+option (acme.owner) = "payments";
+message Order {
+  option (acme.audited) = true;
+  string id = 1 [(acme.pii) = true, deprecated = true];
+  int32 qty = 2 [(acme.range) = { min: 1 max: 9 }];
+  oneof pay {
+    option (acme.oneof_rule) = 3;
+    string card = 3;
+  }
+}
+enum State { option (acme.legacy) = 1.5; OPEN = 0 [(acme.label) = OPEN_LABEL]; }
+service Orders {
+  option (acme.service_tier) = 2;
+  rpc Place(Order) returns (Order) { option (acme.idempotent) = true; }
+}
+"""
+
+
+def test_custom_options_the_file_does_not_define_are_kept_as_confluent_keeps_them() -> None:
+    """Confluent's Wire parser does not resolve option names: the schema registers, its text
+    keeps every option where it was, and the descriptor built from it has none of them."""
+    schema = parse(UNDEFINED_OPTIONS)
+    text = schema.canonical()
+    for written in (
+        'option (acme.owner) = "payments";',
+        "  option (acme.audited) = true;",
+        "  string id = 1 [deprecated = true, (acme.pii) = true];",
+        "  int32 qty = 2 [(acme.range) = { min: 1 max: 9 }];",
+        "    option (acme.oneof_rule) = 3;",
+        "  option (acme.legacy) = 1.5;",
+        "  OPEN = 0 [(acme.label) = OPEN_LABEL];",
+        "  option (acme.service_tier) = 2;",
+        "    option (acme.idempotent) = true;",
+    ):
+        assert written in text, written
+    assert parse(text) == schema  # the stored text parses to the same schema
+    order = schema.file_descriptor.message_type[0]
+    assert order.options.ByteSize() == 0
+    assert [f.options.deprecated for f in order.field] == [True, False, False]
+    assert schema.incompatibilities(parse(text)) == []
+
+
+def test_an_unknown_option_beside_a_real_error_still_fails_on_the_error() -> None:
+    with pytest.raises(InvalidSchema, match="NoSuchType"):
+        parse('syntax = "proto3";\nmessage A { option (x.y) = 1; NoSuchType t = 1; }')

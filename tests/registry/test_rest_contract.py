@@ -5,11 +5,13 @@ probes tools send. Each expectation is read from Confluent's resources (``rest/r
 
 from __future__ import annotations
 
+import base64
 import json
 from collections.abc import Callable
 
 import httpx
 import pytest
+from google.protobuf import descriptor_pb2
 
 from tests._registry import RegistryProcess
 from tests.registry.conftest import Api
@@ -353,3 +355,28 @@ def test_a_json_schema_with_keys_in_another_order_is_the_same_version(
     again = register(api, subject, json.dumps(reordered), schemaType="JSON")
     assert again == (200, {"id": body["id"]})
     assert api.get(f"/subjects/{subject}/versions") == (200, [1])
+
+
+# -- Protobuf custom options ---------------------------------------------------------------
+
+
+def test_a_protobuf_schema_using_options_it_does_not_define_registers(
+    api: Api, subject_name: Callable[[str], str]
+) -> None:
+    """As with Confluent: the options stay in the schema text, not in its descriptor."""
+    subject = subject_name()
+    text = (
+        'syntax = "proto3";\npackage audit;\n'
+        "message Login { option (acme.retention_days) = 30;\n"
+        "  string user = 1 [(acme.pii) = true]; }\n"
+    )
+    status, body = register(api, subject, text, schemaType="PROTOBUF")
+    assert status == 200, body
+    schema_id = body["id"]
+    stored = api.get(f"/schemas/ids/{schema_id}")[1]["schema"]
+    assert "option (acme.retention_days) = 30;" in stored
+    assert "string user = 1 [(acme.pii) = true];" in stored
+    assert register(api, subject, stored, schemaType="PROTOBUF") == (200, {"id": schema_id})
+    serialized = api.get(f"/schemas/ids/{schema_id}", format="serialized")[1]["schema"]
+    descriptor = descriptor_pb2.FileDescriptorProto.FromString(base64.b64decode(serialized))
+    assert descriptor.message_type[0].options.ByteSize() == 0

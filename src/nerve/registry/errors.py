@@ -133,7 +133,7 @@ def invalid_compatibility_level() -> RegistryError:
 
 
 def invalid_mode() -> RegistryError:
-    # Confluent's text also lists FORWARD, a mode for its own cluster links that nerve lacks.
+    # Confluent's text also lists FORWARD, a mode nerve does not implement.
     return RegistryError(422, 42204, "Invalid mode. Valid values are READWRITE, READONLY, IMPORT.")
 
 

@@ -629,7 +629,7 @@ class _Comparer:
     schemas: a schema holding several kinds of keywords (``type`` with ``enum``, ...) is compared
     kind by kind rather than by Confluent's matching of synthetic ``allOf`` branches, so a
     narrowed enum is reported as ``ENUM_ARRAY_NARROWED`` at ``#/enum`` rather than
-    ``COMBINED_TYPE_SUBSCHEMAS_CHANGED``; ``items: true`` counts as no ``items``; and
+    ``COMBINED_TYPE_SUBSCHEMAS_CHANGED``; a boolean ``items`` counts as ``additionalItems``; and
     ``unevaluatedProperties: true`` counts as absent.
     """
 
@@ -1241,8 +1241,12 @@ def _additional(n: _Node, keyword: str) -> Any:
     """
     raw = n.raw
     value = raw.get(keyword)
-    if keyword == "additionalItems" and "prefixItems" in raw and "items" in raw:
-        value = raw["items"]
+    if keyword == "additionalItems":
+        items = raw.get("items")
+        # A boolean items (no tuple) allows or forbids every item as additionalItems would;
+        # Confluent reports its change as ADDITIONAL_ITEMS_*.
+        if ("prefixItems" in raw and "items" in raw) or isinstance(items, bool):
+            value = items
     if value is None or _is_true(value):
         return None
     if value is False:
@@ -1269,9 +1273,9 @@ def _open_array(n: _Node) -> bool:
 
 
 def _all_items(raw: dict[str, Any]) -> Any:
-    """The schema every item must match, or None (``true`` counts as none)."""
+    """The schema every item must match, or None (a boolean is additionalItems' business)."""
     items = raw.get("items")
-    if "prefixItems" in raw or isinstance(items, list) or items is None or _is_true(items):
+    if "prefixItems" in raw or isinstance(items, list | bool) or items is None:
         return None
     return items
 

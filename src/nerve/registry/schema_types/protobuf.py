@@ -42,6 +42,13 @@ from nerve.registry.schema_types import (
     ParsedSchema,
     References,
 )
+from nerve.registry.schema_types.protobuf_options import (
+    ForeignOption,
+    Key,
+    attach,
+    blank_out,
+    unknown_option_errors,
+)
 
 __all__ = ["ProtobufSchema", "parse"]
 
@@ -127,8 +134,8 @@ def parse(text: str, references: References | None = None) -> ProtobufSchema:
 
 @functools.lru_cache(maxsize=512)
 def _parse_cached(text: str, references: tuple[tuple[str, str], ...]) -> ProtobufSchema:
-    main, deps = _compile(text, dict(references))
-    return ProtobufSchema(main, deps)
+    main, deps, foreign = _compile(text, dict(references))
+    return ProtobufSchema(main, deps, foreign)
 
 
 def _decode_descriptor(text: str) -> FDP | None:
@@ -160,8 +167,12 @@ def _safe_relative(path: str) -> bool:
     return bool(path) and not path.startswith("/") and ".." not in parts and "\\" not in path
 
 
-def _compile(text: str, references: Mapping[str, str]) -> tuple[FDP, tuple[FDP, ...]]:
-    """Run protoc over the schema and its references; the main file and all it imports."""
+def _compile(
+    text: str, references: Mapping[str, str]
+) -> tuple[FDP, tuple[FDP, ...], Mapping[Key, tuple[ForeignOption, ...]]]:
+    """Run protoc over the schema and its references; the main file, all it imports, and the
+    custom options the main file uses without defining them (kept as Confluent keeps them:
+    see protobuf_options)."""
     sources: dict[str, str] = {}  # import path -> .proto text, written to the source tree
     descriptors: dict[str, FDP] = {}  # import path -> descriptor, fed as --descriptor_set_in
     imports: list[str] = []
@@ -200,11 +211,28 @@ def _compile(text: str, references: Mapping[str, str]) -> tuple[FDP, tuple[FDP, 
         for fdp in _builtin_descriptors():
             descriptors.setdefault(fdp.name, fdp)
 
-    files = _run_protoc(main_name, sources, descriptors)
+    foreign: list[ForeignOption] = []
+    try:
+        files = _run_protoc(main_name, sources, descriptors)
+    except _ProtocFailed as failed:
+        unknown = unknown_option_errors(failed.lines)
+        if unknown is None or not set(unknown) <= set(sources):
+            raise InvalidSchema(failed.message) from None
+        for name, positions in unknown.items():
+            sources[name], taken = blank_out(sources[name], positions)
+            if name == main_name:
+                foreign = taken
+        try:
+            files = _run_protoc(main_name, sources, descriptors, source_info=bool(foreign))
+        except _ProtocFailed as again:
+            raise InvalidSchema(again.message) from None
     by_name = {f.name: f for f in files}
     main = by_name.pop(main_name)
+    attached = attach(main, foreign) if foreign else {}
+    for fdp in files:
+        fdp.ClearField("source_code_info")
     main.name = original_name
-    return main, tuple(by_name.values())
+    return main, tuple(by_name.values()), attached
 
 
 @functools.cache
@@ -256,8 +284,18 @@ def _stderr_to(path: Path) -> Iterator[None]:
         os.close(saved)
 
 
+class _ProtocFailed(Exception):
+    def __init__(self, lines: list[str], message: str) -> None:
+        super().__init__(message)
+        self.lines = lines
+        self.message = message
+
+
 def _run_protoc(
-    main_name: str, sources: Mapping[str, str], descriptors: Mapping[str, FDP]
+    main_name: str,
+    sources: Mapping[str, str],
+    descriptors: Mapping[str, FDP],
+    source_info: bool = False,
 ) -> list[FDP]:
     from grpc_tools import protoc  # imported late: it loads a sizeable native module
 
@@ -278,16 +316,19 @@ def _run_protoc(
         out = root / "out.pb"
         errors = root / "stderr.txt"
         args += [f"--descriptor_set_out={out}", "--include_imports", main_name]
+        if source_info:
+            args.insert(-1, "--include_source_info")
         with _PROTOC_LOCK, _stderr_to(errors):
             status = protoc.main(args)
         if status != 0:
-            raise InvalidSchema(_protoc_message(errors.read_text("utf-8", "replace"), src))
+            lines = _protoc_lines(errors.read_text("utf-8", "replace"), src)
+            raise _ProtocFailed(lines, "; ".join(lines) or "protoc could not compile the schema")
         fds = descriptor_pb2.FileDescriptorSet()
         fds.ParseFromString(out.read_bytes())
         return list(fds.file)
 
 
-def _protoc_message(stderr: str, src: Path) -> str:
+def _protoc_lines(stderr: str, src: Path) -> list[str]:
     """protoc's error lines, without logging noise and temporary directory names."""
     lines = []
     for line in stderr.splitlines():
@@ -297,7 +338,7 @@ def _protoc_message(stderr: str, src: Path) -> str:
         if "warning:" in line:
             continue
         lines.append(line)
-    return "; ".join(lines) or "protoc could not compile the schema"
+    return lines
 
 
 # --------------------------------------------------------------------------------------------
@@ -309,10 +350,17 @@ class ProtobufSchema(ParsedSchema):
 
     schema_type = "PROTOBUF"
 
-    def __init__(self, file: FDP, dependencies: Iterable[FDP] = ()) -> None:
+    def __init__(
+        self,
+        file: FDP,
+        dependencies: Iterable[FDP] = (),
+        foreign_options: Mapping[Key, tuple[ForeignOption, ...]] | None = None,
+    ) -> None:
         self._file = FDP()
         self._file.CopyFrom(file)
         self._deps = tuple(dependencies)
+        # Options the text uses without defining them: printed back, absent from the descriptor.
+        self._foreign = dict(foreign_options or {})
         self._index = _TypeIndex(self._file, self._deps)
         self._canonical: str | None = None
         self._normalized: str | None = None
@@ -336,7 +384,7 @@ class ProtobufSchema(ParsedSchema):
 
     def canonical(self) -> str:
         if self._canonical is None:
-            self._canonical = _Printer(self._file, self._index).render()
+            self._canonical = _Printer(self._file, self._index, self._foreign).render()
         return self._canonical
 
     def normalized(self) -> str:
@@ -348,7 +396,7 @@ class ProtobufSchema(ParsedSchema):
         count message positions, so reordering them would change what a schema id means.
         """
         if self._normalized is None:
-            self._normalized = _Printer(_normalize(self._file), self._index).render()
+            self._normalized = _Printer(_normalize(self._file), self._index, self._foreign).render()
         return self._normalized
 
     def formatted(self, fmt: str | None) -> str:
@@ -384,6 +432,7 @@ class _TypeInfo:
     enum: EnumProto | None
     in_main: bool  # declared in the schema itself rather than in an import
     file_key: bytes  # the declaring file's serialization, to tell two imports apart
+    syntax: str  # of the declaring file: proto2, proto3 or editions
 
     @property
     def local_name(self) -> str:
@@ -414,7 +463,9 @@ class _TypeIndex:
             prefix = fdp.package
             for svc in fdp.service:
                 self.aggregates.add(_join(prefix, svc.name))
-            self._add_messages(fdp.message_type, fdp.enum_type, prefix, fdp.package, in_main, key)
+            self._add_messages(
+                fdp.message_type, fdp.enum_type, prefix, fdp.package, in_main, key, fdp.syntax
+            )
 
     def _add_messages(
         self,
@@ -424,17 +475,22 @@ class _TypeIndex:
         package: str,
         in_main: bool,
         key: bytes,
+        syntax: str,
     ) -> None:
         for enum in enums:
             name = _join(prefix, enum.name)
-            self.types[name] = _TypeInfo(name, package, None, enum, in_main, key)
+            self.types[name] = _TypeInfo(name, package, None, enum, in_main, key, syntax)
         for msg in messages:
             name = _join(prefix, msg.name)
-            self.types[name] = _TypeInfo(name, package, msg, None, in_main, key)
-            self._add_messages(msg.nested_type, msg.enum_type, name, package, in_main, key)
+            self.types[name] = _TypeInfo(name, package, msg, None, in_main, key, syntax)
+            self._add_messages(msg.nested_type, msg.enum_type, name, package, in_main, key, syntax)
 
     def get(self, type_name: str) -> _TypeInfo | None:
         return self.types.get(type_name.lstrip("."))
+
+    def syntax_of(self, type_name: str) -> str:
+        info = self.get(type_name)
+        return info.syntax if info is not None else self.main.syntax
 
     def _lookup(self, name: str, scope: str) -> str | None:
         """The full name protoc gives ``name`` written inside ``scope`` (its resolution rules:
@@ -520,9 +576,15 @@ class _Printer:
     (a custom option cannot be declared without it).
     """
 
-    def __init__(self, fdp: FDP, index: _TypeIndex) -> None:
+    def __init__(
+        self,
+        fdp: FDP,
+        index: _TypeIndex,
+        foreign: Mapping[Key, tuple[ForeignOption, ...]] | None = None,
+    ) -> None:
         self.fdp = fdp
         self.index = index
+        self.foreign = foreign or {}
         self.lines: list[str] = []
         self.editions = fdp.syntax == "editions"
         self.proto3 = fdp.syntax == "proto3"
@@ -544,6 +606,7 @@ class _Printer:
                 kind = "public " if i in public else "weak " if i in weak else ""
                 self.lines.append(f"import {kind}{_quote(dep)};")
         option_lines = self.options.statements(fdp.options, "FileOptions")
+        option_lines += self._foreign_statements(("file",))
         if option_lines:
             self.lines.append("")
             self.lines.extend(option_lines)
@@ -553,7 +616,7 @@ class _Printer:
             self._message(msg, _join(scope, msg.name), 0)
         for enum in fdp.enum_type:
             self.lines.append("")
-            self._enum(enum, 0)
+            self._enum(enum, 0, _join(scope, enum.name))
         self._extensions(fdp.extension, scope, 0, blank_before=True)
         for svc in fdp.service:
             self.lines.append("")
@@ -563,10 +626,18 @@ class _Printer:
     def _emit(self, depth: int, text: str) -> None:
         self.lines.append("  " * depth + text)
 
+    def _foreign_statements(self, key: Key) -> list[str]:
+        return [f"option {o.text};" for o in self.foreign.get(key, ()) if not o.inline]
+
+    def _foreign_inline(self, key: Key) -> list[str]:
+        return [o.text for o in self.foreign.get(key, ()) if o.inline]
+
     def _message(self, msg: MessageProto, full_name: str, depth: int, head: str = "") -> None:
         self._emit(depth, head or f"message {msg.name} {{")
         inner = depth + 1
         for line in self.options.statements(msg.options, "MessageOptions"):
+            self._emit(inner, line)
+        for line in self._foreign_statements(("message", full_name)):
             self._emit(inner, line)
         self._reserved(msg.reserved_range, msg.reserved_name, _MAX_FIELD_NUMBER + 1, inner)
         for ext_range in msg.extension_range:
@@ -591,6 +662,8 @@ class _Printer:
                 self._emit(inner, f"oneof {decl.name} {{")
                 for line in self.options.statements(decl.options, "OneofOptions"):
                     self._emit(inner + 1, line)
+                for line in self._foreign_statements(("oneof", full_name, decl.name)):
+                    self._emit(inner + 1, line)
                 for member in msg.field:
                     if (
                         member.HasField("oneof_index")
@@ -608,7 +681,7 @@ class _Printer:
                 continue
             self._message(nested, nested_name, inner)
         for enum in msg.enum_type:
-            self._enum(enum, inner)
+            self._enum(enum, inner, _join(full_name, enum.name))
         self._extensions(msg.extension, full_name, inner, blank_before=False)
         self._emit(depth, "}")
 
@@ -645,7 +718,7 @@ class _Printer:
         in_oneof: bool = False,
     ) -> None:
         entry = self._map_entry(f)
-        opts = self._field_options(f)
+        opts = self._field_options(f, ("field", scope, f.number) if msg is not None else None)
         if entry is not None:
             key = next(x for x in entry.field if x.number == 1)
             value = next(x for x in entry.field if x.number == 2)
@@ -662,13 +735,15 @@ class _Printer:
                 return
         self._emit(depth, f"{label}{self._type_text(f, scope)} {f.name} = {f.number}{opts};")
 
-    def _field_options(self, f: FieldProto) -> str:
+    def _field_options(self, f: FieldProto, key: Key | None = None) -> str:
         parts: list[str] = []
         if f.HasField("default_value"):
             parts.append(f"default = {self._default(f)}")
         if f.HasField("json_name") and f.json_name != _json_name(f.name):
             parts.append(f"json_name = {_quote(f.json_name)}")
         parts.extend(self.options.assignments(f.options, "FieldOptions"))
+        if key is not None:
+            parts.extend(self._foreign_inline(key))
         return f" [{', '.join(parts)}]" if parts else ""
 
     @staticmethod
@@ -693,14 +768,18 @@ class _Printer:
                 self._field(f, None, scope, depth + 1)
             self._emit(depth, "}")
 
-    def _enum(self, enum: EnumProto, depth: int) -> None:
+    def _enum(self, enum: EnumProto, depth: int, full_name: str) -> None:
         self._emit(depth, f"enum {enum.name} {{")
         inner = depth + 1
         for line in self.options.statements(enum.options, "EnumOptions"):
             self._emit(inner, line)
+        for line in self._foreign_statements(("enum", full_name)):
+            self._emit(inner, line)
         self._reserved(enum.reserved_range, enum.reserved_name, _MAX_ENUM_NUMBER, inner)
         for value in enum.value:
-            opts = self.options.inline(value.options, "EnumValueOptions")
+            parts = self.options.assignments(value.options, "EnumValueOptions")
+            parts += self._foreign_inline(("value", full_name, value.name))
+            opts = f" [{', '.join(parts)}]" if parts else ""
             self._emit(inner, f"{value.name} = {value.number}{opts};")
         self._emit(depth, "}")
 
@@ -724,6 +803,8 @@ class _Printer:
         self._emit(0, f"service {svc.name} {{")
         for line in self.options.statements(svc.options, "ServiceOptions"):
             self._emit(1, line)
+        for line in self._foreign_statements(("service", full_name)):
+            self._emit(1, line)
         for method in svc.method:
             arg = self.index.short_name(method.input_type, full_name)
             ret = self.index.short_name(method.output_type, full_name)
@@ -733,6 +814,7 @@ class _Printer:
                 ret = "stream " + ret
             head = f"rpc {method.name}({arg}) returns ({ret})"
             body = self.options.statements(method.options, "MethodOptions")
+            body += self._foreign_statements(("method", full_name, method.name))
             if body:
                 self._emit(1, head + " {")
                 for line in body:
@@ -911,11 +993,11 @@ def _copy(item: Message) -> Message:
 # --------------------------------------------------------------------------------------------
 # Compatibility
 
-# The rules, Confluent's Difference.Type names. Only incompatible ones are reported; the
-# compatible ones (MESSAGE_ADDED, MESSAGE_MOVED, ENUM_*, FIELD_ADDED, FIELD_REMOVED,
-# FIELD_NAME_CHANGED, ONEOF_ADDED, ONEOF_REMOVED, ONEOF_FIELD_ADDED) are checked but pass.
-# Confluent has no rule for syntax changes (proto2 <-> proto3) or label changes of existing
-# fields (optional <-> repeated), so neither has one here.
+# The rules, Confluent's Difference.Type names (protobuf/diff, Difference.java). Only
+# incompatible ones are reported; the compatible ones (MESSAGE_ADDED, MESSAGE_MOVED, ENUM_*,
+# FIELD_ADDED, FIELD_REMOVED, FIELD_NAME_CHANGED, FIELD_STRING_OR_BYTES_LABEL_CHANGED,
+# ONEOF_ADDED, ONEOF_REMOVED, ONEOF_FIELD_ADDED, ONEOF_FIELD_MOVED_TO_TOP_LEVEL) are checked but
+# pass. Confluent has no rule for syntax changes (proto2 <-> proto3), so neither has nerve.
 _RULES = {
     "PACKAGE_CHANGED": "the package changed from {w!r} to {r!r}",
     "MESSAGE_REMOVED": "the writer's message {w} is missing from the reader",
@@ -923,13 +1005,15 @@ _RULES = {
     "FIELD_SCALAR_KIND_CHANGED": "field {n} changed type from {w} to {r}, which do not share "
     "an encoding",
     "FIELD_NAMED_TYPE_CHANGED": "field {n} changed type from {w} to {r}",
+    "FIELD_NUMERIC_LABEL_CHANGED": "numeric field {n} changed from {w} to {r}: a repeated "
+    "number may be written packed, which a singular field cannot read",
     "REQUIRED_FIELD_ADDED": "the reader requires field {n}, which the writer does not have",
     "REQUIRED_FIELD_REMOVED": "the writer's required field {n} is missing from the reader",
     "ONEOF_FIELD_REMOVED": "field {n} of oneof {o} is missing from the reader",
     "MULTIPLE_FIELDS_MOVED_TO_ONEOF": "oneof {o} holds fields {w} that were separate fields "
     "in the writer and could all be set",
-    "FIELD_MOVED_TO_EXISTING_ONEOF": "oneof {o} takes in field {w}, which was a separate field "
-    "in the writer, alongside fields of an existing oneof",
+    "FIELD_MOVED_TO_EXISTING_ONEOF": "oneof {o} takes in fields {w} that the writer kept apart "
+    "(in another oneof or outside any), so old data may set more than one of them",
 }
 
 
@@ -988,66 +1072,101 @@ class _Comparison:
     def _message(
         self, w: MessageProto, r: MessageProto, w_full: str, r_full: str, path: str
     ) -> None:
+        """Confluent's MessageSchemaDiff as of DGS-24604 (schema-registry commit 3f5ff24,
+        June 2026, in the 8.3.2 and 8.4.0 builds): fields are compared by number across the
+        whole message whatever oneof holds them, so renaming, removing or merging oneofs can no
+        longer hide a removal or a type change; a reader oneof whose members come from more
+        than one writer group (a oneof, or a single field outside any) is refused."""
         if (w_full, r_full) in self._seen:
             return  # recursive types: each pair once
         self._seen.add((w_full, r_full))
         self.budget.spend(1 + len(w.field) + len(r.field))
-        w_top = {f.number: f for f in w.field if not _real_oneof(f)}
-        r_top = {f.number: f for f in r.field if not _real_oneof(f)}
+        w_by_number = {f.number: f for f in w.field}
+        r_by_number = {f.number: f for f in r.field}
         w_oneof = {f.number: w.oneof_decl[f.oneof_index].name for f in w.field if _real_oneof(f)}
         r_oneof = {f.number: r.oneof_decl[f.oneof_index].name for f in r.field if _real_oneof(f)}
-        w_all = {f.number: f for f in w.field}
-        r_all = {f.number: f for f in r.field}
 
-        # Fields moving into a reader oneof: data written as separate fields may set several.
+        # A writer oneof gone by name with none of its members left anywhere is deleted whole:
+        # compatible. If some members live on elsewhere, the missing ones are removals.
+        r_oneof_names = {d.name for d in r.oneof_decl}
+        deleted_whole = {
+            name
+            for name in set(w_oneof.values())
+            if name not in r_oneof_names
+            and not any(n in r_by_number for n, o in w_oneof.items() if o == name)
+        }
+
+        # Each reader oneof must gather members from one writer group at most: fields that
+        # could all be set together before (separate fields, or members of different oneofs)
+        # would otherwise arrive at once in old data.
         for idx, decl in enumerate(r.oneof_decl):
             members = [f for f in r.field if _real_oneof(f) and f.oneof_index == idx]
-            if not members:
+            groups = set()
+            from_top: list[FieldProto] = []
+            for f in members:
+                if f.number in w_oneof:
+                    groups.add(("oneof", w_oneof[f.number]))
+                elif f.number in w_by_number:
+                    groups.add(("field", str(f.number)))
+                    from_top.append(f)
+            if len(groups) < 2:
                 continue
-            moved = [f for f in members if f.number in w_top]
-            existing = [f for f in members if f.number in w_oneof]
-            for f in moved:
-                del w_top[f.number]
             where = f"{path}.{decl.name}"
+            moved = [f for f in members if f.number in w_by_number]
             names = ", ".join(f.name for f in moved)
-            if len(moved) > 1:
+            if len(from_top) > 1:
                 self.add(where, "MULTIPLE_FIELDS_MOVED_TO_ONEOF", o=decl.name, w=names)
-            elif moved and existing:
+            else:
                 self.add(where, "FIELD_MOVED_TO_EXISTING_ONEOF", o=decl.name, w=names)
 
-        # Oneofs matched by name; removing or adding a whole oneof is compatible.
-        r_oneof_names = {d.name for d in r.oneof_decl}
-        for num in sorted(w_oneof):
-            name = w_oneof[num]
-            if name not in r_oneof_names:
-                continue
-            wf = w_all[num]
-            if r_oneof.get(num) == name:
-                self._field(wf, r_all[num], f"{path}.{r_all[num].name}")
-            elif num not in r_all:
-                self.add(f"{path}.{wf.name}", "ONEOF_FIELD_REMOVED", n=wf.name, o=name)
+        for number in sorted(set(w_by_number) | set(r_by_number)):
+            wf, rf = w_by_number.get(number), r_by_number.get(number)
+            if rf is None and wf is not None:
+                if number in w_oneof:
+                    if w_oneof[number] not in deleted_whole:
+                        self.add(
+                            f"{path}.{wf.name}", "ONEOF_FIELD_REMOVED", n=wf.name, o=w_oneof[number]
+                        )
+                elif wf.label == FieldProto.LABEL_REQUIRED:
+                    self.add(f"{path}.{wf.name}", "REQUIRED_FIELD_REMOVED", n=wf.name)
+            elif wf is None and rf is not None:
+                if number not in r_oneof and rf.label == FieldProto.LABEL_REQUIRED:
+                    self.add(f"{path}.{rf.name}", "REQUIRED_FIELD_ADDED", n=rf.name)
+            elif wf is not None and rf is not None:
+                # A renamed field (FIELD_NAME_CHANGED) is compatible: the wire knows numbers.
+                self._labels(wf, rf, w_full, r_full, f"{path}.{rf.name}")
+                self._types_of(wf, rf, f"{path}.{rf.name}", rf.name)
 
-        for num in sorted(set(w_top) | set(r_top)):
-            wf_top, rf_top = w_top.get(num), r_top.get(num)
-            if rf_top is None and wf_top is not None:
-                if wf_top.label == FieldProto.LABEL_REQUIRED:
-                    self.add(f"{path}.{wf_top.name}", "REQUIRED_FIELD_REMOVED", n=wf_top.name)
-            elif wf_top is None and rf_top is not None:
-                if rf_top.label == FieldProto.LABEL_REQUIRED:
-                    self.add(f"{path}.{rf_top.name}", "REQUIRED_FIELD_ADDED", n=rf_top.name)
-            elif wf_top is not None and rf_top is not None:
-                self._field(wf_top, rf_top, f"{path}.{rf_top.name}")
+    def _labels(self, wf: FieldProto, rf: FieldProto, w_full: str, r_full: str, path: str) -> None:
+        """FIELD_NUMERIC_LABEL_CHANGED: a scalar that is a number (enums included) changed
+        between singular, required and repeated, where both sides say so: Confluent compares
+        the labels of its parsed .proto (Wire), which has none for proto3's plain fields and for
+        oneof members. Strings and bytes may change label (FIELD_STRING_OR_BYTES_LABEL_CHANGED,
+        compatible); messages and maps are not compared by label."""
+        w_label = self._label(wf, self.writer.syntax_of(w_full))
+        r_label = self._label(rf, self.reader.syntax_of(r_full))
+        if w_label is None or r_label is None or w_label == r_label:
+            return
+        if self._kind(wf, self.writer)[0] != "scalar" or self._kind(rf, self.reader)[0] != "scalar":
+            return
+        group = _SCALAR_GROUPS[wf.type]
+        if group != _SCALAR_GROUPS[rf.type] or group == "length-delimited":
+            return
+        self.add(path, "FIELD_NUMERIC_LABEL_CHANGED", n=rf.name, w=w_label, r=r_label)
 
-        # Fields that changed oneof membership are compared by number too.
-        for num in sorted(set(w_all) & set(r_all)):
-            w_in, r_in = w_oneof.get(num), r_oneof.get(num)
-            if (w_in is None and r_in is None) or (w_in is not None and w_in == r_in):
-                continue
-            self._field(w_all[num], r_all[num], f"{path}.{r_all[num].name}")
-
-    def _field(self, wf: FieldProto, rf: FieldProto, path: str) -> None:
-        # A renamed field (FIELD_NAME_CHANGED) is compatible: the wire knows numbers only.
-        self._types_of(wf, rf, path, rf.name)
+    @staticmethod
+    def _label(f: FieldProto, syntax: str) -> str | None:
+        """The label Confluent sees (ProtobufSchema.label): none in a oneof or for a proto3
+        field without one, else optional, required or repeated."""
+        if _real_oneof(f):
+            return None
+        if f.proto3_optional:
+            return "optional"
+        if f.label == FieldProto.LABEL_REPEATED:
+            return "repeated"
+        if syntax == "proto3":
+            return None
+        return "required" if f.label == FieldProto.LABEL_REQUIRED else "optional"
 
     def _kind(self, f: FieldProto, index: _TypeIndex) -> tuple[str, MessageProto | None]:
         if f.type in (FieldProto.TYPE_MESSAGE, FieldProto.TYPE_GROUP):
