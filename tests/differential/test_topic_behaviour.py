@@ -104,3 +104,27 @@ def test_max_message_bytes_applies_to_the_recompressed_batch(
     create(backend, topic, **{"compression.type": "uncompressed", "max.message.bytes": "4000"})
     result = produce(backend.bootstrap, topic, [b"a" * 20_000], compression_type="gzip")
     assert [e.name() for e, _ in result.failed] == ["MSG_SIZE_TOO_LARGE"]
+
+
+def test_timestamps_outside_the_topics_bounds_are_refused(
+    backend: Backend, topic_name: TopicNameFactory
+) -> None:
+    """Kafka refuses CreateTime records more than message.timestamp.after.max.ms (default an
+    hour) ahead of its clock, or more than message.timestamp.before.max.ms behind it."""
+    now = int(time.time() * 1000)
+    default, bounded, stamped = topic_name(), topic_name("bounded"), topic_name("append")
+    create(backend, default)
+    create(backend, bounded, **{"message.timestamp.before.max.ms": "60000"})
+    create(backend, stamped, **{"message.timestamp.type": "LogAppendTime"})
+
+    def outcome(topic: str, timestamp: int) -> str:
+        delivery = produce(backend.bootstrap, topic, [Out(b"v", timestamp=timestamp)],
+                           linger_ms=0)  # fmt: skip
+        return "ok" if delivery.ok else delivery.failed[0][0].name()
+
+    assert outcome(default, now + 2 * 3_600_000) == "INVALID_TIMESTAMP"
+    assert outcome(default, now + 60_000) == "ok"
+    assert outcome(default, now - 365 * 86_400_000) == "ok"  # no bound into the past by default
+    assert outcome(bounded, now - 3_600_000) == "INVALID_TIMESTAMP"
+    assert outcome(bounded, now - 1_000) == "ok"
+    assert outcome(stamped, now + 2 * 3_600_000) == "ok"  # the broker's clock replaces it

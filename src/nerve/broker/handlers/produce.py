@@ -20,12 +20,16 @@ from nerve.protocol import codec, records
 from nerve.protocol.records import CorruptRecordError, InvalidRecordError
 
 if TYPE_CHECKING:
+    from nerve.broker.log.config import LogConfig
     from nerve.broker.server import Broker
     from nerve.broker.topics import Partition
+    from nerve.protocol.records import BatchHeader
 
 log = logging.getLogger("nerve.broker")
 
 API_KEY = 0
+_LONG_MAX = (1 << 63) - 1
+_NO_TIMESTAMP = -1
 
 
 def _append(
@@ -86,6 +90,7 @@ def _append(
         raise ApiError(ErrorCode.invalid_record, "a transactional batch needs a producer id")
     if config.compact:
         _check_keys(partition, batch)
+    _check_timestamps(config, batch, header, now_ms)
     target = config.compression_codec
     if target is not None and target != header.compression:
         # compression.type differs from the producer's: recompress, as Kafka does, and check
@@ -121,6 +126,35 @@ def _check_keys(partition: Partition, batch: bytearray) -> None:
     ]
     if errors:
         raise RecordErrors(ErrorCode.invalid_record, errors)
+
+
+def _check_timestamps(
+    config: LogConfig, batch: bytearray, header: BatchHeader, now_ms: int
+) -> None:
+    """CreateTime records must lie within message.timestamp.before/after.max.ms of the broker's
+    clock (Kafka's default refuses more than an hour ahead), each offender named as Kafka does.
+
+    The batch's maxTimestamp answers the common case without decoding; records are decoded
+    only when it is too far ahead, or when a bound into the past is set."""
+    if config.log_append_time:
+        return
+    low = now_ms - config.message_timestamp_before_max_ms
+    high = now_ms + config.message_timestamp_after_max_ms
+    unbounded_past = config.message_timestamp_before_max_ms == _LONG_MAX
+    if header.max_timestamp <= high and unbounded_past:
+        return
+    try:
+        decoded = records.decode_records(batch)
+    except CorruptRecordError as exc:
+        raise ApiError(ErrorCode.invalid_record, str(exc)) from None
+    errors = [
+        (index, f"Timestamp {r.timestamp} of message with offset {index} is out of range. "
+                f"The timestamp should be within [{low}, {high}]")
+        for index, r in enumerate(decoded)
+        if r.timestamp != _NO_TIMESTAMP and not low <= r.timestamp <= high
+    ]  # fmt: skip
+    if errors:
+        raise RecordErrors(ErrorCode.invalid_timestamp, errors)
 
 
 def handle_produce(broker: Broker, header: codec.RequestHeader, request: Any) -> Any:

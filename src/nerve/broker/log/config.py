@@ -19,6 +19,8 @@ _INT_CONFIGS: dict[str, tuple[str, int]] = {
     "index.interval.bytes": ("index_interval_bytes", 0),
     "max.message.bytes": ("max_message_bytes", 0),
     "max.compaction.lag.ms": ("max_compaction_lag_ms", 1),
+    "message.timestamp.before.max.ms": ("message_timestamp_before_max_ms", 0),
+    "message.timestamp.after.max.ms": ("message_timestamp_after_max_ms", 0),
     "compression.gzip.level": ("compression_gzip_level", -1),
     "compression.lz4.level": ("compression_lz4_level", 1),
     "compression.zstd.level": ("compression_zstd_level", -131072),
@@ -50,6 +52,9 @@ class LogConfig:
     min_cleanable_dirty_ratio: float = 0.5  # min.cleanable.dirty.ratio
     # compression.type: producer (keep the producer's), uncompressed, gzip, snappy, lz4, zstd
     compression_type: str = "producer"
+    # How far a CreateTime record's timestamp may lie before or after the broker's clock.
+    message_timestamp_before_max_ms: int = (1 << 63) - 1
+    message_timestamp_after_max_ms: int = 3_600_000
     compression_gzip_level: int = -1  # compression.gzip.level (-1: zlib's default)
     compression_lz4_level: int = 9  # compression.lz4.level
     compression_zstd_level: int = 3  # compression.zstd.level
