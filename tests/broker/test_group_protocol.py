@@ -7,6 +7,7 @@ from __future__ import annotations
 import datetime
 import struct
 import time
+import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -498,6 +499,71 @@ def test_commit_refusals_and_simple_consumer_commits(
         assert commit(client, topic_name("fresh"), 3, "ghost", topic, {0: 1}) == [
             ErrorCode.group_id_not_found
         ]
+
+
+def test_offset_commit_and_fetch_v10_name_topics_by_id(
+    group_broker: BrokerProcess | KafkaProcess, topic_name: TopicNameFactory
+) -> None:
+    """OffsetCommit and OffsetFetch v10 (KIP-848) carry topic ids instead of names."""
+    from kio.schema.metadata.v12.request import MetadataRequest, MetadataRequestTopic
+    from kio.schema.offset_commit import v10 as commit_v10
+    from kio.schema.offset_fetch import v10 as fetch_v10
+
+    group, topic = topic_name(), topic_name("topic")
+    create_topic(group_broker.bootstrap, topic, partitions=1)
+    unknown = uuid.uuid4()
+    with KioClient(group_broker.bootstrap) as client:
+        metadata = client.call(
+            MetadataRequest(
+                topics=(MetadataRequestTopic(name=topic, topic_id=None),),
+                allow_auto_topic_creation=False,
+                include_topic_authorized_operations=False,
+            )
+        )
+        topic_id = metadata.topics[0].topic_id
+        committed = client.call(
+            commit_v10.request.OffsetCommitRequest(
+                group_id=group, generation_id_or_member_epoch=i32(-1), member_id="",
+                group_instance_id=None,
+                topics=tuple(
+                    commit_v10.request.OffsetCommitRequestTopic(topic_id=t, partitions=(
+                        commit_v10.request.OffsetCommitRequestPartition(
+                            partition_index=i32(0), committed_offset=i64(7),
+                            committed_metadata="m"),
+                    ))
+                    for t in (topic_id, unknown)
+                ),
+            )
+        )  # fmt: skip
+        assert {t.topic_id: [p.error_code for p in t.partitions] for t in committed.topics} == {
+            topic_id: [ErrorCode.none],
+            unknown: [ErrorCode.unknown_topic_id],
+        }
+
+        def fetch(topics: tuple[fetch_v10.request.OffsetFetchRequestTopics, ...] | None) -> list:
+            response = client.call(
+                fetch_v10.request.OffsetFetchRequest(
+                    groups=(fetch_v10.request.OffsetFetchRequestGroup(
+                        group_id=group, member_id=None, member_epoch=i32(-1), topics=topics),),
+                    require_stable=False,
+                )
+            )  # fmt: skip
+            return sorted(
+                ((t.topic_id, [(p.partition_index, p.committed_offset, p.metadata, p.error_code)
+                               for p in t.partitions])
+                 for t in response.groups[0].topics),
+                key=repr,
+            )  # fmt: skip
+
+        by_id = fetch(tuple(
+            fetch_v10.request.OffsetFetchRequestTopics(topic_id=t, partition_indexes=(i32(0),))
+            for t in (topic_id, unknown)
+        ))  # fmt: skip
+        assert by_id == sorted([
+            (topic_id, [(0, 7, "m", ErrorCode.none)]),
+            (unknown, [(0, -1, "", ErrorCode.unknown_topic_id)]),
+        ], key=repr)  # fmt: skip
+        assert fetch(None) == [(topic_id, [(0, 7, "m", ErrorCode.none)])]
 
 
 def test_admin_apis_list_describe_delete_and_offset_delete(

@@ -13,8 +13,6 @@ from tests.broker._kio_client import KioClient
 
 # API key -> (the highest version nerve offers, or None when it offers none; why).
 ABSENT_OR_OLDER: dict[int, tuple[int | None, str]] = {
-    8: (9, "OffsetCommit v10 names topics by id; clients use v9"),
-    9: (9, "OffsetFetch v10 names topics by id; clients use v9"),
     17: (None, "SASL: the security issue"),
     18: (4, "ApiVersions v5 (KIP-1242) is not in kio; clients retry with v4"),
     24: (3, "AddPartitionsToTxn v4+ are broker-to-broker; clients send v3"),

@@ -15,7 +15,7 @@ from nerve.broker.authorization import ResourceType, authorized_operations
 from nerve.broker.errors import ErrorCode
 from nerve.broker.groups.coordinator import JoinRequest, OffsetCommit
 from nerve.broker.groups.group import GroupState, JoinResult, SyncResult
-from nerve.broker.handlers.metadata import NO_THROTTLE
+from nerve.broker.handlers.metadata import NO_THROTTLE, ZERO_UUID
 from nerve.protocol import codec
 
 if TYPE_CHECKING:
@@ -185,17 +185,34 @@ def handle_leave_group(broker: Broker, header: codec.RequestHeader, request: Any
     )
 
 
+def _topic_name(broker: Broker, topic: Any) -> str | None:
+    """The topic a request names: by name, or from v10 on (KIP-848) by id; None if unknown."""
+    name = getattr(topic, "name", None)
+    if name is not None:
+        return str(name)
+    topic_id = getattr(topic, "topic_id", None)
+    found = broker.topics.by_id.get(topic_id) if topic_id is not None else None
+    return found.name if found is not None else None
+
+
+def _topic_id(broker: Broker, name: str) -> Any:
+    topic = broker.topics.get(name)
+    return topic.topic_id if topic is not None else ZERO_UUID
+
+
 def handle_offset_commit(broker: Broker, header: codec.RequestHeader, request: Any) -> Any:
     module = codec.schema_module(8, header.api_version, True)
+    names = [_topic_name(broker, t) for t in request.topics]
     commits = [
         OffsetCommit(
-            topic=t.name,
+            topic=name,
             partition=p.partition_index,
             offset=p.committed_offset,
             leader_epoch=getattr(p, "committed_leader_epoch", -1),
             metadata=p.committed_metadata,
         )
-        for t in request.topics
+        for t, name in zip(request.topics, names, strict=True)
+        if name is not None
         for p in t.partitions
     ]
     errors, durable = broker.groups.commit_offsets(
@@ -212,18 +229,19 @@ def handle_offset_commit(broker: Broker, header: codec.RequestHeader, request: A
             codec.make(
                 module,
                 "OffsetCommitResponseTopic",
-                name=t.name,
+                name=t.name if hasattr(t, "name") else None,
+                topic_id=getattr(t, "topic_id", None),
                 partitions=tuple(
                     codec.make(
                         module,
                         "OffsetCommitResponsePartition",
                         partition_index=p.partition_index,
-                        error_code=next(it),
+                        error_code=ErrorCode.unknown_topic_id if name is None else next(it),
                     )
                     for p in t.partitions
                 ),
             )
-            for t in request.topics
+            for t, name in zip(request.topics, names, strict=True)
         )
         return codec.make(module, "OffsetCommitResponse", throttle_time=NO_THROTTLE, topics=topics)
 
@@ -279,15 +297,43 @@ def _fetched_topics(
 ) -> tuple[Any, ...]:
     """With ``stable`` (KIP-447), offsets an open transaction is about to change are refused
     with UNSTABLE_OFFSET_COMMIT, so that the consumer retries instead of reading stale ones."""
-    wanted = None if topics is None else [(t.name, t.partition_indexes) for t in topics]
     suffix = "s" if batched else ""  # v8+ names its nested classes in the plural
     out = []
+    wanted = None
+    if topics is not None:
+        wanted = []
+        for t in topics:
+            name = _topic_name(broker, t)
+            if name is not None:
+                wanted.append((name, t.partition_indexes))
+                continue
+            # v10 names topics by id: one nerve does not know is refused per partition.
+            out.append(
+                codec.make(
+                    module,
+                    f"OffsetFetchResponseTopic{suffix}",
+                    topic_id=t.topic_id,
+                    partitions=tuple(
+                        codec.make(
+                            module,
+                            f"OffsetFetchResponsePartition{suffix}",
+                            partition_index=p,
+                            committed_offset=-1,
+                            committed_leader_epoch=-1,
+                            metadata="",
+                            error_code=ErrorCode.unknown_topic_id,
+                        )
+                        for p in t.partition_indexes
+                    ),
+                )
+            )
     for topic, partitions in broker.groups.fetch_offsets(group_id, wanted):
         out.append(
             codec.make(
                 module,
                 f"OffsetFetchResponseTopic{suffix}",
                 name=topic,
+                topic_id=_topic_id(broker, topic),
                 partitions=tuple(
                     codec.make(
                         module,
