@@ -51,6 +51,10 @@ class BrokerConfig:
     # that starts requests and never finishes them (slow loris) is closed. Clients give up
     # on a request after their request.timeout.ms, 30 s by default, so none waits longer.
     socket_request_receive_timeout_ms: int = 30_000
+    # Partitions one CreateTopics or CreatePartitions request may make (nerve's own name for
+    # the limit Kafka's controller fixes at 10,000: POLICY_VIOLATION beyond it), also the
+    # partitions one Metadata request may auto-create.
+    max_partitions_per_request: int = 10_000
     log_retention_check_interval_ms: int = 300_000
     log_cleaner_backoff_ms: int = 15_000
     # Consumer groups (Kafka's names and defaults, but the offsets topic's partition count:
@@ -113,7 +117,11 @@ class BrokerConfig:
             current = getattr(self, attribute)
             setattr(self, attribute, _parse(name, value, current))
             self.static_settings[name] = value
-        for name in ("connections.max.idle.ms", "socket.request.receive.timeout.ms"):
+        for name in (
+            "connections.max.idle.ms",
+            "socket.request.receive.timeout.ms",
+            "max.partitions.per.request",
+        ):
             if getattr(self, NAMES[name]) < 1:
                 raise ConfigError(f"{name} must be positive, not {getattr(self, NAMES[name])}")
         if self.queued_max_request_bytes == 0 or self.queued_max_request_bytes < -1:
@@ -156,6 +164,7 @@ NAMES: dict[str, str] = {
     "queued.max.request.bytes": "queued_max_request_bytes",
     "connections.max.idle.ms": "connections_max_idle_ms",
     "socket.request.receive.timeout.ms": "socket_request_receive_timeout_ms",
+    "max.partitions.per.request": "max_partitions_per_request",
     "log.retention.check.interval.ms": "log_retention_check_interval_ms",
     "log.cleaner.backoff.ms": "log_cleaner_backoff_ms",
     "log.fsync.policy": "log_fsync_policy",

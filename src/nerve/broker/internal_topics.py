@@ -27,14 +27,16 @@ log = logging.getLogger("nerve.broker")
 
 
 def ensure(broker: Broker, name: str, partitions: int, segment_bytes: int) -> Topic:
-    """The topic, created compacted on the first start."""
+    """The topic, created compacted on the first start, and compacted whatever happened since
+    (a topic rebuilt from its partition directories comes back with default configs)."""
+    configs = {"cleanup.policy": "compact", "segment.bytes": str(segment_bytes)}
     topic = broker.topics.get(name)
     if topic is None:
-        topic = broker.topics.create(
-            name,
-            partitions,
-            configs={"cleanup.policy": "compact", "segment.bytes": str(segment_bytes)},
-        )
+        topic = broker.topics.create(name, partitions, configs=configs)
+    elif topic.configs.get("cleanup.policy") != "compact":
+        log.warning("%s was not compacted (cleanup.policy=%s): compacted again", name,
+                    topic.configs.get("cleanup.policy", "the default"))  # fmt: skip
+        broker.topics.set_configs(name, {**topic.configs, **configs}, validate_only=False)
     assert topic is not None
     return topic
 

@@ -64,6 +64,7 @@ class Broker:
 
         self.cluster_id = load_or_create_cluster_id(self.config.data_dir, self.config.node_id)
         self.dynamic_configs.open()
+        _raise_open_file_limit()
         self.topics.open()
         self.groups.start()
         self.transactions.start()
@@ -151,6 +152,23 @@ class Broker:
                     log.exception(
                         "compaction failed on %s-%d", partition.topic.name, partition.index
                     )
+
+
+def _raise_open_file_limit() -> None:
+    """Every partition keeps a file open, every client a socket: take the hard limit, as the
+    JVM does for Kafka (-XX:+MaxFDLimit), instead of the often small soft one."""
+    try:
+        import resource
+    except ImportError:  # not on POSIX
+        return
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if hard != resource.RLIM_INFINITY and soft < hard:
+        try:
+            resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
+        except (ValueError, OSError) as exc:
+            log.warning("cannot raise the open file limit from %d to %d: %s", soft, hard, exc)
+            return
+        log.info("open file limit raised from %d to %d", soft, hard)
 
 
 class KafkaConnection(asyncio.BufferedProtocol):

@@ -156,10 +156,13 @@ async def run_broker(config: BrokerConfig, registry_listen: tuple[str, int] | No
     import logging
 
     from nerve.broker.server import Broker
+    from nerve.broker.topic_store import MetadataError
 
     broker = Broker(config)
     try:
         host, port = await broker.start()
+    except MetadataError as exc:
+        raise StartError(f"cannot start the broker: {exc}") from None
     except OSError as exc:
         where = f"{config.host}:{config.port}"
         raise StartError(f"cannot start the broker on {where}: {exc.strerror or exc}") from None

@@ -95,8 +95,9 @@ def handle_metadata(broker: Broker, header: codec.RequestHeader, request: Any) -
                 # As Kafka 4: the request that creates the topic does not see it yet (its
                 # answer is UNKNOWN_TOPIC_OR_PARTITION); the client's next one does. Code that
                 # asks "does this topic exist?" never gets "yes" from the request creating it.
+                # The topic is made off the event loop, a bounded batch at a time.
                 try:
-                    topics.create(name)
+                    topics.auto_create(name)
                 except ApiError as exc:
                     if exc.code != ErrorCode.topic_already_exists:
                         entries.append(_error_entry(module, name, None, exc.code))

@@ -589,9 +589,19 @@ class PartitionLog:
 
     # -- closing ----------------------------------------------------------------------------
 
-    def close(self) -> None:
-        """Write index files, fsync and close every file; the log is unusable afterwards."""
+    def close(self, *, flush: bool = True) -> None:
+        """Write index files, fsync and close every file; the log is unusable afterwards.
+
+        Without ``flush`` the files are only closed (a log about to be deleted).
+        """
         if self._closed:
+            return
+        if not flush:
+            self._closed = True
+            with self._fd_lock:
+                for segment in self._segments:
+                    segment.close()
+            self._close_retired()
             return
         try:
             for segment in self._segments:
