@@ -352,6 +352,8 @@ class TopicManager:
             made.append(topic)
         good = [t for t in made if isinstance(t, Topic)]
         try:
+            if good:
+                self.store.sync_partition_dirs()
             self.store.save(t.record() for t in good)
         except OSError as exc:
             for topic in good:
@@ -493,6 +495,7 @@ class TopicManager:
             for index in range(current, count):
                 self._open_partition(grown, index)
                 grown.partitions[-1].topic = topic
+            self.store.sync_partition_dirs()
             self.store.save([topic.record(partitions=count)])
         except OSError as exc:
             self._discard(grown)
