@@ -446,14 +446,24 @@ class ServiceRunner:
         for (topic, _), records in by_partition.items():
             self.observer.consumed(self.service.name, topic, len(records))
         pending = [self._handle_partition(records) for records in by_partition.values()]
+        waiting: list[Awaitable[Any]] = []
         try:
-            waiting = [p for p in (self._start(c) for c in pending) if p is not None]
+            for coro in pending:
+                task = self._start(coro)
+                if task is not None:
+                    waiting.append(task)
             if waiting:
                 await asyncio.gather(*waiting)
         except _BatchAborted as exc:
             log.warning(
                 "%s: transaction failed, the batch is redone: %s", self.service.name, exc.__cause__
             )
+            # Nothing of this batch may go on into the next transaction.
+            for task in waiting:
+                task.cancel()  # type: ignore[attr-defined]
+            await asyncio.gather(*waiting, return_exceptions=True)
+            for coro in pending:
+                coro.close()  # the partitions not started yet
             self.producer.abort_transaction(30)
             self._note_refused()
             self._rewind(by_partition)
@@ -516,10 +526,10 @@ class ServiceRunner:
 
     def _note_refused(self) -> list[KafkaError]:
         """Take the failed deliveries. One the broker refused for good counts as a failed
-        attempt of the input that caused it. librdkafka
-        sends records in batches and the broker refuses a whole batch, so a refusal for size
-        teaches the topic's own limit: the redone batch refuses the oversized event before
-        sending it, and the events sent beside it are not charged."""
+        attempt of the input that caused it. librdkafka sends records in batches and the
+        broker refuses a whole batch, so a refusal for size teaches the topic's own limit: the
+        redone batch refuses the oversized event before sending it, and the events sent beside
+        it are not charged."""
         failures, self._failed_deliveries = self._failed_deliveries, []
         for error, emitted, cause in failures:
             if error.code() not in _REFUSED_FOR_GOOD or cause is None:
