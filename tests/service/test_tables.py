@@ -76,7 +76,7 @@ def test_a_table_follows_a_topic_created_after_the_service_started(platform: Pla
             partition=partition,
         )
     producer.flush(10)
-    assert wait_for(lambda: "p1" in profiles and "p2" in profiles)
+    assert wait_for(lambda: "p1" in profiles and "p2" in profiles, timeout=30)
     platform.stop_services()
 
 

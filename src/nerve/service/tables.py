@@ -20,8 +20,9 @@ from pydantic import BaseModel, ValidationError
 
 log = logging.getLogger("nerve.service")
 
-# How often a table looks for its topic (while it does not exist) and for new partitions.
-METADATA_REFRESH_S = 1.0
+# How often a table looks for its topic while it does not exist, and for new partitions after.
+MISSING_TOPIC_REFRESH_S = 1.0
+METADATA_REFRESH_S = 5.0
 
 V = TypeVar("V")
 
@@ -187,11 +188,12 @@ class Table(Generic[V]):
 
     def _follow(self) -> None:
         assert self._consumer is not None
-        refresh_due = time.monotonic() + METADATA_REFRESH_S
+        refresh_due = time.monotonic() + MISSING_TOPIC_REFRESH_S
         while not self._stopping.is_set():
             if time.monotonic() >= refresh_due:
                 self._refresh()
-                refresh_due = time.monotonic() + METADATA_REFRESH_S
+                every = METADATA_REFRESH_S if self._assigned else MISSING_TOPIC_REFRESH_S
+                refresh_due = time.monotonic() + every
             try:
                 message = self._consumer.poll(0.2)
             except KafkaException as exc:
