@@ -516,6 +516,8 @@ class TopicManager:
         if topic is None:
             raise ApiError(ErrorCode.unknown_topic_or_partition, f"unknown topic {name!r}")
         configs = self.validate_configs(configs)
+        if topic.internal:
+            _check_internal_configs(name, configs, self.effective_configs(configs))
         if validate_only:
             return
         log_config = self.log_config_for(configs)
@@ -530,6 +532,27 @@ class TopicManager:
         topic.log_config = log_config
         for partition in topic.partitions:
             partition.log.set_config(topic.log_config)
+
+
+def _check_internal_configs(
+    name: str, configs: Mapping[str, str], effective: Mapping[str, str]
+) -> None:
+    """The broker keeps its own state in its internal topics, compacted: a change that would
+    let retention delete it (committed offsets, transactions) is refused."""
+    policy = effective.get("cleanup.policy", "")
+    if policy != "compact":
+        raise ApiError(
+            ErrorCode.invalid_config,
+            f"{name} is an internal topic: its cleanup.policy must stay compact (the broker's "
+            f"own state would be deleted), not {policy}",
+        )
+    for retention in ("retention.ms", "retention.bytes"):
+        if retention in configs:
+            raise ApiError(
+                ErrorCode.invalid_config,
+                f"{name} is an internal topic: {retention} cannot be set on it (the broker "
+                "keeps its own state there, compacted, never deleted by age or size)",
+            )
 
 
 def _holds_data(directory: Path) -> bool:

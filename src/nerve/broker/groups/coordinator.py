@@ -627,6 +627,7 @@ class GroupCoordinator:
         now = self.now_ms()
         errors: list[ErrorCode] = []
         pairs: list[tuple[bytes | None, bytes | None]] = []
+        stored: list[tuple[tuple[str, int], CommittedOffset]] = []
         for c in commits:
             if self.broker.topics.partition(c.topic, c.partition) is None:
                 errors.append(ErrorCode.unknown_topic_or_partition)
@@ -636,12 +637,15 @@ class GroupCoordinator:
                 errors.append(ErrorCode.offset_metadata_too_large)
                 continue
             committed = CommittedOffset(c.offset, c.leader_epoch, metadata, now)
-            group.offsets[(c.topic, c.partition)] = committed
+            stored.append(((c.topic, c.partition), committed))
             pairs.append(_offset_record(group_id, c.topic, c.partition, committed))
             errors.append(ErrorCode.none)
         waiter = None
         if pairs:
-            self._append(group_id, pairs)
+            # Written first: an offset the log does not hold is never acknowledged or served.
+            if not self._append_or_refuse(group_id, pairs, "its commit"):
+                return [_STORAGE if e == ErrorCode.none else e for e in errors], None
+            group.offsets.update(stored)
             if self.config.log_fsync_policy != "never":
                 waiter = self.broker.group_commit.sync()
         return errors, waiter
@@ -694,7 +698,7 @@ class GroupCoordinator:
         now = self.now_ms()
         errors: list[ErrorCode] = []
         pairs: list[tuple[bytes | None, bytes | None]] = []
-        pending = self.pending_txn.setdefault(producer_id, {})
+        staged: dict[tuple[str, str, int], CommittedOffset] = {}
         for c in commits:
             if self.broker.topics.partition(c.topic, c.partition) is None:
                 errors.append(ErrorCode.unknown_topic_or_partition)
@@ -704,13 +708,17 @@ class GroupCoordinator:
                 errors.append(ErrorCode.offset_metadata_too_large)
                 continue
             committed = CommittedOffset(c.offset, c.leader_epoch, metadata, now)
-            pending[(group_id, c.topic, c.partition)] = committed
+            staged[(group_id, c.topic, c.partition)] = committed
             pairs.append(_offset_record(group_id, c.topic, c.partition, committed))
             errors.append(ErrorCode.none)
         if pairs:
             # Written as a transactional batch, as Kafka does: replay keeps it pending until
             # the transaction's marker says commit or abort.
-            self._append(group_id, pairs, producer=(producer_id, producer_epoch))
+            if not self._append_or_refuse(
+                group_id, pairs, "its transactional commit", producer=(producer_id, producer_epoch)
+            ):
+                return [_STORAGE if e == ErrorCode.none else e for e in errors]
+            self.pending_txn.setdefault(producer_id, {}).update(staged)
         return errors
 
     def complete_transaction(self, producer_id: int, commit: bool) -> None:
@@ -757,6 +765,7 @@ class GroupCoordinator:
             subscribed = topics
         out: list[tuple[str, list[tuple[int, ErrorCode]]]] = []
         pairs: list[tuple[bytes | None, bytes | None]] = []
+        gone: list[tuple[str, int]] = []
         for topic, partitions in wanted:
             results: list[tuple[int, ErrorCode]] = []
             for p in partitions:
@@ -766,12 +775,15 @@ class GroupCoordinator:
                 if self.broker.topics.partition(topic, p) is None:
                     results.append((p, ErrorCode.unknown_topic_or_partition))
                     continue
-                if group.offsets.pop((topic, p), None) is not None:
+                if (topic, p) in group.offsets:
                     pairs.append(_tombstone(group_id, topic, p))
+                    gone.append((topic, p))
                 results.append((p, ErrorCode.none))
             out.append((topic, results))
-        if pairs:
-            self._append(group_id, pairs)
+        if pairs and not self._append_or_refuse(group_id, pairs, "its offset deletion"):
+            return _STORAGE, []
+        for key in gone:
+            group.offsets.pop(key, None)
         return ErrorCode.none, out
 
     def forget_topic(self, topic: str) -> None:
@@ -782,9 +794,10 @@ class GroupCoordinator:
                 continue
             for key in gone:
                 del group.offsets[key]
-            self._append(
+            self._append_or_refuse(
                 group.group_id,
                 [_tombstone(group.group_id, topic, p) for _, p in gone],
+                f"the removal of its offsets of deleted topic {topic}",
             )
 
     # -- admin -----------------------------------------------------------------------------
@@ -810,19 +823,24 @@ class GroupCoordinator:
             if not group.is_(GroupState.EMPTY):
                 out.append((group_id, ErrorCode.non_empty_group))
                 continue
-            self._drop_group(group)
+            if not self._drop_group(group):
+                out.append((group_id, _STORAGE))
+                continue
             log.info("deleted group %s", group_id)
             out.append((group_id, ErrorCode.none))
         return out
 
-    def _drop_group(self, group: Group) -> None:
-        """Forget a group and write tombstones for its offsets and metadata."""
+    def _drop_group(self, group: Group) -> bool:
+        """Write tombstones for a group's offsets and metadata, then forget it; False (and the
+        group kept) if they cannot be written."""
         pairs = [_tombstone(group.group_id, t, p) for t, p in group.offsets]
         pairs.append((offsets_records.encode_key(offsets_records.GroupKey(group.group_id)), None))
+        if not self._append_or_refuse(group.group_id, pairs, "its deletion"):
+            return False
         self._cancel_timers(group)
         group.state = GroupState.DEAD
         del self.groups[group.group_id]
-        self._append(group.group_id, pairs)
+        return True
 
     # -- offset expiry (KIP-211) -----------------------------------------------------------
 
@@ -855,12 +873,11 @@ class GroupCoordinator:
                     if committed.commit_timestamp + retention_ms <= now_ms
                 ]
             if gone:
+                tombstones = [_tombstone(group.group_id, t, p) for t, p in gone]
+                if not self._append_or_refuse(group.group_id, tombstones, "its offset expiry"):
+                    continue
                 for key in gone:
                     del group.offsets[key]
-                self._append(
-                    group.group_id,
-                    [_tombstone(group.group_id, t, p) for t, p in gone],
-                )
                 expired += len(gone)
                 log.info("group %s: expired %d committed offset(s)", group.group_id, len(gone))
             if not group.offsets:
@@ -891,7 +908,13 @@ class GroupCoordinator:
             ],
         )
         key = offsets_records.encode_key(offsets_records.GroupKey(group.group_id))
-        self._append(group.group_id, [(key, offsets_records.encode_group_value(value))])
+        # Losing this record only costs the members a rebalance after a restart (durability.md):
+        # the group goes on in memory when it cannot be written.
+        self._append_or_refuse(
+            group.group_id,
+            [(key, offsets_records.encode_group_value(value))],
+            f"its generation {group.generation} (a restart will rebalance it)",
+        )
 
     def _append(
         self,
@@ -902,6 +925,23 @@ class GroupCoordinator:
         assert self._offsets_topic is not None, "coordinator not started"
         partition = internal_topics.partition_of(self._offsets_topic, group_id)
         internal_topics.append(self.broker, partition, pairs, producer)
+
+    def _append_or_refuse(
+        self,
+        group_id: str,
+        pairs: list[tuple[bytes | None, bytes | None]],
+        what: str,
+        producer: tuple[int, int] | None = None,
+    ) -> bool:
+        """Write records of a group; False (logged) when the disk refuses them (full, failing).
+        Callers answer NOT_COORDINATOR, Kafka's answer for a coordinator that cannot write:
+        clients find the coordinator again and retry."""
+        try:
+            self._append(group_id, pairs, producer)
+        except OSError as exc:
+            log.error("group %s: cannot write %s to %s: %s", group_id, what, OFFSETS_TOPIC, exc)
+            return False
+        return True
 
     def _load(self, topic: Topic) -> int:
         """Replay the offsets topic into ``self.groups``; returns the records read."""
@@ -985,6 +1025,8 @@ class GroupCoordinator:
 
 
 Pair = tuple[bytes | None, bytes | None]
+# What a coordinator that cannot write to its log answers (Kafka maps KAFKA_STORAGE_ERROR so).
+_STORAGE = ErrorCode.not_coordinator
 
 
 def _group_of_key(key: bytes) -> str | None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from typing import TYPE_CHECKING, Any
 
 from nerve.broker.errors import ErrorCode
@@ -10,6 +11,8 @@ from nerve.protocol import codec
 
 if TYPE_CHECKING:
     from nerve.broker.server import Broker
+
+_log = logging.getLogger("nerve.broker")
 
 LATEST = -1
 EARLIEST = -2
@@ -80,6 +83,10 @@ def handle_delete_records(broker: Broker, header: codec.RequestHeader, request: 
             low_watermark = -1
             if partition is None:
                 code = ErrorCode.unknown_topic_or_partition
+            elif partition.topic.internal:
+                # As Kafka: the broker's own state (committed offsets, transactions) is not
+                # the clients' to delete.
+                code = ErrorCode.invalid_topic_exception
             else:
                 log = partition.log
                 # -1 means "up to the high watermark", as in Kafka.
@@ -87,7 +94,13 @@ def handle_delete_records(broker: Broker, header: codec.RequestHeader, request: 
                 if not 0 <= target <= log.log_end_offset:
                     code = ErrorCode.offset_out_of_range
                 else:
-                    low_watermark = log.delete_records(target)
+                    try:
+                        low_watermark = log.delete_records(target)
+                    except OSError as exc:
+                        code = ErrorCode.kafka_storage_error
+                        _log.error(
+                            "DeleteRecords on %s-%d failed: %s", wanted.name, p.partition_index, exc
+                        )
             partitions.append(
                 codec.make(
                     module,

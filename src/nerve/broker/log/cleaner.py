@@ -108,6 +108,7 @@ def clean_segment(
     expiry: int | None = None
     out_size = 0
     fd = os.open(dest, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
+    ok = False
     try:
         for pos, header, view in segment.batches(with_data=True):
             assert view is not None
@@ -128,8 +129,11 @@ def clean_segment(
                 written += os.write(fd, data[written:])
             out_size += len(data)
         os.fsync(fd)
+        ok = True
     finally:
         os.close(fd)
+        if not ok:
+            dest.unlink(missing_ok=True)  # a full disk must not keep half a cleaned segment
     return CleanResult(changed, segment.size, out_size, expiry)
 
 

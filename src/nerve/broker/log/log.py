@@ -418,8 +418,8 @@ class PartitionLog:
         self._close_retired()
         target = min(before_offset, self.log_end_offset)
         if target > self.log_start_offset:
+            self._write_checkpoint(target)  # first: a failure (full disk) changes nothing
             self.log_start_offset = target
-            self._write_checkpoint()
             self.producers.truncate_head(self.log_start_offset)
         count = 0
         while count < len(self._segments) - 1 and (
@@ -503,11 +503,16 @@ class PartitionLog:
                 segment.close()
         self._retired.clear()
 
-    def _write_checkpoint(self) -> None:
+    def _write_checkpoint(self, start: int | None = None) -> None:
         path = self.directory / LOG_START_CHECKPOINT
         tmp = path.with_name(path.name + ".tmp")
-        tmp.write_text(f"{self.log_start_offset}\n")
-        os.replace(tmp, path)
+        try:
+            tmp.write_text(f"{self.log_start_offset if start is None else start}\n")
+            os.replace(tmp, path)
+        except OSError:
+            with contextlib.suppress(OSError):
+                tmp.unlink()
+            raise
 
     # -- compaction -------------------------------------------------------------------------
 

@@ -15,6 +15,7 @@ before it is answered; Kafka's asynchronous marker writers are not needed.
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import enum
 import logging
 import re
@@ -72,6 +73,10 @@ class TxnMetadata:
     last_update_ms: int = -1
 
 
+# What a coordinator that cannot write to its log answers (Kafka maps KAFKA_STORAGE_ERROR so).
+_STORAGE = ErrorCode.not_coordinator
+
+
 class TransactionCoordinator:
     def __init__(self, broker: Broker) -> None:
         self.broker = broker
@@ -120,6 +125,19 @@ class TransactionCoordinator:
         producer_epoch: int = -1,
     ) -> tuple[ErrorCode, int, int]:
         """(error, producer id, epoch) for a producer starting or bumping its epoch."""
+        try:
+            return self._init_producer_id(transactional_id, timeout_ms, producer_id, producer_epoch)
+        except OSError as exc:  # the id block could not be written (a full disk)
+            log.error("cannot hand out a producer id: %s", exc)
+            return _STORAGE, -1, -1
+
+    def _init_producer_id(
+        self,
+        transactional_id: str | None,
+        timeout_ms: int,
+        producer_id: int,
+        producer_epoch: int,
+    ) -> tuple[ErrorCode, int, int]:
         if not transactional_id:
             return ErrorCode.none, self.producer_ids.next_id(), 0
         if not 0 < timeout_ms <= self.config.transaction_max_timeout_ms:
@@ -130,10 +148,24 @@ class TransactionCoordinator:
                 transactional_id, self.producer_ids.next_id(), 0, timeout_ms, TxnState.EMPTY
             )
             txn.last_update_ms = self.now_ms()
+            try:
+                self._persist(txn)
+            except OSError as exc:
+                self._cannot_write(txn, exc)
+                return _STORAGE, -1, -1
             self._put(txn)
-            self._persist(txn)
             log.info("transactional id %s: producer id %d", transactional_id, txn.producer_id)
             return ErrorCode.none, txn.producer_id, 0
+        before = self._snapshot(txn)
+        try:
+            return self._init_existing(txn, timeout_ms, producer_id, producer_epoch)
+        except OSError as exc:
+            self._restore(txn, before, exc)
+            return _STORAGE, -1, -1
+
+    def _init_existing(
+        self, txn: TxnMetadata, timeout_ms: int, producer_id: int, producer_epoch: int
+    ) -> tuple[ErrorCode, int, int]:
         if producer_id >= 0 and (producer_id, producer_epoch) != (
             txn.producer_id,
             txn.producer_epoch,
@@ -200,9 +232,14 @@ class TransactionCoordinator:
                 else ErrorCode.operation_not_attempted
                 for tp in wanted
             }
-        self._begin(txn)
-        txn.partitions.update(wanted)
-        self._persist(txn)
+        before = self._snapshot(txn)
+        try:
+            self._begin(txn)
+            txn.partitions.update(wanted)
+            self._persist(txn)
+        except OSError as exc:
+            self._restore(txn, before, exc)
+            return dict.fromkeys(wanted, _STORAGE)
         return dict.fromkeys(wanted, ErrorCode.none)
 
     def add_offsets(
@@ -214,9 +251,15 @@ class TransactionCoordinator:
             return exc.code
         offsets_topic = self.broker.topics.get(OFFSETS_TOPIC)
         assert offsets_topic is not None
-        self._begin(txn)
-        txn.partitions.add((OFFSETS_TOPIC, partition_for(group_id, len(offsets_topic.partitions))))
-        self._persist(txn)
+        before = self._snapshot(txn)
+        try:
+            self._begin(txn)
+            partition = partition_for(group_id, len(offsets_topic.partitions))
+            txn.partitions.add((OFFSETS_TOPIC, partition))
+            self._persist(txn)
+        except OSError as exc:
+            self._restore(txn, before, exc)
+            return _STORAGE
         return ErrorCode.none
 
     def _begin(self, txn: TxnMetadata) -> None:
@@ -271,16 +314,37 @@ class TransactionCoordinator:
             return (ErrorCode.none if not commit else ErrorCode.invalid_txn_state), None
         if txn.state != TxnState.ONGOING:
             return ErrorCode.invalid_txn_state, None
-        self._end(txn, commit)
+        before = self._snapshot(txn)
+        try:
+            self._end(txn, commit)
+        except OSError as exc:
+            if txn.state == (TxnState.PREPARE_COMMIT if commit else TxnState.PREPARE_ABORT):
+                # The decision is on disk; markers are written again by the timeout loop,
+                # and the client's retries get CONCURRENT_TRANSACTIONS until they are.
+                log.error(
+                    "transaction of %s: %s decided but its markers cannot be written yet: %s",
+                    transactional_id,
+                    "commit" if commit else "abort",
+                    exc,
+                )
+            else:
+                self._restore(txn, before, exc)
+            return _STORAGE, None
         waiter = None
         if self.config.log_fsync_policy != "never":
             waiter = self.broker.group_commit.sync()
         return ErrorCode.none, waiter
 
     def _end(self, txn: TxnMetadata, commit: bool) -> None:
-        txn.state = TxnState.PREPARE_COMMIT if commit else TxnState.PREPARE_ABORT
+        prepare = TxnState.PREPARE_COMMIT if commit else TxnState.PREPARE_ABORT
+        before = self._snapshot(txn)
+        txn.state = prepare
         txn.last_update_ms = self.now_ms()
-        self._persist(txn)
+        try:
+            self._persist(txn)
+        except OSError:
+            txn.state, txn.last_update_ms = before.state, before.last_update_ms
+            raise
         self._complete(txn, commit)
 
     def _complete(self, txn: TxnMetadata, commit: bool) -> None:
@@ -351,8 +415,17 @@ class TransactionCoordinator:
             await asyncio.sleep(interval / 1000)
             try:
                 self.abort_timed_out(self.now_ms())
+            except OSError as exc:
+                log.error("aborting timed-out transactions failed: %s", exc)
             except Exception:
                 log.exception("aborting timed-out transactions failed")
+            for txn in list(self.transactions.values()):
+                if txn.state in (TxnState.PREPARE_COMMIT, TxnState.PREPARE_ABORT):
+                    try:  # decided, but a write failed (a full disk): finish it now
+                        self._complete(txn, txn.state == TxnState.PREPARE_COMMIT)
+                    except OSError as exc:
+                        log.error("transaction of %s still cannot complete: %s",
+                                  txn.transactional_id, exc)  # fmt: skip
 
     def abort_timed_out(self, now_ms: int) -> int:
         """Abort transactions open longer than their timeout, fencing their producer."""
@@ -401,6 +474,29 @@ class TransactionCoordinator:
     def _put(self, txn: TxnMetadata) -> None:
         self.transactions[txn.transactional_id] = txn
         self._by_producer[txn.producer_id] = txn
+
+    @staticmethod
+    def _snapshot(txn: TxnMetadata) -> TxnMetadata:
+        return dataclasses.replace(txn, partitions=set(txn.partitions))
+
+    def _restore(self, txn: TxnMetadata, before: TxnMetadata, exc: OSError) -> None:
+        """Undo a change whose record could not be written: memory stays what the log says."""
+        if txn.producer_id != before.producer_id:
+            self._by_producer.pop(txn.producer_id, None)
+            self._by_producer[before.producer_id] = txn
+        for f in dataclasses.fields(txn):
+            setattr(txn, f.name, getattr(before, f.name))
+        self._cannot_write(txn, exc)
+
+    @staticmethod
+    def _cannot_write(txn: TxnMetadata, exc: OSError) -> None:
+        log.error(
+            "transactional id %s: cannot write its state to %s (answered NOT_COORDINATOR, "
+            "clients retry): %s",
+            txn.transactional_id,
+            STATE_TOPIC,
+            exc,
+        )
 
     def _persist(self, txn: TxnMetadata) -> None:
         assert self._topic is not None

@@ -34,9 +34,14 @@ class ProducerIdManager:
     def _reserve(self, block_end: int) -> None:
         self._path.parent.mkdir(parents=True, exist_ok=True)
         tmp = self._path.with_suffix(".tmp")
-        with open(tmp, "w") as f:
-            json.dump({"version": 1, "block_end": block_end}, f)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, self._path)
+        try:
+            with open(tmp, "w") as f:
+                json.dump({"version": 1, "block_end": block_end}, f)
+                f.flush()
+                os.fsync(f.fileno())
+            os.replace(tmp, self._path)
+        except OSError:
+            with contextlib.suppress(OSError):
+                tmp.unlink()
+            raise  # no id from an unwritten block is ever handed out
         self._block_end = block_end
