@@ -160,3 +160,26 @@ def test_a_command_starts_without_importing_the_heavy_parts() -> None:
     )
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
     assert done.stdout.strip() == "[]", done.stderr
+
+
+def test_listen_with_only_a_port_binds_loopback_and_says_so(tmp_path: Path) -> None:
+    process = subprocess.Popen(
+        [sys.executable, "-m", "nerve", "broker", "--data-dir", str(tmp_path / "d"),
+         "--listen", ":0"],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+    )  # fmt: skip
+    try:
+        assert process.stdout is not None
+        line = process.stdout.readline()
+        assert line.startswith("listening on 127.0.0.1:"), line
+    finally:
+        process.terminate()
+        process.communicate(timeout=30)
+
+
+def test_metrics_port_alone_serves_loopback_only() -> None:
+    from nerve.cli.client import local_address
+
+    assert local_address("9100") == ("127.0.0.1", 9100)
+    assert local_address(":9100") == ("127.0.0.1", 9100)
+    assert local_address("0.0.0.0:9100") == ("0.0.0.0", 9100)

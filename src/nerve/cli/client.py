@@ -24,11 +24,17 @@ def port(value: str) -> int:
 
 
 def address(value: str) -> tuple[str, int]:
-    """HOST:PORT (``:PORT`` binds every interface), as argparse's ``type=``."""
+    """HOST:PORT, as argparse's ``type=``. ``:PORT`` means 127.0.0.1: a development platform
+    is not served to the network unless an address says so (``0.0.0.0:PORT``)."""
     host, sep, number = value.rpartition(":")
     if not sep:
         raise argparse.ArgumentTypeError(f"expected HOST:PORT, got {value!r}")
-    return host.strip("[]") or "0.0.0.0", port(number)
+    return host.strip("[]") or "127.0.0.1", port(number)
+
+
+def local_address(value: str) -> tuple[str, int]:
+    """PORT (on 127.0.0.1) or HOST:PORT, as argparse's ``type=``."""
+    return address(value if ":" in value else f":{value}")
 
 
 def add_connection_options(parser: argparse.ArgumentParser, *, top: bool = False) -> None:

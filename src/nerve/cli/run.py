@@ -12,7 +12,7 @@ from nerve.cli.client import (
     add_connection_options,
     add_registry_option,
     client_config,
-    port,
+    local_address,
     registry_url,
 )
 
@@ -32,10 +32,11 @@ def add_parser(commands: Any) -> None:
     )
     parser.add_argument(
         "--metrics-port",
-        type=port,
+        type=local_address,
         default=None,
-        metavar="PORT",
-        help="serve Prometheus metrics at http://0.0.0.0:PORT/metrics (0: a free port)",
+        metavar="[HOST:]PORT",
+        help="serve Prometheus metrics at http://127.0.0.1:PORT/metrics, or on HOST "
+        "(0.0.0.0:PORT: every interface); port 0 picks a free one",
     )
     parser.add_argument(
         "--log-format",
@@ -86,16 +87,15 @@ def run(args: argparse.Namespace) -> int:
         observers.append(observability.LogContextObserver())
     if args.metrics_port is not None:
         metrics = observability.MetricsObserver()
+        host, number = args.metrics_port
         try:
-            bound = observability.start_metrics_server(metrics, args.metrics_port)
+            bound = observability.start_metrics_server(metrics, number, host)
         except OSError as exc:
             reason = exc.strerror or str(exc)
-            print(
-                f"nerve run: cannot serve metrics on port {args.metrics_port}: {reason}",
-                file=sys.stderr,
-            )
+            print(f"nerve run: cannot serve metrics on port {number}: {reason}", file=sys.stderr)
             return 1
         print(f"metrics on port {bound}", flush=True)
+        print(f"serving metrics at http://{host}:{bound}/metrics", file=sys.stderr, flush=True)
         observers.append(metrics)
     if observability.tracing_configured():  # by the services' files or opentelemetry-instrument
         observers.append(observability.TracingObserver())
