@@ -32,6 +32,9 @@ log = logging.getLogger("nerve.broker")
 _MAX_PENDING = 64
 # How often connections are checked for idleness and for requests that take too long to arrive.
 _SWEEP_INTERVAL_S = 1.0
+# When a stop that takes a while first says what it is waiting for, then how often.
+_STOP_FIRST_REPORT_S = 1.0
+_STOP_REPORT_S = 3.0
 
 
 class Broker:
@@ -84,7 +87,11 @@ class Broker:
         return host, port
 
     async def stop(self) -> None:
-        """Stop accepting, finish, flush and close every log (indexes written)."""
+        """Stop accepting, finish, flush and close every log (indexes written).
+
+        The flushing runs in a thread while this coroutine says, every few seconds, what it
+        is still waiting for (a topic change in progress, fsyncs of so many partitions).
+        """
         if self._server is not None:
             self._server.close()
         for connection in list(self.connections):
@@ -96,9 +103,28 @@ class Broker:
         for task in self._tasks:
             with contextlib.suppress(asyncio.CancelledError):
                 await task
-        self.group_commit.sync_now()
-        self.group_commit.close()
-        self.topics.close()
+        progress: list[int] = []
+
+        def flush_and_close() -> None:
+            self.group_commit.sync_now()
+            self.group_commit.close()
+            self.topics.close(progress)
+
+        started = time.monotonic()
+        closing = asyncio.get_running_loop().run_in_executor(None, flush_and_close)
+        wait = _STOP_FIRST_REPORT_S
+        while True:
+            done, _ = await asyncio.wait({closing}, timeout=wait)
+            wait = _STOP_REPORT_S
+            if done:
+                break
+            if not progress:
+                waiting = "the topic change in progress and the last fsync"
+            else:
+                waiting = f"partition logs to close ({progress[0]} of {progress[1]} done)"
+            log.info("stopping for %.0f s: waiting for %s", time.monotonic() - started, waiting)
+        closing.result()
+        log.info("stopped in %.1f s", time.monotonic() - started)
 
     @staticmethod
     def now_ms() -> int:

@@ -72,6 +72,7 @@ class PartitionLog:
         self.damage: list[Damage] = []  # what recovery cut out when the log was opened
         self._reported: set[tuple[str, int]] = set()  # damage found by reads, already logged
         self._compaction_stopped = False  # a damaged batch was found in what it would rewrite
+        self._snapshot_end: int | None = None  # log end offset of the producer-state snapshot
         self._closed = False
 
     # -- opening ----------------------------------------------------------------------------
@@ -125,6 +126,8 @@ class PartitionLog:
         if state is None or not (self.log_start_offset <= state.end_offset <= self.log_end_offset):
             state = ProducerState()
             state.end_offset = self.log_start_offset
+        else:
+            self._snapshot_end = state.end_offset
         self.producers = state
         start = state.end_offset
         if start >= self.log_end_offset:
@@ -241,6 +244,7 @@ class PartitionLog:
         old.write_indexes()
         old.sync()  # the fd stays open, so no need for _fd_lock (which a running sync holds)
         self.producers.snapshot(self.directory)
+        self._snapshot_end = self.producers.end_offset
         with self._dirty_lock:
             self._dirty.discard(old)
             self._dir_dirty = True
@@ -613,11 +617,12 @@ class PartitionLog:
                 if segment.indexes_dirty:
                     segment.write_indexes()
             self.sync()
-            active = self._segments[-1]
-            with self._fd_lock:
-                active.sync()
             self.producers.end_offset = self.log_end_offset
-            self.producers.snapshot(self.directory)
+            empty = self.log_end_offset == self.log_start_offset and not self.producers.entries
+            if self._snapshot_end != self.log_end_offset and not empty:
+                # Unchanged since the last snapshot (or the one loaded): no need to rewrite it,
+                # which matters when a broker with thousands of idle partitions stops.
+                self.producers.snapshot(self.directory)
         finally:
             self._closed = True
             with self._fd_lock:

@@ -1,0 +1,54 @@
+"""Issue 11, item 12: SIGTERM stops the broker in seconds, and when it
+cannot, the broker says what it is waiting for."""
+
+from __future__ import annotations
+
+import time
+
+import pytest
+from confluent_kafka.admin import NewTopic
+from kio.schema.create_topics.v7.request import CreatableTopic, CreateTopicsRequest
+from kio.static.primitive import i16, i32
+
+from tests._ck import Out, admin, produce_ok
+from tests.broker._kio_client import KioClient
+from tests.conftest import BrokerFactory
+
+
+@pytest.mark.slow
+def test_a_broker_with_two_thousand_written_partitions_stops_in_seconds(
+    broker_factory: BrokerFactory,
+) -> None:
+    broker = broker_factory()
+    client = admin(broker.bootstrap)
+    futures = client.create_topics([NewTopic(f"stop-{i}", 10, 1) for i in range(200)])
+    for future in futures.values():
+        future.result(120)
+    for i in range(200):
+        produce_ok(broker.bootstrap, f"stop-{i}", [Out(b"x", partition=p) for p in range(10)])
+    started = time.monotonic()
+    assert broker.stop() == 0
+    took = time.monotonic() - started
+    print(f"2,000 written partitions: stopped in {took:.1f} s")
+    assert took < 10
+    assert "stopped in" in broker.stderr_text()
+
+
+@pytest.mark.slow
+def test_a_stop_that_waits_says_what_for_and_leaves_no_half_topic(
+    broker_factory: BrokerFactory,
+) -> None:
+    broker = broker_factory()
+    with KioClient(broker.bootstrap) as client:
+        wanted = CreatableTopic(
+            name="big", num_partitions=i32(9000), replication_factor=i16(-1), assignments=(),
+            configs=(),
+        )  # fmt: skip
+        client.send(CreateTopicsRequest(topics=(wanted,), validate_only=False))  # not awaited
+        time.sleep(0.5)
+        assert broker.stop(timeout=120) == 0
+    log = broker.stderr_text()
+    assert "waiting for the topic change in progress" in log
+    broker.restart()
+    partitions = admin(broker.bootstrap).list_topics(timeout=30).topics.get("big")
+    assert partitions is None or len(partitions.partitions) == 9000, "never half a topic"
