@@ -209,7 +209,6 @@ async def nerve_worker(args: argparse.Namespace) -> dict:
         user: str
 
     service = Service(args.group, start="earliest")
-    service.emitter(TxOut)
     first: list[float] = []
 
     @service.on(Tx)
