@@ -34,6 +34,7 @@ from nerve.service import envelope
 from nerve.service.avro import CONTENT_TYPE as AVRO_CONTENT_TYPE
 from nerve.service.avro import AvroCodec
 from nerve.service.config import RunConfig
+from nerve.service.content import EventReader
 from nerve.service.events import Event
 from nerve.service.observability import NULL_OBSERVER, Observer
 from nerve.service.runtime import ServiceRunner
@@ -161,11 +162,10 @@ class Platform:
         if event.value_format == "avro":
             codec = self.avro()
             schema_id = codec.register(f"{event.topic}-value", type(event))
-            value = codec.encode(event, schema_id)
-            headers = envelope.to_headers(meta, AVRO_CONTENT_TYPE)
+            data, content_type = codec.encode(event, schema_id), AVRO_CONTENT_TYPE
         else:
-            value = event.__pydantic_serializer__.to_json(event)
-            headers = envelope.to_headers(meta)
+            data, content_type = event.__pydantic_serializer__.to_json(event), envelope.JSON
+        value, headers = envelope.write(meta, data, content_type, event.content_mode)
         self._producer.produce(event.topic, value=value, key=event.record_key(), headers=headers)
         self._producer.flush(30)
         return event
@@ -191,14 +191,14 @@ class Platform:
         matched: list[E] = []
         while time.monotonic() < deadline:
             matched = []
+            reader = EventReader(self.registry_url, self.avro() if self.registry_url else None)
             for key, value, headers in self.read(event_type.topic):
                 if value is None:
                     continue
-                if event_type.value_format == "avro":
-                    event = self.avro().decode(event_type, value)
-                else:
-                    event = event_type.model_validate_json(value, extra="allow")
-                event.attach(envelope.from_headers(headers)[0])
+                # Read as a service reads it: either content mode, by the data's media type.
+                meta, data, content_type = envelope.read(headers, value)
+                event = reader.read(event_type, data, content_type)
+                event.attach(meta)
                 event.meta.key = key
                 if where is None or where(event):
                     matched.append(event)

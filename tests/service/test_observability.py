@@ -187,6 +187,36 @@ def test_handler_span_continues_the_trace_of_its_event_and_of_what_it_emits(
     assert bad.parent is None
     assert bad.status.status_code is StatusCode.ERROR
     assert [e.name for e in bad.events] == ["exception", "exception"]
+
+    # The trace context is written twice: as the Distributed Tracing extension's attribute,
+    # which CloudEvents SDKs read, and as the plain W3C header, which Kafka tools read.
+    [(_, _, headers)] = platform.read("t11.receipts")
+    written = {name: value for name, value in headers}
+    assert written["ce_traceparent"] == written["traceparent"] == out.meta.traceparent.encode()
+
+    # An event that carries its trace only in the extension (as an SDK writes it) is followed.
+    sdk_trace, sdk_parent = "0af7651916cd43dd8448eb211c80319c", "b7ad6b7169203331"
+    sdk = Charged(id="sdk")
+    sdk.meta.source, sdk.meta.type = "/sdk", "t11.charged"
+    extension_only = [
+        (name, value)
+        for name, value in envelope.to_headers(sdk.meta)
+        if name not in ("traceparent", "ce_traceparent")
+    ]
+    extension_only.append(("ce_traceparent", f"00-{sdk_trace}-{sdk_parent}-01".encode()))
+    assert platform._producer is not None
+    platform._producer.produce(
+        "t11.charged", value=b'{"id": "sdk"}', key=b"sdk", headers=extension_only
+    )
+    platform._producer.flush(10)
+    platform.expect(Receipt, where=lambda r: r.id == "sdk")
+    wait_for(lambda: len(exporter.get_finished_spans()) == 3)
+    followed = exporter.get_finished_spans()[2]
+    assert followed.parent is not None
+    assert (f"{followed.parent.trace_id:032x}", f"{followed.parent.span_id:016x}") == (
+        sdk_trace,
+        sdk_parent,
+    )
     platform.stop_services()
 
 

@@ -157,11 +157,10 @@ class _Typed:
             meta.dataschema = f"{self.registry}/schemas/ids/{self.schema_id}"
         if self.avro is not None:
             assert self.schema_id is not None
-            value = self.avro.encode(event, self.schema_id)
-            headers = envelope.to_headers(meta, "application/avro")
+            data, content_type = self.avro.encode(event, self.schema_id), "application/avro"
         else:
-            value = event.__pydantic_serializer__.to_json(event)
-            headers = envelope.to_headers(meta)
+            data, content_type = event.__pydantic_serializer__.to_json(event), envelope.JSON
+        value, headers = envelope.write(meta, data, content_type, event.content_mode)
         return (key if key is not None else event.record_key()), value, headers
 
 

@@ -102,6 +102,12 @@ def _plain(value: Any) -> Any:
     return value
 
 
+def _schema_id(value: bytes) -> int:
+    if len(value) < 5 or value[0] != MAGIC:
+        raise AvroError("not a Confluent-framed Avro value (magic byte 0 and a schema id)")
+    return int.from_bytes(value[1:5], "big")
+
+
 class AvroCodec:
     """Encodes and decodes Avro events; writer schemas are fetched from the registry by id
     (once each) so that events written with an older or newer schema are resolved."""
@@ -135,9 +141,9 @@ class AvroCodec:
         return out.getvalue()
 
     def decode(self, model: type[BaseModel], value: bytes) -> Any:
-        if len(value) < 5 or value[0] != MAGIC:
-            raise AvroError("not a Confluent-framed Avro value (magic byte 0 and a schema id)")
-        schema_id = int.from_bytes(value[1:5], "big")
+        """An event of ``model`` (an Avro event class), the writer's schema resolved against
+        the class's own."""
+        schema_id = _schema_id(value)
         writer = self._writer(schema_id)
         try:
             record = fastavro.schemaless_reader(
@@ -148,6 +154,15 @@ class AvroCodec:
                 f"cannot read schema {schema_id}'s data as {model.__name__}: {exc}"
             ) from None
         return model.model_validate(record)
+
+    def read(self, value: bytes) -> Any:
+        """The data as its writer's schema reads it (for a model that is not Avro's own)."""
+        schema_id = _schema_id(value)
+        writer = self._writer(schema_id)
+        try:
+            return fastavro.schemaless_reader(io.BytesIO(value[5:]), writer, None)
+        except Exception as exc:
+            raise AvroError(f"a value does not read as its schema {schema_id}: {exc}") from None
 
     def _writer(self, schema_id: int) -> Any:
         with self._lock:

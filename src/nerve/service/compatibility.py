@@ -51,6 +51,20 @@ def avro_problems(reader: dict[str, Any], writer: Any) -> list[Problem]:
     ]
 
 
+def avro_writer_problems(model: type[BaseModel], writer: Any) -> list[Problem]:
+    """What stops a model that is not Avro's own from reading data written with the Avro
+    ``writer``: a field the model requires that the writer's record lacks (values are then
+    validated by the model, as JSON's are)."""
+    if not isinstance(writer, dict) or writer.get("type") != "record":
+        return [Problem("", "the latest schema is not an Avro record", fatal=True)]
+    written = {f["name"] for f in writer.get("fields", [])}
+    return [
+        Problem(name, _MISSING, True)
+        for name, info in model.model_fields.items()
+        if info.is_required() and name not in written
+    ]
+
+
 def writer_schema(schema_type: str | None, text: str) -> Any:
     """The registry's schema text as a document (JSON Schema and Avro are JSON)."""
     if (schema_type or "AVRO") not in ("AVRO", "JSON"):

@@ -42,6 +42,7 @@ class Meta:
     causation_id: str | None = None
     traceparent: str | None = None
     tracestate: str | None = None
+    datacontenttype: str | None = None  # the data's media type, as read (None: not given)
     # Where it was read from (None for an event not read from Kafka).
     topic: str | None = None
     partition: int | None = None
@@ -55,7 +56,9 @@ class Event(BaseModel):
 
     ``class Paid(Event, topic="payments.paid", key="payment_id")`` binds the type to its topic
     and names the field that keys it (events about one entity stay in order). ``type`` is the
-    CloudEvents type, the topic name unless given.
+    CloudEvents type, the topic name unless given. ``content_mode="structured"`` writes each
+    event whole into the record's value (CloudEvents' structured content mode, JSON format)
+    instead of ``ce_`` headers beside the data (binary mode, the default).
 
     Constructing an event refuses fields the model does not have. Reading one (a handler's
     input, a table row) does not: a field a newer producer added is kept in ``model_extra``,
@@ -68,6 +71,7 @@ class Event(BaseModel):
     key_field: ClassVar[str | None] = None
     partitions: ClassVar[int | None] = None  # when the topic is created; else the cluster's
     value_format: ClassVar[str] = "json"  # or "avro" (Confluent-framed, schema in the registry)
+    content_mode: ClassVar[str] = "binary"  # or "structured": the whole CloudEvent in the value
     event_type: ClassVar[str]
     # The envelope lives in a slot, not a pydantic private attribute: those cost every
     # construction and validation ~1.5 us (measured), and a service builds one per event.
@@ -87,6 +91,7 @@ class Event(BaseModel):
         type: str | None = None,
         partitions: int | None = None,
         format: str | None = None,
+        content_mode: str | None = None,
         **kwargs: Any,
     ) -> None:
         super().__init_subclass__(**kwargs)
@@ -94,6 +99,13 @@ class Event(BaseModel):
             if format not in ("json", "avro"):
                 raise TypeError(f"{cls.__name__}: format must be 'json' or 'avro', not {format!r}")
             cls.value_format = format
+        if content_mode is not None:
+            if content_mode not in ("binary", "structured"):
+                raise TypeError(
+                    f"{cls.__name__}: content_mode must be 'binary' or 'structured', "
+                    f"not {content_mode!r}"
+                )
+            cls.content_mode = content_mode
         if partitions is not None:
             cls.partitions = partitions
         if topic is not None:

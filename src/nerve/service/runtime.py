@@ -36,6 +36,7 @@ from nerve.service import catalog, compatibility, dead_letters, envelope
 from nerve.service.avro import CONTENT_TYPE as AVRO_CONTENT_TYPE
 from nerve.service.avro import AvroCodec
 from nerve.service.config import RunConfig
+from nerve.service.content import EventReader
 from nerve.service.events import Event, Meta
 from nerve.service.handlers import Handler, RawEvent
 from nerve.service.observability import NULL_OBSERVER, Observer
@@ -164,6 +165,7 @@ class ServiceRunner:
         }
         self.schema_ids: dict[type[Event], int] = {}
         self.avro: AvroCodec | None = None
+        self.reader = EventReader(None)  # given the registry (and Avro codec) at start
         self.consumer: Consumer | None = None
         self.producer: Producer | None = None
         self.handled: Table[Any] | None = None
@@ -207,6 +209,7 @@ class ServiceRunner:
             wanted[event_type.topic] = getattr(event_type, "partitions", None)
         ensure_topics(admin, wanted)
         self._register_schemas()
+        self.reader = EventReader(self.config.registry_url, self.avro)
         self._check_readers()
         if any(h.idempotent for h in self.service.handlers):
             topic = f"{self.service.name}.handled"
@@ -215,7 +218,7 @@ class ServiceRunner:
             self.handled = Table(topic)
             self.tables.append(self.handled)
         for table in self.tables:
-            table.start(kafka)
+            table.start(kafka, reader=self.reader)
         # Services are known by their name in the cluster (kafka-consumer-groups' CLIENT-ID,
         # broker logs, quotas), unless the run configuration names them otherwise.
         named = {"client.id": self.service.name, **self.config.client_config}
@@ -363,26 +366,22 @@ class ServiceRunner:
 
     @staticmethod
     def _reader_problems(model: type[BaseModel], schema: Any) -> list[compatibility.Problem]:
+        # A model reads data by its content type, whatever format it writes itself, so the
+        # writer's schema is checked in its own terms.
         schema_type = schema.schema_type or "AVRO"
-        wanted = getattr(model, "value_format", "json")
-        wanted_type = "AVRO" if wanted == "avro" else "JSON"
-        if schema_type != wanted_type:
-            return [
-                compatibility.Problem(
-                    "",
-                    f"the latest schema is {schema_type}; the model reads {wanted_type}",
-                    fatal=True,
-                )
-            ]
+        if schema_type not in ("AVRO", "JSON"):
+            return []  # Protobuf: read through its JSON mapping; not checked at start
         try:
             writer = compatibility.writer_schema(schema_type, schema.schema_str or "")
         except ValueError as exc:
             return [compatibility.Problem("", f"the latest schema is not JSON: {exc}", True)]
-        if schema_type == "AVRO":
+        if schema_type == "JSON":
+            return compatibility.json_problems(model, writer)
+        if getattr(model, "value_format", "json") == "avro":
             from nerve.service.avro import avro_schema
 
             return compatibility.avro_problems(avro_schema(model), writer)
-        return compatibility.json_problems(model, writer)
+        return compatibility.avro_writer_problems(model, writer)
 
     def _on_revoke(self, consumer: Consumer, partitions: list[TopicPartition]) -> None:
         # Called inside poll, between batches: every stored offset belongs to handled events.
@@ -580,7 +579,7 @@ class ServiceRunner:
         topic = message.topic() or ""
         self.events_in += 1
         try:
-            meta, _ = envelope.from_headers(message.headers())
+            meta, data, content_type = envelope.read(message.headers(), message.value())
         except envelope.EnvelopeError as exc:
             await self._dead_letter(message, exc, 1, "envelope")
             return
@@ -593,7 +592,7 @@ class ServiceRunner:
             event = decoded.get(handler.event_type)
             if event is None:
                 try:
-                    event = self._decode(handler, message, meta)
+                    event = self._decode(handler, data, content_type, meta)
                 except (ValidationError, ValueError) as exc:
                     await self._dead_letter(message, exc, 1, handler.name)
                     return
@@ -616,19 +615,13 @@ class ServiceRunner:
                     continue
             await self._call(handler, event, meta, message)
 
-    def _decode(self, handler: Handler, message: Message, meta: Meta) -> Any:
-        value = message.value()
+    def _decode(
+        self, handler: Handler, data: bytes | None, content_type: str | None, meta: Meta
+    ) -> Any:
         if handler.event_type is None:
-            return RawEvent(message.key(), value, meta)
-        if value is None:
-            raise ValueError("the record has no value (a tombstone)")
-        if handler.event_type.value_format == "avro":
-            assert self.avro is not None
-            event = self.avro.decode(handler.event_type, value)
-        else:
-            # A reader keeps the fields it does not know (a producer added one) in model_extra
-            # instead of refusing the event; constructing one still refuses them.
-            event = handler.event_type.model_validate_json(value, extra="allow")
+            return RawEvent(meta.key, data, meta)
+        # By the data's media type, whatever the class itself writes (content.EventReader).
+        event = self.reader.read(handler.event_type, data, content_type)
         event.attach(meta)
         return event
 
@@ -746,10 +739,14 @@ class ServiceRunner:
         if event.value_format == "avro":
             assert self.avro is not None and schema_id is not None
             value = self.avro.encode(event, schema_id)
-            headers = envelope.to_headers(meta, AVRO_CONTENT_TYPE)
+            content_type = AVRO_CONTENT_TYPE
         else:
             value = event.__pydantic_serializer__.to_json(event)
-            headers = envelope.to_headers(meta)
+            content_type = envelope.JSON
+        if event.content_mode == envelope.BINARY_MODE:
+            headers = envelope.to_headers(meta, content_type)
+        else:
+            value, headers = envelope.to_structured(meta, value, content_type)
         size = _size(value, key, headers)
         if size > self.max_message_bytes:
             raise EmitError(

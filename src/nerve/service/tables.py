@@ -8,6 +8,7 @@ later, are followed from their beginning.
 
 from __future__ import annotations
 
+import json
 import logging
 import threading
 import time
@@ -17,6 +18,9 @@ from typing import Any, Generic, TypeVar
 
 from confluent_kafka import OFFSET_BEGINNING, Consumer, KafkaError, KafkaException, TopicPartition
 from pydantic import BaseModel, ValidationError
+
+from nerve.service import content, envelope
+from nerve.service.content import EventReader
 
 log = logging.getLogger("nerve.service")
 
@@ -50,6 +54,7 @@ class Table(Generic[V]):
         self._assigned: set[int] = set()
         self._ready = threading.Event()
         self._users = 0  # runners sharing this table (replicas of a service in one process)
+        self._reader = EventReader(None)
 
     # -- reading ---------------------------------------------------------------------------
 
@@ -75,22 +80,35 @@ class Table(Generic[V]):
 
     # -- keeping it current ----------------------------------------------------------------
 
-    def _decode(self, value: bytes | None) -> V | None:
-        if value is None:
-            return None
-        if self.model is None:
-            import json
+    def _decode(self, data: bytes, content_type: str | None) -> V:
+        """A row from a record's data, by its media type (JSON when none is given), as a
+        handler reads its events."""
+        if self.model is not None:
+            row: V = self._reader.read(self.model, data, content_type)
+            return row
+        found = content.kind(content_type)
+        if found is None or found == content.JSON:
+            return json.loads(data)
+        if found == content.AVRO:
+            return self._reader.avro().read(data)
+        if found == content.PROTOBUF:
+            return self._reader.protobuf().read(data)  # type: ignore[return-value]
+        raise content.ContentError(f"{content_type} data is not a table row (JSON, Avro, Protobuf)")
 
-            return json.loads(value)
-        # Like a handler, a table reads fields its model does not know (kept in model_extra).
-        return self.model.model_validate_json(value, extra="allow")  # type: ignore[return-value]
-
-    def apply(self, key: bytes | None, value: bytes | None) -> None:
+    def apply(self, key: bytes | None, value: bytes | None, headers: Any = None) -> None:
+        """One record of the topic: a row (any content mode and media type a handler
+        reads), or a tombstone (no value) that deletes its key. A record that cannot be read
+        is skipped, with a warning."""
         if key is None:
             return
         name = key.decode("utf-8", "replace")
+        row: V | None = None
         try:
-            row = self._decode(value)
+            if value is not None:
+                _, data, content_type = envelope.read(headers, value)
+                if data is None:
+                    raise content.ContentError("the CloudEvent has no data")
+                row = self._decode(data, content_type)
         except (ValidationError, ValueError) as exc:
             log.warning("table %s: skipping the record for %r: %s", self.name, name, exc)
             return
@@ -106,8 +124,11 @@ class Table(Generic[V]):
             with self._lock:
                 self._rows[key.decode("utf-8", "replace")] = row
 
-    def start(self, config: dict[str, Any], timeout_s: float = 60.0) -> None:
-        """Read the topic to its end (the table is then current), then follow it.
+    def start(
+        self, config: dict[str, Any], timeout_s: float = 60.0, reader: EventReader | None = None
+    ) -> None:
+        """Read the topic to its end (the table is then current), then follow it; ``reader``
+        reads Avro and Protobuf rows (the runner's, which knows the registry).
 
         A table starts from nothing: rows of an earlier run (a service restarted in the same
         process, a second ``nerve.testing.Platform``) are forgotten and read again from the
@@ -116,6 +137,8 @@ class Table(Generic[V]):
         self._users += 1
         if self._users > 1:
             return
+        if reader is not None:
+            self._reader = reader
         with self._lock:
             self._rows = {}
         self._ends, self._positions, self._assigned = {}, {}, set()
@@ -204,7 +227,7 @@ class Table(Generic[V]):
             error = message.error()
             partition = message.partition() or 0
             if error is None:
-                self.apply(message.key(), message.value())
+                self.apply(message.key(), message.value(), message.headers())
                 self._positions[partition] = (message.offset() or 0) + 1
             elif error.code() == KafkaError._PARTITION_EOF:
                 self._positions[partition] = message.offset() or 0
