@@ -17,6 +17,8 @@ import crc32c
 API_PRODUCE = 0
 API_METADATA = 3
 API_VERSIONS = 18
+API_CREATE_TOPICS = 19
+API_CREATE_PARTITIONS = 37
 
 NONE = 0
 CORRUPT_MESSAGE = 2
@@ -141,6 +143,34 @@ def produce_request(
     return frame(header(API_PRODUCE, version, correlation_id) + body)
 
 
+def create_topics_request(
+    correlation_id: int,
+    version: int,
+    topics: list[tuple[str, int, int]],
+    validate_only: bool = False,
+) -> bytes:
+    """CreateTopics v2..v4 (non-flexible): (name, partitions, replication factor) per topic."""
+    assert 2 <= version <= 4, version
+    body = i32(len(topics))
+    for name, partitions, replication in topics:
+        body += string(name) + i32(partitions) + i16(replication)
+        body += i32(0) + i32(0)  # no assignments, no configs
+    body += i32(30_000) + i8(1 if validate_only else 0)
+    return frame(header(API_CREATE_TOPICS, version, correlation_id) + body)
+
+
+def create_partitions_request(
+    correlation_id: int, version: int, topics: list[tuple[str, int]], validate_only: bool = False
+) -> bytes:
+    """CreatePartitions v0..v1 (non-flexible): (name, new count) per topic."""
+    assert 0 <= version <= 1, version
+    body = i32(len(topics))
+    for name, count in topics:
+        body += string(name) + i32(count) + i32(-1)  # assignments: null
+    body += i32(30_000) + i8(1 if validate_only else 0)
+    return frame(header(API_CREATE_PARTITIONS, version, correlation_id) + body)
+
+
 # -- responses ----------------------------------------------------------------------------------
 
 
@@ -228,6 +258,22 @@ def parse_produce_partition_error(payload: bytes) -> tuple[int, int, int]:
     error, r = r.take(">h")
     base_offset, r = r.take(">q")
     return correlation_id, error, base_offset
+
+
+def parse_topic_errors(payload: bytes) -> tuple[int, list[tuple[str | None, int]]]:
+    """-> (correlation id, [(topic, error code)]) of CreateTopics v2..v4 or CreatePartitions
+    v0..v1: both answer throttle time, then topics of (name, error code, error message)."""
+    r = Reader(payload)
+    correlation_id, r = r.take(">i")
+    _, r = r.take(">i")  # throttle time
+    count, r = r.take(">i")
+    out = []
+    for _ in range(count):
+        name, r = r.take_string()
+        error, r = r.take(">h")
+        _, r = r.take_string()
+        out.append((name, error))
+    return correlation_id, out
 
 
 def connect(bootstrap: str, timeout: float = 10.0) -> socket.socket:
