@@ -223,6 +223,10 @@ class FrameDecoder:
                 large[:available] = self._view[body_start : self._end]
                 self._large, self._large_size, self._large_filled = large, size, available
                 self._start = self._end = 0
+                # Nothing else can be in scratch (a large frame is read to its end before the
+                # next frame): let it go, so a peer holding a frame open holds one buffer.
+                self._scratch = None
+                self._view = memoryview(b"")
             break
         if self._start == self._end:
             self._start = self._end = 0
