@@ -40,15 +40,17 @@ def test_a_stop_that_waits_says_what_for_and_leaves_no_half_topic(
 ) -> None:
     broker = broker_factory()
     with KioClient(broker.bootstrap) as client:
-        wanted = CreatableTopic(
-            name="big", num_partitions=i32(9000), replication_factor=i16(-1), assignments=(),
-            configs=(),
-        )  # fmt: skip
-        client.send(CreateTopicsRequest(topics=(wanted,), validate_only=False))  # not awaited
+        for name in ("big", "bigger"):  # queued one after the other: seconds of work
+            wanted = CreatableTopic(
+                name=name, num_partitions=i32(6000), replication_factor=i16(-1), assignments=(),
+                configs=(),
+            )  # fmt: skip
+            client.send(CreateTopicsRequest(topics=(wanted,), validate_only=False))
         time.sleep(0.5)
         assert broker.stop(timeout=120) == 0
     log = broker.stderr_text()
     assert "waiting for the topic change in progress" in log
     broker.restart()
-    partitions = admin(broker.bootstrap).list_topics(timeout=30).topics.get("big")
-    assert partitions is None or len(partitions.partitions) == 9000, "never half a topic"
+    topics = admin(broker.bootstrap).list_topics(timeout=30).topics
+    for name in ("big", "bigger"):
+        assert name not in topics or len(topics[name].partitions) == 6000, "never half a topic"
