@@ -26,22 +26,48 @@ log = logging.getLogger("nerve.service")
 CATALOG_TOPIC = "_nerve_catalog"
 ANNOUNCE_TIMEOUT_S = 10.0
 
-# The CloudEvents attributes nerve writes as Kafka headers (binary content mode).
+# The CloudEvents attributes nerve writes as Kafka headers in binary content mode (the data's
+# media type, content-type, is added per message: JSON or Avro).
 CLOUDEVENTS_HEADERS: dict[str, dict[str, Any]] = {
     "ce_id": {"type": "string", "description": "CloudEvents id: unique per event"},
     "ce_source": {"type": "string", "description": "CloudEvents source: /nerve/services/NAME"},
     "ce_type": {"type": "string", "description": "CloudEvents type of the event"},
     "ce_specversion": {"type": "string", "const": "1.0"},
     "ce_time": {"type": "string", "format": "date-time"},
-    "content-type": {"type": "string", "const": "application/json"},
     "ce_subject": {"type": "string"},
     "ce_dataschema": {"type": "string", "description": "the registry URL of the schema"},
     "ce_correlationid": {"type": "string", "description": "id of the event a chain began with"},
     "ce_causationid": {"type": "string", "description": "id of the event this one answers"},
-    "traceparent": {"type": "string", "description": "W3C trace context"},
+    "ce_traceparent": {
+        "type": "string",
+        "description": "W3C trace context, the CloudEvents Distributed Tracing extension",
+    },
+    "ce_tracestate": {"type": "string"},
+    "traceparent": {"type": "string", "description": "W3C trace context (the same)"},
     "tracestate": {"type": "string"},
 }
 _REQUIRED_HEADERS = ["ce_id", "ce_source", "ce_type", "ce_specversion", "content-type"]
+# Structured mode: the whole event in the value; beside it only its media type and the trace.
+STRUCTURED_HEADERS: dict[str, dict[str, Any]] = {
+    "content-type": {"type": "string", "const": "application/cloudevents+json; charset=UTF-8"},
+    "traceparent": {"type": "string", "description": "W3C trace context"},
+    "tracestate": {"type": "string"},
+}
+AVRO_SCHEMA_FORMAT = "application/vnd.apache.avro;version=1.9.0"
+# The CloudEvents JSON format's attributes, as nerve writes them in structured mode.
+_STRUCTURED_ATTRIBUTES: dict[str, dict[str, Any]] = {
+    "specversion": {"type": "string", "const": "1.0"},
+    "id": {"type": "string"},
+    "source": {"type": "string", "description": "/nerve/services/NAME"},
+    "type": {"type": "string"},
+    "time": {"type": "string", "format": "date-time"},
+    "subject": {"type": "string"},
+    "dataschema": {"type": "string", "description": "the registry URL of the schema"},
+    "correlationid": {"type": "string"},
+    "causationid": {"type": "string"},
+    "traceparent": {"type": "string"},
+    "tracestate": {"type": "string"},
+}
 
 
 def describe(
@@ -90,11 +116,18 @@ def describe(
 def _event_fields(event_type: type[Event] | None) -> dict[str, Any]:
     if event_type is None:  # a raw topic: no class, no contract
         return {"event": None, "type": None, "schema": None}
-    return {
+    fields = {
         "event": event_type.__name__,
         "type": event_type.event_type,
         "schema": event_type.model_json_schema(),
+        "format": event_type.value_format,
+        "content_mode": event_type.content_mode,
     }
+    if event_type.value_format == "avro":
+        from nerve.service.avro import avro_schema
+
+        fields["avro_schema"] = avro_schema(event_type)
+    return fields
 
 
 def _model_fields(model: Any) -> dict[str, Any]:
@@ -224,8 +257,10 @@ def events(services: dict[str, dict[str, Any]]) -> list[dict[str, Any]]:
 
 def asyncapi(services: dict[str, dict[str, Any]], bootstrap_servers: str) -> dict[str, Any]:
     """An AsyncAPI 3.0.0 document of the whole system: a channel per topic with the messages
-    on it (payload schema, CloudEvents headers), a send or receive operation per service and
-    topic. Every ``$ref`` points inside the document."""
+    on it as they are on the wire (content type; a JSON Schema payload, or Avro's own schema
+    for Avro events with Confluent's framing in the Kafka binding, or the CloudEvents JSON
+    envelope in structured mode; the headers of that content mode), a send or receive
+    operation per service and topic. Every ``$ref`` points inside the document."""
     from nerve import __version__
 
     document = _Document()
@@ -260,15 +295,7 @@ def asyncapi(services: dict[str, dict[str, Any]], bootstrap_servers: str) -> dic
         "channels": document.channels,
         "operations": document.operations,
         "components": {
-            "schemas": {
-                "CloudEventsHeaders": {
-                    "type": "object",
-                    "description": "CloudEvents 1.0 attributes in Kafka binary content mode",
-                    "properties": CLOUDEVENTS_HEADERS,
-                    "required": _REQUIRED_HEADERS,
-                },
-                **document.schemas,
-            },
+            "schemas": {**document.headers, **document.schemas},
             "messages": document.messages,
         },
     }
@@ -290,6 +317,7 @@ class _Document:
         self.operations: dict[str, dict[str, Any]] = {}
         self.messages: dict[str, dict[str, Any]] = {}
         self.schemas: dict[str, dict[str, Any]] = {}
+        self.headers: dict[str, dict[str, Any]] = {}
         self._message_ids: dict[tuple[str, str], str] = {}
 
     def channel(self, topic: str) -> str:
@@ -299,7 +327,7 @@ class _Document:
 
     def message(self, entry: dict[str, Any]) -> str:
         """The id of the message for an emitted or consumed event (added on first sight); the
-        emitter's schema wins over a consumer's, since the emitter owns the contract."""
+        emitter's description wins over a consumer's, since the emitter owns the contract."""
         topic, event_type = entry["topic"], entry["type"]
         channel_id = self.channel(topic)
         message_id = self._message_ids.get((topic, event_type))
@@ -313,28 +341,112 @@ class _Document:
             }
         elif "key" not in entry or "x-nerve-key" in self.messages[message_id]:
             return message_id  # known, and this entry is not the emitter's: keep the first
-        schema = entry.get("schema") or {}
+        name = entry.get("event") or event_type
         message: dict[str, Any] = {
-            "name": entry.get("event") or event_type,
-            "title": entry.get("event") or event_type,
+            "name": name,
+            "title": name,
             "summary": f"CloudEvents type {event_type} on {topic}",
-            "contentType": "application/json",
-            "headers": {"$ref": "#/components/schemas/CloudEventsHeaders"},
-            "payload": {"$ref": f"#/components/schemas/{self.schema(entry, schema)}"},
+            **self._wire(entry),
         }
+        kafka: dict[str, Any] = {}
         if "key" in entry:
             message["x-nerve-key"] = entry["key"]
             if entry["key"] is not None:
-                message["bindings"] = {
-                    "kafka": {
-                        "key": {"type": "string", "description": f"the event's {entry['key']}"},
-                        "bindingVersion": "0.5.0",
-                    }
-                }
+                kafka["key"] = {"type": "string", "description": f"the event's {entry['key']}"}
             if entry.get("schema_id") is not None:
                 message["x-nerve-schema-id"] = entry["schema_id"]
+        if entry.get("format") == "avro" and entry.get("content_mode") != "structured":
+            # Confluent's framing: magic byte 0 and the schema's 4-byte id before the Avro.
+            kafka.update(
+                schemaIdLocation="payload",
+                schemaIdPayloadEncoding="confluent",
+                schemaLookupStrategy="TopicIdStrategy",
+            )
+        if kafka:
+            message["bindings"] = {"kafka": {**kafka, "bindingVersion": "0.5.0"}}
         self.messages[message_id] = message
         return message_id
+
+    def _wire(self, entry: dict[str, Any]) -> dict[str, Any]:
+        """A message as it is on the wire: its content type, headers and payload, by the
+        event's content mode and format (older catalog records: binary JSON)."""
+        schema = entry.get("schema") or {}
+        avro = entry.get("format") == "avro"
+        data_type = "application/avro" if avro else "application/json"
+        if entry.get("content_mode") == "structured":
+            data: dict[str, Any] = (
+                {
+                    "type": "string",
+                    "contentEncoding": "base64",
+                    "contentMediaType": "application/avro",
+                    "description": "Confluent-framed Avro (magic byte 0, the schema id), "
+                    f"schema in the registry under {entry['topic']}-value",
+                }
+                if avro
+                else {"$ref": f"#/components/schemas/{self.schema(entry, schema)}"}
+            )
+            envelope = {
+                "type": "object",
+                "description": "A CloudEvent in structured content mode (JSON format)",
+                "properties": {
+                    **_STRUCTURED_ATTRIBUTES,
+                    "type": {"type": "string", "const": entry["type"]},
+                    "datacontenttype": {"type": "string", "const": data_type},
+                    ("data_base64" if avro else "data"): data,
+                },
+                "required": ["specversion", "id", "source", "type", "datacontenttype"],
+            }
+            name = f"{entry.get('event') or entry['type']}CloudEvent"
+            return {
+                "contentType": "application/cloudevents+json; charset=UTF-8",
+                "correlationId": {"location": "$message.payload#/correlationid"},
+                "headers": {"$ref": self.header_schema("structured", "")},
+                "payload": {"$ref": f"#/components/schemas/{self._add(name, envelope)}"},
+            }
+        if avro and entry.get("avro_schema") is not None:
+            payload = {"schemaFormat": AVRO_SCHEMA_FORMAT, "schema": entry["avro_schema"]}
+            payload_id = self._add(entry.get("event") or entry["type"], payload)
+        else:
+            payload_id = self.schema(entry, schema)
+        return {
+            "contentType": data_type,
+            "correlationId": {"location": "$message.header#/ce_correlationid"},
+            "headers": {"$ref": self.header_schema("binary", data_type)},
+            "payload": {"$ref": f"#/components/schemas/{payload_id}"},
+        }
+
+    def header_schema(self, mode: str, content_type: str) -> str:
+        """The shared header schema of one content mode (and data media type)."""
+        if mode == "structured":
+            name = "CloudEventsStructuredHeaders"
+            schema: dict[str, Any] = {
+                "type": "object",
+                "description": "Headers beside a CloudEvent in Kafka structured content mode",
+                "properties": STRUCTURED_HEADERS,
+                "required": ["content-type"],
+            }
+        else:
+            name = (
+                "CloudEventsHeaders"
+                if content_type == "application/json"
+                else ("CloudEventsHeaders_" + _component_id(content_type.split("/")[-1]))
+            )
+            schema = {
+                "type": "object",
+                "description": "CloudEvents 1.0 attributes in Kafka binary content mode",
+                "properties": {
+                    **CLOUDEVENTS_HEADERS,
+                    "content-type": {"type": "string", "const": content_type},
+                },
+                "required": _REQUIRED_HEADERS,
+            }
+        self.headers.setdefault(name, schema)
+        return f"#/components/schemas/{name}"
+
+    def _add(self, name: str, schema: dict[str, Any]) -> str:
+        schema_id = self._free_id(name, schema)
+        self.schemas[schema_id] = schema
+        return schema_id
 
     def schema(self, entry: dict[str, Any], schema: dict[str, Any]) -> str:
         """Add a payload schema to components.schemas, its ``$defs`` beside it, the references
@@ -355,7 +467,9 @@ class _Document:
         class name): then a suffixed one."""
         base = candidate = _component_id(name)
         n = 1
-        while candidate in self.schemas and self.schemas[candidate] != schema:
+        while (
+            candidate in self.schemas and self.schemas[candidate] != schema
+        ) or candidate in self.headers:
             n += 1
             candidate = f"{base}_{n}"
         return candidate
