@@ -46,7 +46,12 @@ def test_a_stop_that_waits_says_what_for_and_leaves_no_half_topic(
                 configs=(),
             )  # fmt: skip
             client.send(CreateTopicsRequest(topics=(wanted,), validate_only=False))
-        time.sleep(0.5)
+        # Stop once the first creation is under way (on a loaded machine the broker may take
+        # more than a moment to read the requests): its partition directories are appearing.
+        deadline = time.monotonic() + 60
+        while not any(broker.data_dir.glob("big-*")) and time.monotonic() < deadline:
+            time.sleep(0.01)
+        assert any(broker.data_dir.glob("big-*")), "the creation never started"
         assert broker.stop(timeout=120) == 0
     log = broker.stderr_text()
     assert "waiting for the topic change in progress" in log
