@@ -98,6 +98,11 @@ public final class ReferenceApp {
         // Delete consumed repartition records soon after each commit (DeleteRecords), as an
         // application running for longer than the default 30 s would.
         props.put(StreamsConfig.REPARTITION_PURGE_INTERVAL_MS_CONFIG, 100);
+        // Window and session changelogs are "compact,delete" with retention.ms of the window's
+        // retention plus this: the scenarios' timestamps are years old, and with the default
+        // (one day) the broker's retention check may delete a changelog before a restart reads
+        // it back, depending on when the check first runs. A century keeps them.
+        props.put(StreamsConfig.WINDOW_STORE_CHANGE_LOG_ADDITIONAL_RETENTION_MS_CONFIG, 100L * 365 * 24 * 3600 * 1000);
         props.put(StreamsConfig.STATE_DIR_CONFIG, options.stateDir().resolve(applicationId).toString());
         // Left and outer stream-stream joins emit an unmatched record once its window closes, but
         // by default look for such records at most once per second of wall-clock time: that
