@@ -6,6 +6,10 @@ JSON object per line: ``{"assigned": [partitions]}`` after every rebalance callb
 cleanly, which leaves the group) or dies on SIGKILL (which does not).
 
     python tests/compat/_group_worker.py BOOTSTRAP TOPIC GROUP ASSIGNOR [INSTANCE_ID]
+
+ASSIGNOR ``consumer:uniform`` or ``consumer:range`` joins with the consumer group protocol
+(KIP-848, ``group.protocol=consumer``) and that server-side assignor; its rebalances are
+incremental, like cooperative-sticky's.
 """
 
 from __future__ import annotations
@@ -20,20 +24,29 @@ from confluent_kafka import Consumer, KafkaException, TopicPartition
 def main() -> None:
     bootstrap, topic, group, assignor = sys.argv[1:5]
     instance_id = sys.argv[5] if len(sys.argv) > 5 else None
-    config = {
+    config: dict[str, object] = {
         "bootstrap.servers": bootstrap,
         "group.id": group,
-        "partition.assignment.strategy": assignor,
-        "session.timeout.ms": 6000,
-        "heartbeat.interval.ms": 500,
         "auto.offset.reset": "earliest",
         "enable.auto.commit": False,
         "topic.metadata.refresh.interval.ms": 1000,
     }
+    protocol, _, remote = assignor.partition(":")
+    if protocol == "consumer":
+        # Session and heartbeat are the broker's settings in this protocol.
+        config.update({"group.protocol": "consumer", "group.remote.assignor": remote})
+    else:
+        config.update(
+            {
+                "partition.assignment.strategy": assignor,
+                "session.timeout.ms": 6000,
+                "heartbeat.interval.ms": 500,
+            }
+        )
     if instance_id:
         config["group.instance.id"] = instance_id
     consumer = Consumer(config)
-    cooperative = assignor == "cooperative-sticky"
+    cooperative = assignor == "cooperative-sticky" or protocol == "consumer"
     owned: set[int] = set()
 
     def report(**item: object) -> None:

@@ -29,8 +29,6 @@ ABSENT_OR_OLDER: dict[int, tuple[int | None, str]] = {
     55: (None, "DescribeQuorum: no KRaft quorum"),
     57: (None, "UpdateFeatures: no feature flags to finalize"),
     64: (None, "UnregisterBroker: one broker"),
-    68: (None, "the consumer group protocol (KIP-848): issue 19"),
-    69: (None, "the consumer group protocol (KIP-848): issue 19"),
     76: (None, "share groups (KIP-932): issue 19"),
     77: (None, "share groups (KIP-932): issue 19"),
     78: (None, "share groups (KIP-932): issue 19"),

@@ -62,6 +62,13 @@ class BrokerConfig:
     group_initial_rebalance_delay_ms: int = 3_000
     group_min_session_timeout_ms: int = 6_000
     group_max_session_timeout_ms: int = 1_800_000
+    # The consumer group protocol (KIP-848): Kafka's names and defaults. Kafka bounds the
+    # session timeout by group.consumer.min/max.session.timeout.ms (45 s to 60 s); nerve
+    # takes any value, so tests and local runs can fail over faster.
+    group_consumer_session_timeout_ms: int = 45_000
+    group_consumer_heartbeat_interval_ms: int = 5_000
+    group_consumer_assignors: str = "uniform,range"
+    group_consumer_max_size: int = 2_147_483_647
     offsets_topic_num_partitions: int = 1
     offsets_topic_segment_bytes: int = 104_857_600
     offsets_retention_minutes: int = 10_080
@@ -171,6 +178,10 @@ NAMES: dict[str, str] = {
     "group.initial.rebalance.delay.ms": "group_initial_rebalance_delay_ms",
     "group.min.session.timeout.ms": "group_min_session_timeout_ms",
     "group.max.session.timeout.ms": "group_max_session_timeout_ms",
+    "group.consumer.session.timeout.ms": "group_consumer_session_timeout_ms",
+    "group.consumer.heartbeat.interval.ms": "group_consumer_heartbeat_interval_ms",
+    "group.consumer.assignors": "group_consumer_assignors",
+    "group.consumer.max.size": "group_consumer_max_size",
     "offsets.topic.num.partitions": "offsets_topic_num_partitions",
     "offsets.topic.segment.bytes": "offsets_topic_segment_bytes",
     "offsets.retention.minutes": "offsets_retention_minutes",

@@ -34,7 +34,7 @@ def test_group_metadata_round_trips_with_members() -> None:
 
 
 def test_unknown_key_versions_are_skipped_and_bad_values_refused() -> None:
-    assert r.decode_key(b"\x00\x05\x00\x01g") is None  # a KIP-848 record type
+    assert r.decode_key(b"\x00\x0a\x00\x01g") is None  # a share group record type
     with pytest.raises(r.RecordFormatError):
         r.decode_offset_value(b"\x00\x03\x00")
     with pytest.raises(r.RecordFormatError, match="version 9"):
@@ -60,3 +60,24 @@ def test_subscription_topics_are_read_from_any_consumer_protocol_version() -> No
     v0 = b"\x00\x00\x00\x00\x00\x02\x00\x01a\x00\x02bb\xff\xff\xff\xff"
     assert r.subscribed_topics(v0) == {"a", "bb"}
     assert r.subscribed_topics(b"\x00") == set()
+
+
+def test_consumer_group_records_in_kafkas_layout() -> None:
+    # Keys: the record type as the version, then the group (and member), int16 strings.
+    group_key = r.ConsumerKey(r.CONSUMER_GROUP_METADATA, "g")
+    assert r.encode_consumer_key(group_key) == b"\x00\x03\x00\x01g"
+    member_key = r.ConsumerKey(r.CONSUMER_GROUP_CURRENT_MEMBER, "g", "m")
+    assert r.encode_consumer_key(member_key) == b"\x00\x08\x00\x01g\x00\x01m"
+    assert r.decode_key(r.encode_consumer_key(member_key)) == member_key
+    # Values: version 0, flexible (tagged fields last).
+    assert r.encode_consumer_group_value(7) == b"\x00\x00\x00\x00\x00\x07\x00"
+    assert r.decode_epoch_value(r.encode_consumer_group_value(7)) == 7
+    topic = bytes(range(16))
+    current = r.ConsumerCurrentValue(5, 4, 2, [(topic, [0, 2])], [(topic, [1])])
+    encoded = r.encode_current_value(current)
+    assert encoded[:11] == b"\x00\x00\x00\x00\x00\x05\x00\x00\x00\x04\x02"
+    assert r.decode_current_value(encoded) == current
+    member = r.ConsumerMemberValue("i", None, "c", "/h", ["a", "b"], "x.*", 300000, "range")
+    assert r.decode_member_value(r.encode_member_value(member)) == member
+    target = [(topic, [3])]
+    assert r.decode_target_member_value(r.encode_target_member_value(target)) == target

@@ -28,7 +28,8 @@ public final class NerveClients {
         switch (mode) {
             case "admin" -> admin(bootstrap, args[2]);
             case "produce" -> produce(bootstrap, args[2], Integer.parseInt(args[3]));
-            case "consume" -> consume(bootstrap, args[2], args[3], Integer.parseInt(args[4]));
+            case "consume" -> consume(bootstrap, args[2], args[3], Integer.parseInt(args[4]),
+                    args.length > 5 ? args[5] : "classic");
             case "transact" -> transact(bootstrap, args[2], args[3]);
             default -> throw new IllegalArgumentException(mode);
         }
@@ -62,10 +63,12 @@ public final class NerveClients {
         }
     }
 
-    static void consume(String bootstrap, String topic, String group, int count) {
+    /** A group consumer; protocol "consumer" is KIP-848's group protocol. */
+    static void consume(String bootstrap, String topic, String group, int count, String protocol) {
         Properties props = new Properties();
         props.put(ConsumerConfig.BOOTSTRAP_SERVERS_CONFIG, bootstrap);
         props.put(ConsumerConfig.GROUP_ID_CONFIG, group);
+        props.put(ConsumerConfig.GROUP_PROTOCOL_CONFIG, protocol);
         props.put(ConsumerConfig.AUTO_OFFSET_RESET_CONFIG, "earliest");
         props.put(ConsumerConfig.ISOLATION_LEVEL_CONFIG, "read_committed");
         props.put(ConsumerConfig.KEY_DESERIALIZER_CLASS_CONFIG, StringDeserializer.class.getName());

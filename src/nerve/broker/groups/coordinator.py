@@ -26,6 +26,7 @@ from typing import TYPE_CHECKING
 from nerve.broker import internal_topics
 from nerve.broker.errors import ErrorCode
 from nerve.broker.groups import records as offsets_records
+from nerve.broker.groups.consumer import ConsumerProtocol
 from nerve.broker.groups.group import (
     CommittedOffset,
     Group,
@@ -83,6 +84,8 @@ class GroupCoordinator:
         # Offsets committed inside open transactions, by producer id: visible once the
         # transaction commits (its marker reaches the offsets topic), dropped if it aborts.
         self.pending_txn: dict[int, dict[tuple[str, str, int], CommittedOffset]] = {}
+        # The consumer group protocol (KIP-848) over the same groups and offsets.
+        self.consumer = ConsumerProtocol(self)
 
     # -- lifecycle -------------------------------------------------------------------------
 
@@ -101,6 +104,8 @@ class GroupCoordinator:
         for group in self.groups.values():
             for member in group.members.values():
                 self._keep_alive(group, member)
+            if group.consumer is not None:
+                self.consumer.start_timers(group)
         if loaded:
             log.info("loaded %d group(s) from %s", len(self.groups), OFFSETS_TOPIC)
         self._expiry_task = loop.create_task(self._expiry_loop())
@@ -110,6 +115,8 @@ class GroupCoordinator:
             self._expiry_task.cancel()
         for group in self.groups.values():
             self._cancel_timers(group)
+            if group.consumer is not None:
+                self.consumer.cancel_timers(group.consumer)
 
     @staticmethod
     def now_ms() -> int:
@@ -138,6 +145,12 @@ class GroupCoordinator:
             group = self._new_group(req.group_id)
         if group.is_(GroupState.DEAD):
             return JoinResult(ErrorCode.coordinator_not_available)
+        if group.consumer is not None:
+            if group.consumer.members:
+                # Classic members inside a consumer group (KIP-848's migration) are not
+                # offered: the group stays with the protocol its members speak.
+                return JoinResult(ErrorCode.inconsistent_group_protocol)
+            self._to_classic(group)
         if not group.supports(req.protocol_type, req.protocols):
             return JoinResult(ErrorCode.inconsistent_group_protocol)
         if not req.member_id:
@@ -176,6 +189,14 @@ class GroupCoordinator:
                 return self._update_member(group, member, req, "member changed its subscription")
             return self._join_result(group, member)
         return JoinResult(ErrorCode.unknown_member_id)
+
+    def _to_classic(self, group: Group) -> None:
+        """An empty consumer group becomes a classic group again (offsets kept)."""
+        self._append_or_refuse(
+            group.group_id, self.consumer.tombstones(group), "the end of its consumer state"
+        )
+        group.consumer = None
+        log.info("group %s: empty consumer group now used by the classic protocol", group.group_id)
 
     def _join_static_without_id(
         self, group: Group, req: JoinRequest
@@ -615,9 +636,10 @@ class GroupCoordinator:
         member_id: str,
         group_instance_id: str | None,
         commits: Sequence[OffsetCommit],
+        version: int = 9,
     ) -> tuple[list[ErrorCode], asyncio.Future[None] | None]:
         """Validate and store commits; returns an error per commit and a durability waiter."""
-        error = self._commit_error(group_id, generation, member_id, group_instance_id)
+        error = self._commit_error(group_id, generation, member_id, group_instance_id, version)
         if error is not None:
             return [error] * len(commits), None
         group = self.groups.get(group_id) or self._new_group(group_id)
@@ -651,7 +673,12 @@ class GroupCoordinator:
         return errors, waiter
 
     def _commit_error(
-        self, group_id: str, generation: int, member_id: str, group_instance_id: str | None
+        self,
+        group_id: str,
+        generation: int,
+        member_id: str,
+        group_instance_id: str | None,
+        version: int = 9,
     ) -> ErrorCode | None:
         if not group_id:
             return ErrorCode.invalid_group_id
@@ -662,6 +689,8 @@ class GroupCoordinator:
             return None if generation < 0 else ErrorCode.group_id_not_found
         if group.is_(GroupState.DEAD):
             return ErrorCode.coordinator_not_available
+        if group.consumer is not None:
+            return self.consumer.commit_error(group.consumer, member_id, generation, version)
         fenced = self._fenced(group, member_id, group_instance_id)
         if fenced is not None:
             return fenced
@@ -758,7 +787,9 @@ class GroupCoordinator:
         if group is None or group.is_(GroupState.DEAD):
             return ErrorCode.group_id_not_found, []
         subscribed: set[str] = set()
-        if group.members:
+        if group.consumer is not None:
+            subscribed = group.consumer.subscribed_names() if group.consumer.members else set()
+        elif group.members:
             topics = group.subscribed_topics()
             if topics is None:
                 return ErrorCode.non_empty_group, []
@@ -804,13 +835,13 @@ class GroupCoordinator:
 
     def list_groups(self, states: Sequence[str] = (), types: Sequence[str] = ()) -> list[Group]:
         wanted_states = {s.lower() for s in states}
-        if types and "classic" not in {t.lower() for t in types}:
-            return []
+        wanted_types = {t.lower() for t in types}
         return [
             g
             for g in self.groups.values()
             if not g.is_(GroupState.DEAD)
-            and (not wanted_states or g.state.value.lower() in wanted_states)
+            and (not wanted_states or g.state_name.lower() in wanted_states)
+            and (not wanted_types or g.group_type in wanted_types)
         ]
 
     def delete_groups(self, group_ids: Sequence[str]) -> list[tuple[str, ErrorCode]]:
@@ -820,7 +851,7 @@ class GroupCoordinator:
             if group is None or group.is_(GroupState.DEAD):
                 out.append((group_id, ErrorCode.group_id_not_found))
                 continue
-            if not group.is_(GroupState.EMPTY):
+            if not group.is_empty:
                 out.append((group_id, ErrorCode.non_empty_group))
                 continue
             if not self._drop_group(group):
@@ -834,6 +865,8 @@ class GroupCoordinator:
         """Write tombstones for a group's offsets and metadata, then forget it; False (and the
         group kept) if they cannot be written."""
         pairs = [_tombstone(group.group_id, t, p) for t, p in group.offsets]
+        if group.consumer is not None:
+            pairs.extend(self.consumer.tombstones(group))
         pairs.append((offsets_records.encode_key(offsets_records.GroupKey(group.group_id)), None))
         if not self._append_or_refuse(group.group_id, pairs, "its deletion"):
             return False
@@ -862,9 +895,9 @@ class GroupCoordinator:
         retention_ms = self.config.offsets_retention_minutes * 60_000
         expired = 0
         for group in list(self.groups.values()):
-            if not group.is_(GroupState.EMPTY):
+            if not group.is_empty:
                 continue
-            if group.protocol_type:
+            if group.protocol_type or group.consumer is not None:
                 gone = list(group.offsets) if group.state_timestamp + retention_ms <= now_ms else []
             else:
                 gone = [
@@ -995,6 +1028,13 @@ class GroupCoordinator:
             group.offsets[(key.topic, key.partition)] = CommittedOffset(
                 value.offset, value.leader_epoch, value.metadata, value.commit_timestamp
             )
+        elif isinstance(key, offsets_records.ConsumerKey):
+            group = self.groups.get(key.group)
+            if group is None:
+                if value_bytes is None:
+                    return
+                group = self._new_group(key.group)
+            ConsumerProtocol.apply(group, key, value_bytes)
         elif isinstance(key, offsets_records.GroupKey):
             if value_bytes is None:
                 self.groups.pop(key.group, None)

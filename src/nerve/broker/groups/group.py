@@ -10,7 +10,10 @@ import asyncio
 import enum
 from collections import Counter
 from dataclasses import dataclass, field
-from typing import NamedTuple
+from typing import TYPE_CHECKING, NamedTuple
+
+if TYPE_CHECKING:
+    from nerve.broker.groups.consumer import ConsumerGroup
 
 
 class GroupState(enum.Enum):
@@ -100,6 +103,24 @@ class Group:
     sync_timer: asyncio.TimerHandle | None = None
     initial_delay: bool = False  # waiting out group.initial.rebalance.delay.ms (KIP-134)
     new_member_added: bool = False  # a member joined during the initial delay: extend it
+    # A group of the consumer protocol (KIP-848) keeps its members here; classic fields
+    # then stay empty. Offsets are shared by both protocols.
+    consumer: ConsumerGroup | None = None
+
+    @property
+    def group_type(self) -> str:
+        return "consumer" if self.consumer is not None else "classic"
+
+    @property
+    def state_name(self) -> str:
+        return self.consumer.state() if self.consumer is not None else self.state.value
+
+    @property
+    def is_empty(self) -> bool:
+        """No member of either protocol (offsets may expire, the group may be deleted)."""
+        if self.consumer is not None:
+            return not self.consumer.members
+        return self.is_(GroupState.EMPTY)
 
     def is_(self, *states: GroupState) -> bool:
         return self.state in states

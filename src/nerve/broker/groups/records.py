@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import struct
 from dataclasses import dataclass, field
+from typing import Self
 
 _I16 = struct.Struct(">h")
 _I32 = struct.Struct(">i")
@@ -80,19 +81,19 @@ class _Writer:
     def __init__(self) -> None:
         self.out = bytearray()
 
-    def i16(self, value: int) -> _Writer:
+    def i16(self, value: int) -> Self:
         self.out += _I16.pack(value)
         return self
 
-    def i32(self, value: int) -> _Writer:
+    def i32(self, value: int) -> Self:
         self.out += _I32.pack(value)
         return self
 
-    def i64(self, value: int) -> _Writer:
+    def i64(self, value: int) -> Self:
         self.out += _I64.pack(value)
         return self
 
-    def string(self, value: str | None) -> _Writer:
+    def string(self, value: str | None) -> Self:
         if value is None:
             return self.i16(-1)
         data = value.encode()
@@ -100,7 +101,7 @@ class _Writer:
         self.out += data
         return self
 
-    def bytes_(self, value: bytes) -> _Writer:
+    def bytes_(self, value: bytes) -> Self:
         self.i32(len(value))
         self.out += value
         return self
@@ -171,14 +172,18 @@ class _Reader:
         return chunk
 
 
-def decode_key(data: bytes) -> OffsetKey | GroupKey | None:
-    """The key, or None for a key type nerve does not use (KIP-848 consumer groups, ...)."""
+def decode_key(data: bytes) -> OffsetKey | GroupKey | ConsumerKey | None:
+    """The key, or None for a key type nerve does not use (share and streams groups)."""
     r = _Reader(data)
     version = r.i16()
     if version in (0, 1):
         return OffsetKey(r.string() or "", r.string() or "", r.i32())
     if version == GROUP_KEY_VERSION:
         return GroupKey(r.string() or "")
+    if version in CONSUMER_KEY_TYPES:
+        group = r.string() or ""
+        member = r.string() or "" if version in _MEMBER_KEYS else ""
+        return ConsumerKey(version, group, member)
     return None
 
 
@@ -249,3 +254,201 @@ def partition_for(group: str, partitions: int) -> int:
     """The offsets-topic partition that holds ``group`` (Kafka: abs(hashCode) % count)."""
     h = java_string_hash(group)
     return (0 if h == -(1 << 31) else abs(h)) % partitions
+
+
+# -- consumer groups (KIP-848) -------------------------------------------------------------
+#
+# Kafka keeps a consumer group as several records, each keyed by its type (the key's version
+# field) and the group, some also by member: the group epoch (3), the subscribed topics'
+# metadata (4, not written: nerve reads partition counts from its own topics), a member's
+# subscription (5), the target assignment's epoch (6) and each member's target (7), and each
+# member's current assignment and epoch (8). Values are flexible versions (compact strings
+# and arrays, tagged fields), version 0.
+
+CONSUMER_GROUP_METADATA = 3
+CONSUMER_GROUP_PARTITION_METADATA = 4
+CONSUMER_GROUP_MEMBER_METADATA = 5
+CONSUMER_GROUP_TARGET_METADATA = 6
+CONSUMER_GROUP_TARGET_MEMBER = 7
+CONSUMER_GROUP_CURRENT_MEMBER = 8
+CONSUMER_KEY_TYPES = frozenset(range(3, 9))
+_MEMBER_KEYS = frozenset(
+    (CONSUMER_GROUP_MEMBER_METADATA, CONSUMER_GROUP_TARGET_MEMBER, CONSUMER_GROUP_CURRENT_MEMBER)
+)
+
+TopicPartitions = list[tuple[bytes, list[int]]]  # (topic id's 16 bytes, partitions)
+
+
+@dataclass(frozen=True)
+class ConsumerKey:
+    record_type: int
+    group: str
+    member: str = ""
+
+
+@dataclass(frozen=True)
+class ConsumerMemberValue:
+    instance_id: str | None
+    rack_id: str | None
+    client_id: str
+    client_host: str
+    subscribed_topic_names: list[str]
+    subscribed_topic_regex: str | None
+    rebalance_timeout_ms: int
+    server_assignor: str | None
+
+
+@dataclass(frozen=True)
+class ConsumerCurrentValue:
+    member_epoch: int
+    previous_member_epoch: int
+    state: int
+    assigned: TopicPartitions
+    pending_revocation: TopicPartitions
+
+
+def encode_consumer_key(key: ConsumerKey) -> bytes:
+    w = _Writer().i16(key.record_type).string(key.group)
+    if key.record_type in _MEMBER_KEYS:
+        w.string(key.member)
+    return bytes(w.out)
+
+
+class _Compact(_Writer):
+    """The flexible-version encoding of Kafka's generated records."""
+
+    def uvarint(self, value: int) -> Self:
+        while value >= 0x80:
+            self.out.append((value & 0x7F) | 0x80)
+            value >>= 7
+        self.out.append(value)
+        return self
+
+    def cstring(self, value: str | None) -> Self:
+        if value is None:
+            return self.uvarint(0)
+        data = value.encode()
+        self.uvarint(len(data) + 1)
+        self.out += data
+        return self
+
+    def partitions(self, value: TopicPartitions) -> Self:
+        self.uvarint(len(value) + 1)
+        for topic_id, parts in value:
+            self.out += topic_id
+            self.uvarint(len(parts) + 1)
+            for p in parts:
+                self.i32(p)
+            self.uvarint(0)  # tagged fields
+        return self
+
+
+def encode_consumer_group_value(epoch: int) -> bytes:
+    w = _Compact()
+    w.i16(0).i32(epoch).uvarint(0)
+    return bytes(w.out)
+
+
+def encode_target_metadata_value(assignment_epoch: int) -> bytes:
+    w = _Compact()
+    w.i16(0).i32(assignment_epoch).uvarint(0)
+    return bytes(w.out)
+
+
+def encode_target_member_value(partitions: TopicPartitions) -> bytes:
+    w = _Compact()
+    w.i16(0).partitions(partitions).uvarint(0)
+    return bytes(w.out)
+
+
+def encode_member_value(value: ConsumerMemberValue) -> bytes:
+    w = _Compact()
+    w.i16(0).cstring(value.instance_id).cstring(value.rack_id).cstring(value.client_id)
+    w.cstring(value.client_host).uvarint(len(value.subscribed_topic_names) + 1)
+    for name in value.subscribed_topic_names:
+        w.cstring(name)
+    w.cstring(value.subscribed_topic_regex).i32(value.rebalance_timeout_ms)
+    w.cstring(value.server_assignor).uvarint(0)
+    return bytes(w.out)
+
+
+def encode_current_value(value: ConsumerCurrentValue) -> bytes:
+    w = _Compact()
+    w.i16(0).i32(value.member_epoch).i32(value.previous_member_epoch)
+    w.out.append(value.state & 0xFF)
+    w.partitions(value.assigned).partitions(value.pending_revocation).uvarint(0)
+    return bytes(w.out)
+
+
+class _CompactReader(_Reader):
+    def uvarint(self) -> int:
+        shift = value = 0
+        while True:
+            if self.pos >= len(self.data):
+                raise RecordFormatError("record ends early")
+            byte = self.data[self.pos]
+            self.pos += 1
+            value |= (byte & 0x7F) << shift
+            if byte < 0x80:
+                return value
+            shift += 7
+
+    def cstring(self) -> str | None:
+        size = self.uvarint()
+        return None if size == 0 else self._raw(size - 1).decode()
+
+    def i8(self) -> int:
+        return self._raw(1)[0]
+
+    def partitions(self) -> TopicPartitions:
+        out: TopicPartitions = []
+        for _ in range(max(self.uvarint() - 1, 0)):
+            topic_id = self._raw(16)
+            parts = [self.i32() for _ in range(max(self.uvarint() - 1, 0))]
+            self.tags()
+            out.append((topic_id, parts))
+        return out
+
+    def tags(self) -> None:
+        for _ in range(self.uvarint()):
+            self.uvarint()
+            self._raw(self.uvarint())
+
+    def version(self, what: str) -> None:
+        version = self.i16()
+        if version != 0:
+            raise RecordFormatError(f"{what} value version {version} is not supported")
+
+
+def decode_epoch_value(data: bytes) -> int:
+    """The epoch of a group metadata (3) or target assignment metadata (6) value."""
+    r = _CompactReader(data)
+    r.version("consumer group epoch")
+    return r.i32()
+
+
+def decode_target_member_value(data: bytes) -> TopicPartitions:
+    r = _CompactReader(data)
+    r.version("target assignment")
+    return r.partitions()
+
+
+def decode_member_value(data: bytes) -> ConsumerMemberValue:
+    r = _CompactReader(data)
+    r.version("consumer group member")
+    instance_id, rack_id = r.cstring(), r.cstring()
+    client_id, client_host = r.cstring() or "", r.cstring() or ""
+    names = [r.cstring() or "" for _ in range(max(r.uvarint() - 1, 0))]
+    regex = r.cstring()
+    rebalance_timeout_ms = r.i32()
+    assignor = r.cstring()
+    return ConsumerMemberValue(
+        instance_id, rack_id, client_id, client_host, names, regex, rebalance_timeout_ms, assignor
+    )
+
+
+def decode_current_value(data: bytes) -> ConsumerCurrentValue:
+    r = _CompactReader(data)
+    r.version("current member assignment")
+    epoch, previous, state = r.i32(), r.i32(), r.i8()
+    return ConsumerCurrentValue(epoch, previous, state, r.partitions(), r.partitions())

@@ -15,6 +15,7 @@ from nerve.broker.handlers import (
     admin,
     api_versions,
     configs,
+    consumer_groups,
     fetch,
     groups,
     log_dirs,
@@ -80,6 +81,8 @@ HANDLERS: dict[int, ApiHandler] = {
     61: ApiHandler(txn.handle_describe_producers, 0, 0),
     65: ApiHandler(txn.handle_describe_transactions, 0, 0),
     66: ApiHandler(txn.handle_list_transactions, 0, 2),
+    68: ApiHandler(consumer_groups.handle_consumer_group_heartbeat, 0, 1),
+    69: ApiHandler(consumer_groups.handle_consumer_group_describe, 0, 1),
     74: ApiHandler(configs.handle_list_config_resources, 0, 1),
     75: ApiHandler(topic_partitions.handle_describe_topic_partitions, 0, 0),
 }

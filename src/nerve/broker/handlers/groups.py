@@ -221,6 +221,7 @@ def handle_offset_commit(broker: Broker, header: codec.RequestHeader, request: A
         request.member_id,
         getattr(request, "group_instance_id", None),
         commits,
+        header.api_version,
     )
 
     def build(codes: list[ErrorCode]) -> Any:
@@ -264,7 +265,15 @@ def handle_offset_fetch(broker: Broker, header: codec.RequestHeader, request: An
     stable = getattr(request, "require_stable", False)
     if hasattr(request, "groups"):
         groups = tuple(
-            _fetched_group(broker, module, g.group_id, g.topics, batched=True, stable=stable)
+            _fetched_group(
+                broker,
+                module,
+                g.group_id,
+                g.topics,
+                batched=True,
+                stable=stable,
+                member=(getattr(g, "member_id", None), getattr(g, "member_epoch", -1)),
+            )
             for g in request.groups
         )
         return codec.make(module, "OffsetFetchResponse", throttle_time=NO_THROTTLE, groups=groups)
@@ -281,8 +290,23 @@ def handle_offset_fetch(broker: Broker, header: codec.RequestHeader, request: An
 
 
 def _fetched_group(
-    broker: Broker, module: Any, group_id: str, topics: Any, *, batched: bool, stable: bool
+    broker: Broker,
+    module: Any,
+    group_id: str,
+    topics: Any,
+    *,
+    batched: bool,
+    stable: bool,
+    member: tuple[str | None, int],
 ) -> Any:
+    group = broker.groups.groups.get(group_id)
+    if group is not None and group.consumer is not None:
+        # v9+ (KIP-848): a member of a consumer group reads with its current epoch.
+        error = broker.groups.consumer.fetch_error(group.consumer, *member)
+        if error is not None:
+            return codec.make(
+                module, "OffsetFetchResponseGroup", group_id=group_id, topics=(), error_code=error
+            )
     return codec.make(
         module,
         "OffsetFetchResponseGroup",
@@ -390,9 +414,9 @@ def handle_list_groups(broker: Broker, header: codec.RequestHeader, request: Any
             module,
             "ListedGroup",
             group_id=g.group_id,
-            protocol_type=g.protocol_type or "",
-            group_state=g.state.value,
-            group_type="classic",
+            protocol_type="consumer" if g.consumer is not None else g.protocol_type or "",
+            group_state=g.state_name,
+            group_type=g.group_type,
         )
         for g in groups
     )
