@@ -14,7 +14,7 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 START_TIMEOUT_S = 30.0
@@ -42,8 +42,10 @@ class BrokerProcess:
         configs: Mapping[str, str | int] | None = None,
         advertised: str | None = None,
         log_path: Path | None = None,
+        args: Sequence[str] = (),
     ) -> None:
         self.data_dir = Path(data_dir)
+        self.args = list(args)  # more options of the command, e.g. --metrics-port 0
         self.data_dir.mkdir(parents=True, exist_ok=True)
         self.configs = {k: str(v) for k, v in (configs or {}).items()}
         self.advertised = advertised
@@ -90,7 +92,7 @@ class BrokerProcess:
             cmd += ["--advertised", self.advertised]
         for key, value in self.configs.items():
             cmd += ["--config", f"{key}={value}"]
-        return cmd
+        return cmd + self.args
 
     def start(self, port: int = 0, timeout: float = START_TIMEOUT_S) -> BrokerProcess:
         if self.running:
@@ -137,6 +139,22 @@ class BrokerProcess:
         self.host = host or self.host
         self.port = int(port_text)
         return self
+
+    def stdout_line(self, prefix: str, timeout: float = 10.0) -> str:
+        """The first line of stdout that starts with ``prefix``, once printed."""
+        deadline = time.monotonic() + timeout
+        while True:
+            for line in list(self._stdout_lines):
+                if line.startswith(prefix):
+                    return line
+            if time.monotonic() > deadline or not self.running:
+                raise AssertionError(f"no {prefix!r} line on stdout\n{self.describe_output()}")
+            time.sleep(0.02)
+
+    @property
+    def metrics_url(self) -> str:
+        """Where ``--metrics-port`` serves (the ``metrics on URL`` line)."""
+        return self.stdout_line("metrics on ").removeprefix("metrics on ").strip()
 
     def _read_stdout(self, proc: subprocess.Popen[bytes], listening: threading.Event) -> None:
         assert proc.stdout is not None

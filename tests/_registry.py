@@ -19,8 +19,9 @@ class RegistryProcess(BrokerProcess):
         bootstrap: str,
         topic: str = "_schemas",
         settings: dict[str, str] | None = None,
+        args: list[str] | None = None,
     ) -> None:
-        super().__init__(root)
+        super().__init__(root, args=args or ())
         self.kafka_bootstrap = bootstrap
         self.topic = topic
         self.settings = settings or {}
@@ -38,6 +39,7 @@ class RegistryProcess(BrokerProcess):
             "--topic",
             self.topic,
             *(f"--config={name}={value}" for name, value in self.settings.items()),
+            *self.args,
         ]
 
     @property

@@ -183,3 +183,12 @@ def test_metrics_port_alone_serves_loopback_only() -> None:
     assert local_address("9100") == ("127.0.0.1", 9100)
     assert local_address(":9100") == ("127.0.0.1", 9100)
     assert local_address("0.0.0.0:9100") == ("0.0.0.0", 9100)
+
+
+def test_nerve_up_serves_metrics_on_9404_by_default_and_the_servers_only_when_asked() -> None:
+    parser = build_parser()
+    assert parser.parse_args(["up"]).metrics_port == ("127.0.0.1", 9404)
+    assert parser.parse_args(["up", "--metrics-port", "9500"]).metrics_port == ("127.0.0.1", 9500)
+    assert parser.parse_args(["up", "--no-metrics"]).no_metrics
+    assert parser.parse_args(["broker"]).metrics_port is None
+    assert parser.parse_args(["registry"]).metrics_port is None

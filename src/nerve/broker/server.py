@@ -21,6 +21,7 @@ from nerve.broker.dynamic_configs import DynamicConfigs
 from nerve.broker.group_commit import GroupCommit
 from nerve.broker.groups.coordinator import GroupCoordinator
 from nerve.broker.handlers import HANDLERS, api_versions
+from nerve.broker.metrics import BrokerMetrics
 from nerve.broker.topics import TopicManager
 from nerve.broker.txn.coordinator import TransactionCoordinator
 from nerve.protocol import codec
@@ -47,6 +48,7 @@ class Broker:
         self.group_commit = GroupCommit()
         self.groups = GroupCoordinator(self)
         self.transactions = TransactionCoordinator(self)
+        self.metrics = BrokerMetrics(self)
         self.cluster_id = ""
         # Host of the client whose request a handler is running (handlers run synchronously
         # to their first await, so this is theirs to read); DescribeGroups reports it.
@@ -254,10 +256,11 @@ class KafkaConnection(asyncio.BufferedProtocol):
         self.last_active = now
         if frames or was_empty:
             self.request_started = now if self.decoder.buffered else None
+        received = time.perf_counter() if frames else 0.0  # the loop's clock may be coarse
         for frame in frames:
             if self.transport is None:
                 return
-            self._handle_frame(frame)
+            self._handle_frame(frame, received)
         if self.decoder.waiting_for_memory and self.broker.request_pool is not None:
             self.broker.request_pool.wait(self.decoder, self._memory_released)
         self._update_reading()
@@ -305,7 +308,7 @@ class KafkaConnection(asyncio.BufferedProtocol):
 
     # -- requests --------------------------------------------------------------------------
 
-    def _handle_frame(self, frame: bytes | memoryview) -> None:
+    def _handle_frame(self, frame: bytes | memoryview, received: float) -> None:
         try:
             header, pos = codec.decode_header(frame)
         except codec.RequestDecodeError as exc:
@@ -359,7 +362,11 @@ class KafkaConnection(asyncio.BufferedProtocol):
         if isinstance(result, memoryview):
             self._respond_now(result)
         elif result is not None:
-            self._respond_later(header, result)
+            self._respond_later(header, result, received)
+            return
+        self.broker.metrics.request_done(
+            header.api_key, header.api_version, time.perf_counter() - received
+        )
 
     def _respond_now(self, data: memoryview) -> None:
         if not self.pending:
@@ -370,10 +377,16 @@ class KafkaConnection(asyncio.BufferedProtocol):
         future.set_result(data)
         self.pending.append(future)
 
-    def _respond_later(self, header: codec.RequestHeader, result: Awaitable[Any]) -> None:
+    def _respond_later(
+        self, header: codec.RequestHeader, result: Awaitable[Any], received: float
+    ) -> None:
         async def answer() -> memoryview | None:
             body = await result
-            return None if body is None else codec.encode_response(header, body)
+            encoded = None if body is None else codec.encode_response(header, body)
+            self.broker.metrics.request_done(
+                header.api_key, header.api_version, time.perf_counter() - received
+            )
+            return encoded
 
         task = asyncio.ensure_future(answer())
         self.pending.append(task)

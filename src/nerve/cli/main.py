@@ -11,7 +11,7 @@ import argparse
 import os
 import sys
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from nerve import __version__
 from nerve.cli import (
@@ -68,6 +68,23 @@ def _add_broker_options(parser: argparse.ArgumentParser, data_dir: str, listen: 
     )
 
 
+def _add_metrics_option(parser: argparse.ArgumentParser, default: str | None) -> None:
+    where = f" (default {default})" if default else ""
+    parser.add_argument(
+        "--metrics-port",
+        type=client.local_address,
+        default=client.local_address(default) if default else None,
+        metavar="[HOST:]PORT",
+        help="serve Prometheus metrics at http://127.0.0.1:PORT/metrics, or on HOST "
+        f"(0.0.0.0:PORT: every interface); port 0 picks a free one{where}",
+    )
+
+
+# Where `nerve up` serves the broker's and the registry's metrics unless told otherwise: the
+# port the Prometheus JMX exporter is commonly given beside a Kafka broker.
+UP_METRICS = "127.0.0.1:9404"
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="nerve", description=DESCRIPTION)
     parser.add_argument("--version", action="version", version=f"nerve {__version__}")
@@ -83,6 +100,7 @@ def build_parser() -> argparse.ArgumentParser:
     commands = parser.add_subparsers(dest="command", required=True)
     broker = commands.add_parser("broker", help="run the Kafka-compatible broker")
     _add_broker_options(broker, ".nerve", "127.0.0.1:9092")
+    _add_metrics_option(broker, None)
     up = commands.add_parser(
         "up",
         help="run the platform locally (broker on :9092, schema registry on :8081, data in .nerve)",
@@ -96,6 +114,8 @@ def build_parser() -> argparse.ArgumentParser:
         help="address of the schema registry's HTTP API (default 127.0.0.1:8081)",
     )
     up.add_argument("--no-registry", action="store_true", help="run the broker only")
+    _add_metrics_option(up, UP_METRICS)
+    up.add_argument("--no-metrics", action="store_true", help="serve no Prometheus metrics")
     registry = commands.add_parser(
         "registry", help="run the schema registry (Confluent REST API) against a Kafka cluster"
     )
@@ -117,6 +137,7 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="NAME=VALUE",
         help="a registry setting, e.g. max.request.bytes=1048576 (repeatable)",
     )
+    _add_metrics_option(registry, None)
     topics.add_parser(commands)
     produce.add_parser(commands)
     consume.add_parser(commands)
@@ -151,8 +172,40 @@ def _stop_event() -> asyncio.Event:
     return stop
 
 
-async def run_broker(config: BrokerConfig, registry_listen: tuple[str, int] | None = None) -> None:
-    """The broker, and with ``registry_listen`` the schema registry beside it (``nerve up``)."""
+async def _serve_metrics(collectors: list[Any], listen: tuple[str, int], hint: str = "") -> Any:
+    """Prometheus metrics of ``collectors`` and of the process, on the running loop."""
+    from prometheus_client import (
+        CollectorRegistry,
+        GCCollector,
+        PlatformCollector,
+        ProcessCollector,
+    )
+
+    from nerve.metrics_http import MetricsServer
+
+    registry = CollectorRegistry()
+    for collector in collectors:
+        registry.register(collector)
+    ProcessCollector(registry=registry)
+    PlatformCollector(registry=registry)
+    GCCollector(registry=registry)
+    server = MetricsServer(registry, *listen)
+    try:
+        host, port = await server.start()
+    except OSError as exc:
+        where = "{}:{}".format(*listen)
+        raise StartError(f"cannot serve metrics on {where}: {exc.strerror or exc}{hint}") from None
+    print(f"metrics on http://{host}:{port}/metrics", flush=True)
+    return server
+
+
+async def run_broker(
+    config: BrokerConfig,
+    registry_listen: tuple[str, int] | None = None,
+    metrics_listen: tuple[str, int] | None = None,
+) -> None:
+    """The broker, and with ``registry_listen`` the schema registry beside it (``nerve up``);
+    with ``metrics_listen``, the metrics of both on that one port."""
     import logging
 
     from nerve.broker.server import Broker
@@ -171,13 +224,18 @@ async def run_broker(config: BrokerConfig, registry_listen: tuple[str, int] | No
     logging.getLogger("nerve.broker").info(
         "broker %d serving %s with data in %s", config.node_id, f"{host}:{port}", config.data_dir
     )
-    registry = None
+    registry = metrics_server = None
+    collectors: list[Any] = [broker.metrics]
     try:
         if registry_listen is not None:
+            from nerve.registry.metrics import RegistryMetrics
             from nerve.registry.server import RegistryServer
 
             advertised = f"{config.advertised_host or host}:{config.advertised_port or port}"
-            registry = RegistryServer(advertised, *registry_listen)
+            registry_metrics = RegistryMetrics() if metrics_listen is not None else None
+            if registry_metrics is not None:
+                collectors.append(registry_metrics)
+            registry = RegistryServer(advertised, *registry_listen, metrics=registry_metrics)
             try:
                 r_host, r_port = await registry.start()
             except OSError as exc:
@@ -187,9 +245,16 @@ async def run_broker(config: BrokerConfig, registry_listen: tuple[str, int] | No
                     "(--registry-listen HOST:PORT picks another, --no-registry runs without)"
                 ) from None
             print(f"schema registry listening on http://{r_host}:{r_port}", flush=True)
+        if metrics_listen is not None:
+            hint = " (--metrics-port [HOST:]PORT picks another, --no-metrics serves none)"
+            metrics_server = await _serve_metrics(
+                collectors, metrics_listen, hint if registry_listen is not None else ""
+            )
         await stop.wait()
     finally:
         logging.getLogger("nerve.broker").info("shutting down")
+        if metrics_server is not None:
+            await metrics_server.stop()
         if registry is not None:
             await registry.stop()
         await broker.stop()
@@ -210,12 +275,30 @@ async def run_registry(args: argparse.Namespace) -> None:
         settings.apply_pairs(args.config)
     except RegistryConfigError as exc:
         raise client.CommandError(str(exc)) from None
+    metrics = None
+    if args.metrics_port is not None:
+        from nerve.registry.metrics import RegistryMetrics
+
+        metrics = RegistryMetrics()
     server = RegistryServer(
-        bootstrap, host, port, topic=args.topic, client_config=config, config=settings
+        bootstrap,
+        host,
+        port,
+        topic=args.topic,
+        client_config=config,
+        config=settings,
+        metrics=metrics,
     )
     host, port = await server.start()
     stop = _stop_event()
     print(f"listening on {host}:{port}", flush=True)
+    metrics_server = None
+    if metrics is not None:
+        try:
+            metrics_server = await _serve_metrics([metrics], args.metrics_port)
+        except StartError:
+            await server.stop()
+            raise
     logging.getLogger("nerve.registry").info(
         "schema registry on http://%s:%d, schemas in topic %s at %s",
         host,
@@ -224,6 +307,8 @@ async def run_registry(args: argparse.Namespace) -> None:
         bootstrap,
     )
     await stop.wait()
+    if metrics_server is not None:
+        await metrics_server.stop()
     await server.stop()
 
 
@@ -272,8 +357,11 @@ def main(argv: list[str] | None = None) -> int:
     registry_listen = None
     if args.command == "up" and not args.no_registry:
         registry_listen = args.registry_listen
+    metrics_listen = args.metrics_port
+    if args.command == "up" and args.no_metrics:
+        metrics_listen = None
     try:
-        asyncio.run(run_broker(config, registry_listen))
+        asyncio.run(run_broker(config, registry_listen, metrics_listen))
     except StartError as exc:
         print(f"nerve {args.command}: {exc}", file=sys.stderr)
         return 1
@@ -293,6 +381,9 @@ def _run_registry_command(args: argparse.Namespace) -> int:
     except client.CommandError as exc:
         print(f"nerve registry: {exc}", file=sys.stderr)
         return 2
+    except StartError as exc:
+        print(f"nerve registry: {exc}", file=sys.stderr)
+        return 1
     except RegistryError as exc:
         print(f"nerve registry: {exc.message}", file=sys.stderr)
         return 1

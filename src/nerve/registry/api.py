@@ -13,7 +13,7 @@ import json
 import logging
 import re
 from collections.abc import Awaitable, Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from starlette.applications import Starlette
 from starlette.concurrency import run_in_threadpool
@@ -28,6 +28,9 @@ from nerve.registry.config import RegistryConfig
 from nerve.registry.openapi import openapi_document
 from nerve.registry.paths import RawPathRouting, path_param
 from nerve.registry.registry import SCHEMA_TYPES, Registry, SchemaRequest
+
+if TYPE_CHECKING:
+    from nerve.registry.metrics import RegistryMetrics
 
 log = logging.getLogger("nerve.registry")
 
@@ -101,8 +104,12 @@ def parse_json(raw: bytes) -> Any:
         raise errors.bad_request(f"The request body is not valid JSON: {exc}") from None
 
 
-def build_app(registry: Registry, config: RegistryConfig | None = None) -> Starlette:
-    """The ASGI application serving ``registry``."""
+def build_app(
+    registry: Registry,
+    config: RegistryConfig | None = None,
+    metrics: RegistryMetrics | None = None,
+) -> Starlette:
+    """The ASGI application serving ``registry``; with ``metrics``, every request measured."""
     settings = config or RegistryConfig()
 
     def endpoint(work: Callable[[Request, Any], Any], *, body: bool = False) -> Handler:
@@ -342,9 +349,12 @@ def build_app(registry: Registry, config: RegistryConfig | None = None) -> Starl
         log.exception("%s %s failed", request.method, request.url.path)
         return json_response({"error_code": 500, "message": f"Internal error: {exc}"}, 500)
 
+    middleware = [Middleware(RawPathRouting)]
+    if metrics is not None:  # inside RawPathRouting: it sees the route the router matched
+        middleware.append(Middleware(metrics.middleware))
     return Starlette(
         routes=routes,
-        middleware=[Middleware(RawPathRouting)],
+        middleware=middleware,
         exception_handlers={
             errors.RegistryError: registry_error,
             HTTPException: http_error,

@@ -7,7 +7,7 @@ import contextlib
 import logging
 import socket
 from collections.abc import Iterator
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import uvicorn
 
@@ -15,6 +15,9 @@ from nerve.registry.api import build_app
 from nerve.registry.config import RegistryConfig
 from nerve.registry.registry import Registry
 from nerve.registry.schemas_topic import SchemasTopic
+
+if TYPE_CHECKING:
+    from nerve.registry.metrics import RegistryMetrics
 
 log = logging.getLogger("nerve.registry")
 
@@ -37,9 +40,11 @@ class RegistryServer:
         topic: str = "_schemas",
         client_config: dict[str, Any] | None = None,
         config: RegistryConfig | None = None,
+        metrics: RegistryMetrics | None = None,
     ) -> None:
         self.host, self.port = host, port
         self.config = config or RegistryConfig()
+        self.metrics = metrics
         self.schemas_topic = SchemasTopic(bootstrap_servers, topic, client_config)
         self._server: _Server | None = None
         self._task: asyncio.Task[None] | None = None
@@ -56,8 +61,11 @@ class RegistryServer:
         sock.bind((self.host, self.port))
         sock.listen(128)
         sock.setblocking(False)
+        registry = Registry(self.schemas_topic, self.config)
+        if self.metrics is not None:
+            self.metrics.registry = registry
         config = uvicorn.Config(
-            build_app(Registry(self.schemas_topic, self.config), self.config),
+            build_app(registry, self.config, self.metrics),
             log_level="warning",
             access_log=False,
             lifespan="off",

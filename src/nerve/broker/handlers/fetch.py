@@ -27,9 +27,10 @@ API_KEY = 1
 
 def handle_fetch(broker: Broker, header: codec.RequestHeader, request: Any) -> Any:
     module = codec.schema_module(API_KEY, header.api_version, True)
-    response, size, partitions = _read(broker, module, request)
+    response, size, partitions, served = _read(broker, module, request)
     wait_ms = request.max_wait.total_seconds() * 1000
     if size >= request.min_bytes or wait_ms <= 0 or not partitions:
+        broker.metrics.fetched(served)
         return response
     return _long_poll(broker, module, request, partitions, time.monotonic() + wait_ms / 1000)
 
@@ -56,21 +57,27 @@ async def _long_poll(
         finally:
             for partition in partitions:
                 partition.waiters.discard(waiter)
-        response, size, partitions = _read(broker, module, request)
+        response, size, partitions, served = _read(broker, module, request)
         if size >= request.min_bytes or not partitions:
+            broker.metrics.fetched(served)
             return response
-    response, _size, _partitions = _read(broker, module, request)
+    response, _size, _partitions, served = _read(broker, module, request)
+    broker.metrics.fetched(served)
     return response
 
 
-def _read(broker: Broker, module: ModuleType, request: Any) -> tuple[Any, int, list[Partition]]:
-    """One pass over the requested partitions; returns the response, its size and the
-    partitions worth waiting on."""
+def _read(
+    broker: Broker, module: ModuleType, request: Any
+) -> tuple[Any, int, list[Partition], list[tuple[str, int, int, int]]]:
+    """One pass over the requested partitions; returns the response, its size, the
+    partitions worth waiting on, and for the metrics (topic, bytes, partitions, failed
+    partitions) of each known topic."""
     topics = broker.topics
     budget = request.max_bytes if request.max_bytes > 0 else 2**31 - 1
     read_committed = getattr(request, "isolation_level", 0) == 1
     total = 0
     watched: list[Partition] = []
+    served: list[tuple[str, int, int, int]] = []
     topic_responses = []
     for fetch_topic in request.topics:
         name = getattr(fetch_topic, "topic", None)
@@ -82,6 +89,7 @@ def _read(broker: Broker, module: ModuleType, request: Any) -> tuple[Any, int, l
             else (ErrorCode.unknown_topic_id)
         )
         partition_responses = []
+        topic_bytes = failed = 0
         for fetch_partition in fetch_topic.partitions:
             index = fetch_partition.partition
             code = ErrorCode.none
@@ -90,6 +98,7 @@ def _read(broker: Broker, module: ModuleType, request: Any) -> tuple[Any, int, l
             aborted: tuple[Any, ...] | None = () if read_committed else None
             if topic is None or not 0 <= index < len(topic.partitions):
                 code = unknown
+                failed += 1
             else:
                 partition = topic.partitions[index]
                 partition_log = partition.log
@@ -120,15 +129,18 @@ def _read(broker: Broker, module: ModuleType, request: Any) -> tuple[Any, int, l
                             )
                 except OffsetOutOfRangeError:
                     code = ErrorCode.offset_out_of_range
+                    failed += 1
                 except CorruptBatchError:
                     # Damaged on disk (logged once by the log): an error, never its bytes.
                     code = ErrorCode.corrupt_message
+                    failed += 1
                 else:
                     if data:
                         if total > 0 and len(data) > limit:
                             data = b""
                         total += len(data)
                         budget -= len(data)
+                        topic_bytes += len(data)
                     watched.append(partition)
             partition_responses.append(
                 codec.make(
@@ -144,6 +156,8 @@ def _read(broker: Broker, module: ModuleType, request: Any) -> tuple[Any, int, l
                     records=data,
                 )
             )
+        if topic is not None:
+            served.append((topic.name, topic_bytes, len(fetch_topic.partitions), failed))
         topic_responses.append(
             codec.make(
                 module,
@@ -162,4 +176,4 @@ def _read(broker: Broker, module: ModuleType, request: Any) -> tuple[Any, int, l
         responses=tuple(topic_responses),
         node_endpoints=(),
     )
-    return response, total, watched
+    return response, total, watched, served

@@ -106,7 +106,10 @@ def _append(
                 f"batch of {len(batch)} bytes once compressed with {config.compression_type} "
                 f"exceeds max.message.bytes ({config.max_message_bytes})",
             )
-    first, _last = partition.log.append(batch, headers, now_ms)
+    first, last = partition.log.append(batch, headers, now_ms)
+    counters = broker.metrics.topic(partition.topic.name)
+    counters.bytes_in += len(data)  # as received, as Kafka counts it (before recompression)
+    counters.messages_in += last - first + 1
     broker.group_commit.mark_dirty(partition.log)
     partition.notify_waiters()
     return first
@@ -172,6 +175,7 @@ def handle_produce(broker: Broker, header: codec.RequestHeader, request: Any) ->
         topic_id: Any = getattr(topic_data, "topic_id", None)
         topic = broker.topics.get(name) if name is not None else broker.topics.by_id.get(topic_id)
         unknown = ErrorCode.unknown_topic_or_partition if name else ErrorCode.unknown_topic_id
+        counters = broker.metrics.topic(topic.name) if topic is not None else None
         partition_responses = []
         for partition_data in topic_data.partition_data:
             index = partition_data.index
@@ -187,12 +191,15 @@ def handle_produce(broker: Broker, header: codec.RequestHeader, request: Any) ->
                 code = unknown
             else:
                 partition = topic.partitions[index]
+                assert counters is not None
+                counters.produce_requests += 1
                 try:
                     base_offset = _append(broker, partition, partition_data.records, now_ms)
                     wrote = True
                     if partition.topic.log_config.message_timestamp_type == "LogAppendTime":
                         append_time = log_append_time
                 except ApiError as exc:
+                    counters.failed_produce_requests += 1
                     code, message = exc.code, exc.message
                     if isinstance(exc, RecordErrors):
                         record_errors = exc.record_errors
@@ -204,6 +211,7 @@ def handle_produce(broker: Broker, header: codec.RequestHeader, request: Any) ->
                         message or code.name,
                     )
                 except OSError as exc:
+                    counters.failed_produce_requests += 1
                     code, message = ErrorCode.kafka_storage_error, str(exc)
                     log.error("append to %s-%d failed: %s", topic.name, index, exc)
                 log_start = partition.log.log_start_offset
