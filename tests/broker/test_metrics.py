@@ -304,3 +304,39 @@ def test_a_taken_metrics_port_stops_the_broker_with_one_line(tmp_path: Path) -> 
             assert "Traceback" not in proc.stderr_text()
         finally:
             proc.close()
+
+
+def test_a_consumer_protocol_group_is_counted_with_its_state_and_members(
+    metered: BrokerProcess, topic_name: TopicNameFactory
+) -> None:
+    topic, group = topic_name(), topic_name("group")
+    _ck.create_topic(metered.bootstrap, topic, partitions=2)
+    _ck.produce_ok(metered.bootstrap, topic, [b"r%d" % i for i in range(10)])
+    consumer = Consumer(
+        {
+            "bootstrap.servers": metered.bootstrap,
+            "group.id": group,
+            "group.protocol": "consumer",
+            "auto.offset.reset": "earliest",
+            "enable.auto.commit": False,
+        }
+    )
+    try:
+        consumer.subscribe([topic])
+        got = 0
+        deadline = time.monotonic() + 30
+        while got < 10 and time.monotonic() < deadline:
+            message = consumer.poll(0.5)
+            if message is not None and message.error() is None:
+                got += 1
+        assert got == 10
+        consumer.commit(asynchronous=False)
+        found = _scrape(metered)
+        count = "kafka_server_group_coordinator_metrics_group_count"
+        assert found.value(count, protocol="consumer") >= 1
+        assert found.value("kafka_consumergroup_members", consumergroup=group) == 1
+        assert found.value("kafka_consumergroup_lag_sum", consumergroup=group, topic=topic) == 0
+        states = "kafka_server_group_coordinator_metrics_consumer_group_count"
+        assert found.total(states) == found.value(count, protocol="consumer")
+    finally:
+        consumer.close()

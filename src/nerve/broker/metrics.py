@@ -33,6 +33,10 @@ LATENCY_BUCKETS_MS = (
 )  # fmt: skip
 
 
+# Kafka's ConsumerGroupState names for groups of the consumer protocol (KIP-848).
+_CONSUMER_GROUP_STATES = ("Empty", "Assigning", "Reconciling", "Stable", "Dead")
+
+
 class TopicMetrics:
     """Kafka's BrokerTopicMetrics of one topic, as running totals."""
 
@@ -250,20 +254,46 @@ class BrokerMetrics:
         broker = self.broker
         groups = sorted(broker.groups.groups.items())
         by_state = dict.fromkeys(GroupState, 0)
+        by_protocol = {"classic": 0, "consumer": 0}
+        consumer_states = dict.fromkeys(_CONSUMER_GROUP_STATES, 0)
         offsets = 0
         for _, group in groups:
-            by_state[group.state] += 1
             offsets += len(group.offsets)
+            by_protocol[group.group_type] += 1
+            if group.consumer is not None:
+                consumer_states[group.consumer.state()] += 1
+            else:
+                by_state[group.state] += 1
         prefix = "kafka_coordinator_group_groupmetadatamanager_"
-        yield _gauge(prefix + "numgroups", "Consumer groups (NumGroups).", value=len(groups))
+        yield _gauge(
+            prefix + "numgroups", "Groups of both protocols (NumGroups).", value=len(groups)
+        )
         for state, count in by_state.items():
-            # NumGroupsStable, NumGroupsPreparingRebalance, ...: one metric per state.
+            # NumGroupsStable, NumGroupsPreparingRebalance, ...: classic groups, one metric per
+            # state, as Kafka 4's coordinator still reports them.
             yield _gauge(
                 f"{prefix}numgroups{state.value.lower()}",
-                f"Groups in {state.value} (NumGroups{state.value}).",
+                f"Classic groups in {state.value} (NumGroups{state.value}).",
                 value=count,
             )
         yield _gauge(prefix + "numoffsets", "Committed offsets (NumOffsets).", value=offsets)
+        family = _gauge(
+            "kafka_server_group_coordinator_metrics_group_count",
+            "Groups by protocol (group-coordinator-metrics group-count).",
+            ("protocol",),
+        )
+        for protocol, count in by_protocol.items():
+            family.add_metric((protocol,), count)
+        yield family
+        family = _gauge(
+            "kafka_server_group_coordinator_metrics_consumer_group_count",
+            "Consumer-protocol (KIP-848) groups by state "
+            "(group-coordinator-metrics consumer-group-count).",
+            ("state",),
+        )
+        for state_name, count in consumer_states.items():
+            family.add_metric((state_name,), count)
+        yield family
 
         # kafka-exporter's consumer group metrics: for each topic a group has committed
         # offsets on, every partition of the topic; one without a commit shows -1 for both
@@ -295,7 +325,9 @@ class BrokerMetrics:
         )
         topics = broker.topics.topics
         for group_id, group in groups:
-            members.add_metric((group_id,), len(group.members))
+            members.add_metric(
+                (group_id,), len(group.consumer.members if group.consumer else group.members)
+            )
             committed: dict[str, dict[int, int]] = {}
             for (topic_name, index), commit in group.offsets.items():
                 committed.setdefault(topic_name, {})[index] = commit.offset
