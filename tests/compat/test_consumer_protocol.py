@@ -81,7 +81,15 @@ def test_members_share_partitions_through_join_and_sigkill_and_lose_nothing(
             w.stop()
         watcher.close()
     for partition, offsets in watcher.history.items():
-        assert offsets == sorted(offsets), f"partition {partition} commits went back: {offsets}"
+        who = [
+            (i, e)
+            for i, w in enumerate(workers)
+            for e in w.events
+            if "assigned" in e or ("consumed" in e and e["consumed"][0] == partition)  # type: ignore[index]
+        ]
+        assert offsets == sorted(offsets), (
+            f"partition {partition} commits went back: {offsets} {who[-80:]}"
+        )
     assert len(watcher.history) == 6
 
 

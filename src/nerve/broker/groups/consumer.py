@@ -76,6 +76,7 @@ class ConsumerMember:
     session_timer: asyncio.TimerHandle | None = None
     revocation_timer: asyncio.TimerHandle | None = None
     left_static: bool = False  # epoch -2: away, its assignment kept for its session
+    joined: bool = False  # counted in the group epoch already
 
 
 @dataclass(eq=False)
@@ -205,19 +206,19 @@ class ConsumerProtocol:
             return error
         assert member is not None
         joining = req.member_epoch == 0
-        before = (member.member_epoch, _frozen(member.assigned))
+        before = _frozen(member.assigned)
         changed = self._update_member(cg, member, req)
         self._keep_alive(group, member)
         if changed or self._metadata_changed(cg, joining):
             cg.group_epoch += 1
             self._persist(group, cg, members=[member])
+        elif joining:
+            self._persist(group, cg, members=[member])
         if cg.group_epoch > cg.assignment_epoch:
             self._assign(group, cg)
         self._reconcile(group, cg, member, req.owned)
-        after = (member.member_epoch, _frozen(member.assigned))
-        send = joining or after != before
-        if not send and req.owned is not None:
-            send = _frozen(req.owned) != after[1]
+        # As Kafka: the partitions are sent when they change (an epoch bump alone is not).
+        send = joining or _frozen(member.assigned) != before
         return HeartbeatResult(
             ErrorCode.none,
             member_id=member.member_id,
@@ -270,9 +271,7 @@ class ConsumerProtocol:
                     )
                 member = ConsumerMember(member_id=member_id)
                 cg.members[member_id] = member
-            else:
-                # A member rejoining with epoch 0 (it lost its state) starts over.
-                self._revoke_everything(member)
+            # A known member rejoining with epoch 0 gets its assignment again, as in Kafka.
             return member, None
         member = cg.members.get(member_id)
         if member is None:
@@ -324,7 +323,6 @@ class ConsumerProtocol:
             cg.static_members[req.instance_id] = member_id
             return member, None
         if old.member_id == member_id:
-            self._revoke_everything(old)
             return old, None
         if not old.left_static:
             return None, HeartbeatResult(
@@ -337,6 +335,12 @@ class ConsumerProtocol:
         self._tombstone_member(group, old.member_id)
         replacement = ConsumerMember(
             member_id=member_id,
+            joined=True,
+            instance_id=old.instance_id,
+            subscribed_topic_names=old.subscribed_topic_names,
+            subscribed_topic_regex=old.subscribed_topic_regex,
+            server_assignor=old.server_assignor,
+            rebalance_timeout_ms=old.rebalance_timeout_ms,
             member_epoch=old.member_epoch,
             previous_member_epoch=old.previous_member_epoch,
             state=old.state,
@@ -380,7 +384,10 @@ class ConsumerProtocol:
         if req.server_assignor is not None and req.server_assignor != m.server_assignor:
             m.server_assignor = req.server_assignor or None
             changed = True
-        return changed or req.member_epoch == 0
+        if not m.joined:
+            m.joined = True
+            changed = True
+        return changed
 
     def _metadata_changed(self, cg: ConsumerGroup, force: bool) -> bool:
         """Whether the subscribed topics' ids or partition counts moved since the target."""
@@ -501,14 +508,6 @@ class ConsumerProtocol:
         m.assigned = assigned
         m.pending_revocation = {}
         m.state = MemberState.UNRELEASED_PARTITIONS if unreleased else MemberState.STABLE
-
-    def _revoke_everything(self, m: ConsumerMember) -> None:
-        m.assigned = {}
-        m.pending_revocation = {}
-        m.member_epoch = 0
-        m.previous_member_epoch = -1
-        m.state = MemberState.STABLE
-        self._cancel_revocation(m)
 
     # -- leaving and timers ----------------------------------------------------------------
 
@@ -641,10 +640,8 @@ class ConsumerProtocol:
             return ErrorCode.unknown_member_id
         if version < 9:
             return ErrorCode.unsupported_version
-        if epoch > member.member_epoch:
-            return ErrorCode.fenced_member_epoch
-        if epoch < member.member_epoch:
-            return ErrorCode.stale_member_epoch
+        if epoch != member.member_epoch:
+            return ErrorCode.stale_member_epoch  # older or newer alike, as Kafka 4.4
         return None
 
     def fetch_error(self, cg: ConsumerGroup, member_id: str | None, epoch: int) -> ErrorCode | None:
@@ -782,7 +779,7 @@ class ConsumerProtocol:
             return
         member = cg.members.get(key.member)
         if member is None:
-            member = cg.members[key.member] = ConsumerMember(member_id=key.member)
+            member = cg.members[key.member] = ConsumerMember(member_id=key.member, joined=True)
         if kind == offsets_records.CONSUMER_GROUP_MEMBER_METADATA:
             meta = offsets_records.decode_member_value(value)
             member.instance_id = meta.instance_id

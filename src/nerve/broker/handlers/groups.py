@@ -438,6 +438,25 @@ def handle_describe_groups(broker: Broker, header: codec.RequestHeader, request:
     described = []
     for group_id in request.groups:
         group = broker.groups.groups.get(group_id)
+        if group is not None and group.consumer is not None:
+            # A consumer group (KIP-848) is not described here: v6 says so, as Kafka.
+            described.append(
+                codec.make(
+                    module,
+                    "DescribedGroup",
+                    error_code=ErrorCode.group_id_not_found if version >= 6 else ErrorCode.none,
+                    error_message=f"Group {group_id} is not a classic group."
+                    if version >= 6
+                    else None,
+                    group_id=group_id,
+                    group_state=GroupState.DEAD.value,
+                    protocol_type="",
+                    protocol_data="",
+                    members=(),
+                    authorized_operations=operations,
+                )
+            )
+            continue
         if group is None:
             # v6 (KIP-1043) says so; older versions report the Dead state.
             code = ErrorCode.group_id_not_found if version >= 6 else ErrorCode.none
