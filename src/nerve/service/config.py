@@ -20,6 +20,9 @@ class RunConfig:
     )
     client_config: dict[str, Any] = field(default_factory=dict)
     batch_size: int = 500
+    # Where streams keep their local state (RocksDB per task); None: .nerve/state under the
+    # working directory.
+    state_dir: str | None = field(default_factory=lambda: os.environ.get("NERVE_STATE_DIR"))
     poll_timeout_s: float = 0.1
 
     def kafka(self, **extra: Any) -> dict[str, Any]:

@@ -181,6 +181,10 @@ class ServiceRunner:
             self.config.kafka().get("message.max.bytes", DEFAULT_MESSAGE_MAX_BYTES)
         )
         self._dlq_topics: set[str] = set()
+        self._late_topics: set[str] = set()
+        self._committed: dict[tuple[str, int], int] = {}
+        self._positions_due = 0.0
+        self.streams: Any = None  # nerve.streams.running.StreamsPart, for a service with streams
         self.events_in = 0
         self.events_out = 0
         self.errors = 0
@@ -208,6 +212,15 @@ class ServiceRunner:
         for event_type in event_types:
             wanted[event_type.topic] = getattr(event_type, "partitions", None)
         ensure_topics(admin, wanted)
+        builder = self.service.streams_builder
+        if builder is not None and builder.sources:
+            from pathlib import Path
+
+            from nerve.streams.running import StreamsPart
+
+            state_dir = Path(self.config.state_dir or Path(".nerve") / "state")
+            self.streams = StreamsPart(self, state_dir)
+            self.streams.prepare(admin, ensure_topics)
         self._register_schemas()
         self.reader = EventReader(self.config.registry_url, self.avro)
         self._check_readers()
@@ -223,7 +236,15 @@ class ServiceRunner:
         # broker logs, quotas), unless the run configuration names them otherwise.
         named = {"client.id": self.service.name, **self.config.client_config}
         producer_config = self.config.kafka(
-            **{"linger.ms": 5, "enable.idempotence": True, "client.id": named["client.id"]}
+            **{
+                "linger.ms": 5,
+                "enable.idempotence": True,
+                "client.id": named["client.id"],
+                # Keys go where the Java client and Kafka Streams put them (murmur2), so a
+                # topic written by a nerve service is co-partitioned with one written by any
+                # other Kafka producer or streams application: joins need that.
+                "partitioner": "murmur2_random",
+            }
         )
         if self.service.exactly_once:
             # A new id per process: replicas must not fence each other (the group generation
@@ -244,22 +265,30 @@ class ServiceRunner:
                     "enable.auto.commit": not self.service.exactly_once,
                     "enable.auto.offset.store": False,
                     "isolation.level": "read_committed",
-                    "partition.assignment.strategy": "cooperative-sticky",
+                    # Streams: same-numbered partitions of co-partitioned topics to one
+                    # replica (a join's two sides); otherwise move as little as possible.
+                    "partition.assignment.strategy": (
+                        "range" if self.streams is not None else "cooperative-sticky"
+                    ),
                     # What librdkafka prefetches beyond the batch in hand is bounded too
                     # (its default allows 64 MiB).
                     "queued.max.messages.kbytes": 16_384,
                 }
             )
         )
+        topics = list(self.by_topic)
+        if self.streams is not None:
+            topics += [t for t in self.streams.topics if t not in self.by_topic]
         self.consumer.subscribe(
-            list(self.by_topic), on_revoke=self._on_revoke, on_lost=self._on_revoke
+            topics, on_assign=self._on_assign, on_revoke=self._on_revoke, on_lost=self._on_revoke
         )
         catalog.announce(self.service, self.config, self.schema_ids)
         self.observer.started(self.service)
         log.info(
             "service %s started: consumes %s, emits %s",
             self.service.name,
-            ", ".join(self.by_topic) or "nothing",
+            ", ".join([*self.by_topic, *sorted(self.streams.topics if self.streams else ())])
+            or "nothing",
             ", ".join(e.topic for e in self.service.emits) or "nothing",
         )
 
@@ -383,6 +412,11 @@ class ServiceRunner:
             return compatibility.avro_problems(avro_schema(model), writer)
         return compatibility.avro_writer_problems(model, writer)
 
+    def _on_assign(self, consumer: Consumer, partitions: list[TopicPartition]) -> None:
+        # Inside poll: a streams task restores its state before its first record.
+        if self.streams is not None:
+            self.streams.assigned(partitions)
+
     def _on_revoke(self, consumer: Consumer, partitions: list[TopicPartition]) -> None:
         # Called inside poll, between batches: every stored offset belongs to handled events.
         if not self.service.exactly_once:
@@ -391,6 +425,8 @@ class ServiceRunner:
             except KafkaException as exc:
                 if exc.args[0].code() != KafkaError._NO_OFFSET:
                     log.warning("%s: commit on revoke failed: %s", self.service.name, exc)
+        if self.streams is not None:
+            self.streams.revoked(partitions)
 
     def close(self) -> None:
         """Graceful: the current batch has finished; commit and leave the group."""
@@ -402,6 +438,8 @@ class ServiceRunner:
             self.consumer = None
         for table in self.tables:
             table.stop()
+        if self.streams is not None:
+            self.streams.close()
 
     # -- the loop ----------------------------------------------------------------------------
 
@@ -419,9 +457,41 @@ class ServiceRunner:
                 await self.handle_batch(messages)
             elif self.producer is not None:
                 self.producer.poll(0)
+                if self.streams is not None and self.service.exactly_once:
+                    await self._commit_positions()
             if self.observer is not NULL_OBSERVER and time.monotonic() >= lag_due:
                 lag_due = time.monotonic() + 5
                 self._report_lag(consumer)
+
+    async def _commit_positions(self) -> None:
+        """Exactly-once, idle: commit positions that moved past the last commit without a
+        record (over transaction markers), so the group's committed offsets reach the end of
+        its inputs, as Kafka Streams' do (tools that watch lag see zero)."""
+        now = time.monotonic()
+        if now < self._positions_due:
+            return
+        self._positions_due = now + 1.0
+        assert self.consumer is not None and self.producer is not None
+        moved = [
+            tp
+            for tp in self.consumer.position(self.consumer.assignment())
+            if tp.offset >= 0 and tp.offset > self._committed.get((tp.topic, tp.partition), -1)
+        ]
+        if not moved:
+            return
+        loop = asyncio.get_running_loop()
+        try:
+            self.producer.begin_transaction()
+            metadata = self.consumer.consumer_group_metadata()
+            self.producer.send_offsets_to_transaction(moved, metadata, 30)
+            await loop.run_in_executor(None, self.producer.commit_transaction, 30)
+        except KafkaException as exc:
+            log.info("%s: committing idle positions failed: %s", self.service.name, exc)
+            if exc.args[0].txn_requires_abort():
+                self.producer.abort_transaction(30)
+            return
+        for tp in moved:
+            self._committed[(tp.topic, tp.partition)] = tp.offset
 
     def _report_lag(self, consumer: Consumer) -> None:
         # Local state only (the high watermark of the last fetch): no request to the broker.
@@ -467,6 +537,8 @@ class ServiceRunner:
             self._note_refused()
             self._rewind(by_partition)
             return
+        if self.streams is not None:
+            self.streams.before_durable()
         offsets = [
             TopicPartition(topic, partition, (records[-1].offset() or 0) + 1)
             for (topic, partition), records in by_partition.items()
@@ -509,6 +581,10 @@ class ServiceRunner:
                 self._rewind(batch)
                 return
             self._failed_deliveries = []
+            for tp in offsets:
+                self._committed[(tp.topic, tp.partition)] = tp.offset
+            if self.streams is not None:
+                self.streams.durable()
             return
         remaining = await loop.run_in_executor(None, self.producer.flush, 30)
         if remaining or self._failed_deliveries:
@@ -522,6 +598,8 @@ class ServiceRunner:
             self._rewind(batch)
             return
         self.consumer.store_offsets(offsets=offsets)
+        if self.streams is not None:
+            self.streams.durable()
 
     def _note_refused(self) -> list[KafkaError]:
         """Take the failed deliveries. One the broker refused for good counts as a failed
@@ -564,6 +642,8 @@ class ServiceRunner:
 
     def _rewind(self, batch: dict[tuple[str, int], list[Message]]) -> None:
         assert self.consumer is not None
+        if self.streams is not None:
+            self.streams.failed()
         for (topic, partition), records in batch.items():
             self.consumer.seek(TopicPartition(topic, partition, records[0].offset() or 0))
 
@@ -578,6 +658,10 @@ class ServiceRunner:
     async def _handle(self, message: Message) -> None:
         topic = message.topic() or ""
         self.events_in += 1
+        streams = self.streams
+        if streams is not None and topic in streams.internal_sources:
+            await self._stream(message, None, None, None)
+            return
         try:
             meta, data, content_type = envelope.read(message.headers(), message.value())
         except envelope.EnvelopeError as exc:
@@ -587,6 +671,8 @@ class ServiceRunner:
         meta.key = message.key()
         if not meta.id:
             meta.id = f"{topic}-{meta.partition}-{meta.offset}"
+        if streams is not None and topic in streams.topics:
+            await self._stream(message, meta, data, content_type)
         decoded: dict[type[Event] | None, Any] = {}
         for handler in self.by_topic.get(topic, ()):
             event = decoded.get(handler.event_type)
@@ -614,6 +700,21 @@ class ServiceRunner:
                     await self._dead_letter(message, refused[1], refused[0], handler.name, meta)
                     continue
             await self._call(handler, event, meta, message)
+
+    async def _stream(
+        self, message: Message, meta: Meta | None, data: Any, content_type: str | None
+    ) -> None:
+        """A record of a streams source through its task. A function of the user's that
+        raises (or an event that cannot be read) dead-letters the record, with the reason."""
+        try:
+            self.streams.handle(message, meta, data, content_type)
+        except (KafkaException, _BatchAborted):
+            raise
+        except Exception as exc:
+            if self.service.exactly_once and _aborts_transaction(exc):
+                raise _BatchAborted from exc
+            self.errors += 1
+            await self._dead_letter(message, exc, 1, "streams", meta)
 
     def _decode(
         self, handler: Handler, data: bytes | None, content_type: str | None, meta: Meta
@@ -824,7 +925,11 @@ class ServiceRunner:
 
 
 def ensure_topics(
-    admin: AdminClient, wanted: dict[str, int | None], *, compact: bool = False
+    admin: AdminClient,
+    wanted: dict[str, int | None],
+    *,
+    compact: bool = False,
+    configs: dict[str, str] | None = None,
 ) -> None:
     """Create the topics that do not exist (the cluster's defaults unless a count is given);
     on a cluster without auto-creation a service must not depend on it."""
@@ -834,7 +939,7 @@ def ensure_topics(
             name,
             num_partitions=count or -1,
             replication_factor=-1,
-            config={"cleanup.policy": "compact"} if compact else {},
+            config={**({"cleanup.policy": "compact"} if compact else {}), **(configs or {})},
         )
         for name, count in wanted.items()
         if name not in existing or existing[name].error is not None
@@ -847,3 +952,19 @@ def ensure_topics(
         except KafkaException as exc:
             if exc.args[0].code() != KafkaError.TOPIC_ALREADY_EXISTS:
                 raise ServiceError(f"cannot create topic {name}: {exc.args[0].str()}") from None
+    # Kafka answers CreateTopics before every broker's metadata has the topic: a consumer
+    # subscribing now could miss it for its metadata refresh interval (minutes). Wait until
+    # the topics show with a leader for each partition.
+    deadline = time.monotonic() + 30
+    names = [topic.topic for topic in missing]
+    while time.monotonic() < deadline:
+        shown = admin.list_topics(timeout=10).topics
+        if all(
+            n in shown
+            and shown[n].error is None
+            and shown[n].partitions
+            and all(p.leader >= 0 for p in shown[n].partitions.values())
+            for n in names
+        ):
+            return
+        time.sleep(0.05)

@@ -42,6 +42,9 @@ class Service:
         self.handlers: list[Handler] = []
         self.tables: list[Table[Any]] = []
         self.emits: list[type[Event]] = []
+        # Streams (nerve.streams): built on the first ``stream`` call.
+        self.streams_builder: Any = None
+        self.stream_emits: list[Any] = []
 
     def on(
         self,
@@ -104,6 +107,34 @@ class Service:
             table = Table(topic, model)
         self.tables.append(table)
         return table
+
+    def stream(
+        self,
+        source: type[Event] | str,
+        *,
+        time: Callable[[Any], Any] | str = "event",
+        value: str = "text",
+    ) -> Any:
+        """A stream of an event type's topic (or of a raw topic) to process with
+        ``nerve.streams`` operators: filters, maps, groupings, windows, joins.
+
+        ``time`` says what a record's event time is: ``"event"`` (the CloudEvent's ``time``,
+        else the record timestamp), ``"record"`` (the record timestamp) or a function of the
+        value returning a datetime or epoch milliseconds. A raw topic's values are read as
+        ``value``: ``"text"`` (UTF-8), ``"json"`` or ``"bytes"``.
+        """
+        from nerve.streams.dsl import Stream, StreamsBuilder
+
+        if self.streams_builder is None:
+            self.streams_builder = StreamsBuilder(self)
+        builder = self.streams_builder
+        if isinstance(source, str):
+            if value not in ("text", "json", "bytes"):
+                raise ValueError("value must be 'text', 'json' or 'bytes'")
+            node = builder.source(source, value_format=value, time=time)
+        else:
+            node = builder.source(source.topic, event_type=source, time=time)
+        return Stream(builder, node)
 
     @property
     def topics(self) -> list[str]:
