@@ -40,7 +40,7 @@ EXACTLY_ONCE = textwrap.dedent(
 
     @ledger.on(Debit)
     def book(event: Debit) -> Booked:
-        time.sleep(0.002)  # slow enough to be killed mid-stream
+        time.sleep(0.005)  # slow enough to be killed mid-stream, three times
         return Booked(id=event.id, account=event.account, cents=event.amount * 100)
     """
 )
