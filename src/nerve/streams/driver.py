@@ -38,7 +38,7 @@ def _ms(timestamp: int | float | datetime | None, default: int) -> int:
 class Output:
     """A record written to a topic: key and value as the topic holds them (text decoded)."""
 
-    __slots__ = ("topic", "key", "value", "timestamp", "headers")
+    __slots__ = ("headers", "key", "timestamp", "topic", "value")
 
     def __init__(
         self, topic: str, key: Any, value: Any, timestamp: int, headers: Any = None
