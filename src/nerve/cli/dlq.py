@@ -346,17 +346,44 @@ def _advanced(before: Progress, letters: list[DeadLetter], sent: set[int]) -> Pr
     return after
 
 
-def _replay(args: argparse.Namespace) -> int:
-    wanted = _wanted_offsets(args.offset)
+@dataclass
+class Replay:
+    """What a replay chose and did (``dry_run``: only chose)."""
+
+    dlq: str | None
+    chosen: list[DeadLetter]
+    already: int
+    unselected: int
+    targets: list[str]
+    dry_run: bool
+    replayed: int = 0
+    failures: list[tuple[str, str]] = field(default_factory=list)
+
+    @property
+    def skipped(self) -> str:
+        return f"skipped {self.already} already replayed, {self.unselected} not selected"
+
+
+def replay(
+    args: argparse.Namespace,
+    wanted: set[tuple[int | None, int]],
+    service: str | None,
+    dry_run: bool,
+) -> Replay:
+    """Replay the pending dead letters of ``args.topic`` that ``wanted`` (offsets) and
+    ``service`` select, each once: progress is committed as the replay group's offset and
+    metadata, so a letter already replayed is never sent again. The console calls this too."""
     admin = client.admin(args)
     found = _dlq_partitions(admin, args.topic)
     if found is None:
         if wanted:
             raise CommandError(
-                f"no dead letters of {args.topic}: nothing to replay at {args.offset}"
+                f"no dead letters of {args.topic}: nothing to replay at "
+                + ", ".join(
+                    f"{p}:{o}" if p is not None else str(o) for p, o in sorted(wanted, key=str)
+                )
             )
-        print(f"replayed 0 dead letter(s): nothing of {args.topic} has been dead-lettered")
-        return 0
+        return Replay(None, [], 0, 0, [], dry_run)
     dlq, partitions = found
     consumer = _consumer(args)
     try:
@@ -370,29 +397,14 @@ def _replay(args: argparse.Namespace) -> int:
         pending = [
             letter for letter in letters if not progress[letter.partition].done(letter.offset)
         ]
-        chosen = [letter for letter in pending if _selected(letter, wanted, args.service)]
-        unselected = len(pending) - len(chosen)
+        chosen = [letter for letter in pending if _selected(letter, wanted, service)]
         targets = sorted({_target(letter, args.topic) for letter in chosen})
+        outcome = Replay(dlq, chosen, len(already), len(pending) - len(chosen), targets, dry_run)
         absent = [t for t in targets if client.find_topic(admin, t) is None]
         if absent:
             raise CommandError(f"cannot replay to unknown topic(s) {', '.join(absent)}")
-        skipped = f"skipped {len(already)} already replayed, {unselected} not selected"
-        if args.dry_run:
-            if chosen:
-                rows = [
-                    (
-                        letter.where,
-                        _target(letter, args.topic),
-                        _text(letter.key),
-                        letter.header(dead_letters.SERVICE),
-                        letter.header(dead_letters.ERROR_TYPE),
-                        _short(letter.header(dead_letters.ERROR)),
-                    )
-                    for letter in chosen
-                ]
-                print(table(rows, ["DLQ", "TO", "KEY", "SERVICE", "ERROR-TYPE", "ERROR"]))
-            print(f"dry run: would replay {len(chosen)} dead letter(s) from {dlq}; {skipped}")
-            return 0
+        if dry_run:
+            return outcome
         by_partition = {p: [x for x in letters if x.partition == p] for p in progress}
         chosen_offsets = {p: {x.offset for x in chosen if x.partition == p} for p in progress}
         planned = {p: _advanced(progress[p], by_partition[p], chosen_offsets[p]) for p in progress}
@@ -402,17 +414,47 @@ def _replay(args: argparse.Namespace) -> int:
                 f"too many scattered replays in {dlq} partition(s) {too_long} to record; "
                 "replay the letters before them first (fewer filters)"
             )
-        sent, failures = _send(args, dlq, chosen)
+        sent, outcome.failures = _send(args, dlq, chosen)
         commit = {p: _advanced(progress[p], by_partition[p], sent.get(p, set())) for p in progress}
         _commit(consumer, dlq, {p: a for p, a in commit.items() if a != progress[p]})
     finally:
         consumer.close()
-    replayed = sum(len(offsets) for offsets in sent.values())
-    to = ", ".join(targets) if targets else args.topic
-    print(f"replayed {replayed} dead letter(s) from {dlq} to {to}; {skipped}")
-    if failures:
-        for where, reason in failures:
-            print(f"nerve dlq: {dlq}:{where} not replayed: {reason}", file=sys.stderr)
+    outcome.replayed = sum(len(offsets) for offsets in sent.values())
+    return outcome
+
+
+def _replay(args: argparse.Namespace) -> int:
+    wanted = _wanted_offsets(args.offset)
+    outcome = replay(args, wanted, args.service, args.dry_run)
+    if outcome.dlq is None:
+        print(f"replayed 0 dead letter(s): nothing of {args.topic} has been dead-lettered")
+        return 0
+    if args.dry_run:
+        if outcome.chosen:
+            rows = [
+                (
+                    letter.where,
+                    _target(letter, args.topic),
+                    _text(letter.key),
+                    letter.header(dead_letters.SERVICE),
+                    letter.header(dead_letters.ERROR_TYPE),
+                    _short(letter.header(dead_letters.ERROR)),
+                )
+                for letter in outcome.chosen
+            ]
+            print(table(rows, ["DLQ", "TO", "KEY", "SERVICE", "ERROR-TYPE", "ERROR"]))
+        print(
+            f"dry run: would replay {len(outcome.chosen)} dead letter(s) from {outcome.dlq}; "
+            f"{outcome.skipped}"
+        )
+        return 0
+    to = ", ".join(outcome.targets) if outcome.targets else args.topic
+    print(
+        f"replayed {outcome.replayed} dead letter(s) from {outcome.dlq} to {to}; {outcome.skipped}"
+    )
+    if outcome.failures:
+        for where, reason in outcome.failures:
+            print(f"nerve dlq: {outcome.dlq}:{where} not replayed: {reason}", file=sys.stderr)
         return 1
     return 0
 

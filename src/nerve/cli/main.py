@@ -18,6 +18,7 @@ from nerve.cli import (
     catalog,
     client,
     completion,
+    console,
     consume,
     demo,
     dlq,
@@ -116,6 +117,14 @@ def build_parser() -> argparse.ArgumentParser:
     up.add_argument("--no-registry", action="store_true", help="run the broker only")
     _add_metrics_option(up, UP_METRICS)
     up.add_argument("--no-metrics", action="store_true", help="serve no Prometheus metrics")
+    up.add_argument(
+        "--console-listen",
+        type=client.address,
+        default=client.address("127.0.0.1:8080"),
+        metavar="HOST:PORT",
+        help="address of the web console (default 127.0.0.1:8080)",
+    )
+    up.add_argument("--no-console", action="store_true", help="run without the web console")
     registry = commands.add_parser(
         "registry", help="run the schema registry (Confluent REST API) against a Kafka cluster"
     )
@@ -146,6 +155,7 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_parser(commands)
     dlq.add_parser(commands)
     catalog.add_parser(commands)
+    console.add_parser(commands)
     demo.add_parser(commands)
     completion.add_parser(commands)
     return parser
@@ -203,9 +213,11 @@ async def run_broker(
     config: BrokerConfig,
     registry_listen: tuple[str, int] | None = None,
     metrics_listen: tuple[str, int] | None = None,
+    console_listen: tuple[str, int] | None = None,
 ) -> None:
     """The broker, and with ``registry_listen`` the schema registry beside it (``nerve up``);
-    with ``metrics_listen``, the metrics of both on that one port."""
+    with ``metrics_listen``, the metrics of both on that one port; with ``console_listen``,
+    the web console."""
     import logging
 
     from nerve.broker.server import Broker
@@ -224,7 +236,7 @@ async def run_broker(
     logging.getLogger("nerve.broker").info(
         "broker %d serving %s with data in %s", config.node_id, f"{host}:{port}", config.data_dir
     )
-    registry = metrics_server = None
+    registry = metrics_server = console = None
     collectors: list[Any] = [broker.metrics]
     try:
         if registry_listen is not None:
@@ -250,14 +262,46 @@ async def run_broker(
             metrics_server = await _serve_metrics(
                 collectors, metrics_listen, hint if registry_listen is not None else ""
             )
+        if console_listen is not None:
+            console = await _start_console(
+                f"{config.advertised_host or host}:{config.advertised_port or port}",
+                f"http://{r_host}:{r_port}" if registry is not None else None,
+                console_listen,
+            )
         await stop.wait()
     finally:
         logging.getLogger("nerve.broker").info("shutting down")
+        if console is not None:
+            await console.stop()
         if metrics_server is not None:
             await metrics_server.stop()
         if registry is not None:
             await registry.stop()
         await broker.stop()
+
+
+async def _start_console(bootstrap: str, registry_url: str | None, listen: tuple[str, int]) -> Any:
+    from nerve.console.config import ConsoleConfig
+    from nerve.console.server import ConsoleServer
+
+    console = ConsoleServer(
+        ConsoleConfig(
+            bootstrap_servers=bootstrap,
+            registry_url=registry_url,
+            host=listen[0],
+            port=listen[1],
+        )
+    )
+    try:
+        c_host, c_port = await console.start()
+    except OSError as exc:
+        where = "{}:{}".format(*listen)
+        raise StartError(
+            f"cannot start the console on {where}: {exc.strerror or exc} "
+            "(--console-listen HOST:PORT picks another, --no-console runs without)"
+        ) from None
+    print(f"console on http://{c_host}:{c_port}", flush=True)
+    return console
 
 
 async def run_registry(args: argparse.Namespace) -> None:
@@ -328,6 +372,7 @@ def main(argv: list[str] | None = None) -> int:
         "run": run.run,
         "dlq": dlq.run,
         "catalog": catalog.run,
+        "console": console.run,
         "demo": demo.run,
         "completion": completion.run,
     }
@@ -360,8 +405,11 @@ def main(argv: list[str] | None = None) -> int:
     metrics_listen = args.metrics_port
     if args.command == "up" and args.no_metrics:
         metrics_listen = None
+    console_listen = None
+    if args.command == "up" and not args.no_console:
+        console_listen = args.console_listen
     try:
-        asyncio.run(run_broker(config, registry_listen, metrics_listen))
+        asyncio.run(run_broker(config, registry_listen, metrics_listen, console_listen))
     except StartError as exc:
         print(f"nerve {args.command}: {exc}", file=sys.stderr)
         return 1

@@ -161,6 +161,36 @@ class Watcher:
         self.consumer.close()
 
 
+CONSOLE_PORT = 8080
+
+
+def _start_console(
+    platform: Platform, logs: Path, env: dict[str, str]
+) -> subprocess.Popen[bytes] | None:
+    """The web console on :8080 beside the live demo, in a process of its own (its reads must
+    not slow the services down); a port already taken is said, and the demo runs without."""
+    log_path = logs / "console.log"
+    before = log_path.stat().st_size if log_path.exists() else 0  # earlier runs' lines
+    with log_path.open("ab") as log:
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "nerve", "console", "-b", platform.bootstrap,
+             "-r", platform.registry_url or "", "--port", str(CONSOLE_PORT)],
+            stdout=log, stderr=log, stdin=subprocess.DEVNULL, env=env,
+        )  # fmt: skip
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline and proc.poll() is None:
+        if b"console on" in log_path.read_bytes()[before:]:
+            print(f"console on http://127.0.0.1:{CONSOLE_PORT}")
+            return proc
+        time.sleep(0.1)
+    said = log_path.read_bytes()[before:].decode(errors="replace").strip().splitlines()
+    tail = said[-1:] or ["no output"]
+    print(f"the console did not start ({tail[0]}); the demo runs without it")
+    if proc.poll() is None:
+        proc.terminate()
+    return None
+
+
 def _mail(folder: Path) -> list[Path]:
     return sorted(folder.glob("*.eml")) if folder.exists() else []
 
@@ -189,6 +219,7 @@ def run(check: bool, data_dir: Path | None, users: int, count: int, rate: float)
             services = {name: ServiceProcess(name, platform, logs, env) for name in SERVICES}
             for service in services.values():
                 service.start()
+            console = None if check else _start_console(platform, logs, env)
             watcher = Watcher(platform.bootstrap)
             try:
                 if check:
@@ -198,6 +229,9 @@ def run(check: bool, data_dir: Path | None, users: int, count: int, rate: float)
                 watcher.close()
                 for service in services.values():
                     service.stop()
+                if console is not None and console.poll() is None:
+                    console.terminate()
+                    console.wait(10)
     finally:
         if own_dir is not None:
             own_dir.cleanup()
