@@ -110,8 +110,10 @@ class SpawnedBroker:
         start_timeout_s: float = 30.0,
         keep_data: bool = False,
         configs: dict[str, str] | None = None,
+        args: Sequence[str] = (),
     ) -> None:
         self._command = list(command) if command else nerve_command()
+        self._args = list(args)  # more options of `nerve broker`, e.g. --metrics-port 0
         self._configs = dict(configs or {})
         self._cpu = cpu
         self._host = host
@@ -146,6 +148,7 @@ class SpawnedBroker:
             "--listen",
             f"{self._host}:0",
             *(f"--config={name}={value}" for name, value in self._configs.items()),
+            *self._args,
         ]
         if self.pinned:
             # taskset execs the broker, so the pid we get is the broker's own.
@@ -203,6 +206,22 @@ class SpawnedBroker:
                 f"nerve broker exited with code {self.process.returncode}; stderr tail:\n"
                 + self.stderr_tail()
             )
+
+    def next_line(self, prefix: str, timeout_s: float = 10.0) -> str:
+        """The next stdout line after ``listening on`` that starts with ``prefix``."""
+        deadline = time.monotonic() + timeout_s
+        while time.monotonic() < deadline:
+            try:
+                line = self._lines.get(timeout=0.5)
+            except queue.Empty:
+                continue
+            if line is None:
+                break
+            if line.startswith(prefix):
+                return line.strip()
+        raise RuntimeError(
+            f"nerve broker printed no {prefix!r} line; stderr tail:\n" + self.stderr_tail()
+        )
 
     def _drain_stdout(self) -> None:
         # Keep reading for the broker's whole life: a full pipe would block it mid-benchmark.
