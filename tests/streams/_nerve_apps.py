@@ -42,6 +42,32 @@ def count_text(w: Any) -> str:
     return str(w.value)
 
 
+def text_join(left: str | None, right: str | None) -> str:
+    """Kafka Streams' scenarios write ``L+R``; Java writes a missing side as ``null``."""
+    return f"{'null' if left is None else left}+{'null' if right is None else right}"
+
+
+def _stream_table(service: Service, t: Callable[[str], str], left: bool) -> None:
+    table = service.stream(t("right"), time="record").to_table()
+    stream = service.stream(t("left"), time="record")
+    joined = stream.left_join(table, text_join) if left else stream.join(table, text_join)
+    joined.to(t("out"))
+
+
+def _stream_stream(service: Service, t: Callable[[str], str], how: str) -> None:
+    left = service.stream(t("left"), time="record")
+    right = service.stream(t("right"), time="record")
+    join = {"inner": left.join, "left": left.left_join, "outer": left.outer_join}[how]
+    join(right, text_join, within=WITHIN, grace=GRACE).to(t("out"))
+
+
+def _table_table(service: Service, t: Callable[[str], str], how: str) -> None:
+    left = service.stream(t("left"), time="record").to_table()
+    right = service.stream(t("right"), time="record").to_table()
+    join = {"inner": left.join, "left": left.left_join, "outer": left.outer_join}[how]
+    join(right, text_join).to(t("out"))
+
+
 def _windowed(service: Service, topic: str, out: str, windows: Any, final: bool) -> None:
     counts = (
         service.stream(topic, time="record")
@@ -69,11 +95,25 @@ BUILDERS: dict[str, Callable[[Service, Callable[[str], str]], None]] = {
     ),
 }
 
+# The joins, run by the driver (test_joins) and, once the runner takes a join task's records
+# in timestamp order, by the differential test.
+JOIN_BUILDERS: dict[str, Callable[[Service, Callable[[str], str]], None]] = {
+    "stream-table-inner": lambda s, t: _stream_table(s, t, False),
+    "stream-table-left": lambda s, t: _stream_table(s, t, True),
+    "stream-stream-inner": lambda s, t: _stream_stream(s, t, "inner"),
+    "stream-stream-left": lambda s, t: _stream_stream(s, t, "left"),
+    "stream-stream-outer": lambda s, t: _stream_stream(s, t, "outer"),
+    "table-table-inner": lambda s, t: _table_table(s, t, "inner"),
+    "table-table-left": lambda s, t: _table_table(s, t, "left"),
+    "table-table-outer": lambda s, t: _table_table(s, t, "outer"),
+}
+ALL_BUILDERS = {**BUILDERS, **JOIN_BUILDERS}
+
 
 def build(name: str, service_name: str, prefix: str, *, exactly_once: bool) -> Service:
     service = Service(service_name, exactly_once=exactly_once)
     scenario = SCENARIOS[name]
-    BUILDERS[name](service, lambda suffix: scenario.topic(suffix, prefix))
+    ALL_BUILDERS[name](service, lambda suffix: scenario.topic(suffix, prefix))
     return service
 
 

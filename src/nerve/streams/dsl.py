@@ -172,6 +172,71 @@ class Stream:
     def group_by_key(self) -> GroupedStream:
         return self.group_by()
 
+    def join(
+        self,
+        other: Stream | Table,
+        joiner: Callable[..., Any],
+        *,
+        within: timedelta | int | None = None,
+        grace: timedelta | int | None = None,
+        name: str | None = None,
+    ) -> Stream:
+        """Records joined with a table's row of their key (``other`` a Table), or with the
+        other stream's records of their key at most ``within`` apart (``other`` a Stream);
+        ``joiner(left, right)`` makes the value (docs/streams.md, "Joins")."""
+        return self._join(other, joiner, "inner", within, grace, name)
+
+    def left_join(
+        self,
+        other: Stream | Table,
+        joiner: Callable[..., Any],
+        *,
+        within: timedelta | int | None = None,
+        grace: timedelta | int | None = None,
+        name: str | None = None,
+    ) -> Stream:
+        """As ``join``, and a record without a match is joined with None."""
+        return self._join(other, joiner, "left", within, grace, name)
+
+    def outer_join(
+        self,
+        other: Stream,
+        joiner: Callable[..., Any],
+        *,
+        within: timedelta | int,
+        grace: timedelta | int | None = None,
+        name: str | None = None,
+    ) -> Stream:
+        """A windowed join where a record of either side without a match is joined with
+        None once its window closes."""
+        return self._join(other, joiner, "outer", within, grace, name)
+
+    def _join(
+        self, other: Any, joiner: Callable[..., Any], how: str, within: Any, grace: Any, name: Any
+    ) -> Stream:
+        from nerve.streams import joins
+
+        left = self._co_partitioned(name and f"{name}-left")
+        if isinstance(other, Table):
+            if how == "outer" or within is not None:
+                raise ValueError("a stream-table join has no window and no outer form")
+            node = joins.stream_table(self._builder, left, other.node, joiner, how == "left", name)
+        else:
+            if within is None:
+                raise ValueError("a stream-stream join needs within= (its window)")
+            right = other._co_partitioned(name and f"{name}-right")
+            node = joins.stream_stream(
+                self._builder, left, right, joiner, how, ms(within), ms(grace), name
+            )
+        return Stream(self._builder, node)
+
+    def _co_partitioned(self, name: str | None) -> Node:
+        """This stream's node, through a repartition topic if its key changed."""
+        if not self._rekeyed:
+            return self._node
+        upstream = self._builder.upstream_topics(self._node)
+        return self._builder.repartition(self._node, name, upstream)
+
     def to_table(self, *, name: str | None = None) -> Table:
         """The latest value per key (None deletes the key), as a table."""
         store = self._builder.name("table", name)
@@ -369,6 +434,29 @@ class Table:
 
     def map_values(self, fn: Callable[..., Any], *, name: str | None = None) -> Any:
         return self._then(ops.TableMapNode(self._builder.name("map_values", name), fn))
+
+    def join(self, other: Table, joiner: Callable[..., Any], *, name: str | None = None) -> Table:
+        """Rows of both tables with the same key, ``joiner(left, right)`` (docs/streams.md,
+        "Joins")."""
+        return self._join(other, joiner, "inner", name)
+
+    def left_join(
+        self, other: Table, joiner: Callable[..., Any], *, name: str | None = None
+    ) -> Table:
+        """Every row of this table, joined with the other's row of its key or None."""
+        return self._join(other, joiner, "left", name)
+
+    def outer_join(
+        self, other: Table, joiner: Callable[..., Any], *, name: str | None = None
+    ) -> Table:
+        """Every key of either table, None for the side without a row."""
+        return self._join(other, joiner, "outer", name)
+
+    def _join(self, other: Table, joiner: Callable[..., Any], how: str, name: Any) -> Table:
+        from nerve.streams import joins
+
+        node = joins.table_table(self._builder, self._node, other._node, joiner, how, name)
+        return Table(self._builder, node)
 
     def changes(self) -> Stream:
         """The table's changes as a stream of new values (None for a deletion)."""
