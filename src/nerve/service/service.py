@@ -136,6 +136,47 @@ class Service:
             node = builder.source(source.topic, event_type=source, time=time)
         return Stream(builder, node)
 
+    def match(
+        self,
+        pattern: Any,
+        *,
+        key: Callable[[Any], Any],
+        on_timeout: Callable[[Any], Any] | None = None,
+        after_match: str = "all",
+        name: str | None = None,
+    ) -> Callable[[F], F]:
+        """Register the decorated function for every match of ``pattern`` (complex event
+        processing, ``nerve.streams.pattern``) per ``key(event)``: it gets the ``Match`` and
+        returns the event(s) to emit, or None. ``on_timeout(m)`` gets each partial match
+        ``within`` ended before it completed (a "missing step" alert) and returns events too.
+        The pattern's event types are streamed, merged and re-keyed by ``key`` (a repartition
+        topic), then matched in event-time order per key.
+        """
+
+        def register(func: F) -> F:
+            types = pattern.event_types
+            if not types:
+                raise ValueError("a pattern for Service.match names its event types")
+            streams = [self.stream(t) for t in types]
+            merged = streams[0].merge(*streams[1:]) if len(streams) > 1 else streams[0]
+            base = name or func.__name__
+            matches = merged.group_by(key, name=f"{base}-by").match(
+                pattern, timeouts=on_timeout is not None, after_match=after_match, name=base
+            )
+            timed_out = on_timeout
+            matches.emit(lambda m: None if m.timed_out else func(m), name=f"{base}-emit")
+            if timed_out is not None:
+                matches.emit(
+                    lambda m: timed_out(m) if m.timed_out else None, name=f"{base}-timeout"
+                )
+            for fn in (func, on_timeout):
+                for event_class in declared_emits(fn) if fn is not None else ():
+                    if event_class not in self.emits:
+                        self.emits.append(event_class)
+            return func
+
+        return register
+
     @property
     def topics(self) -> list[str]:
         return list(dict.fromkeys(h.topic for h in self.handlers))

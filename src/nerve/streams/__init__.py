@@ -14,12 +14,15 @@ Kafka. Semantics follow Kafka Streams' (docs/streams.md says where they differ a
 from __future__ import annotations
 
 from nerve.streams.dsl import GroupedStream, Stream, Table, WindowedStream, WindowedTable
+from nerve.streams.patterns import Match, Pattern, pattern
 from nerve.streams.records import Change, Record, Windowed
 from nerve.streams.windows import hopping, session, sliding, tumbling
 
 __all__ = [
     "Change",
     "GroupedStream",
+    "Match",
+    "Pattern",
     "Record",
     "Stream",
     "Table",
@@ -27,6 +30,7 @@ __all__ = [
     "WindowedStream",
     "WindowedTable",
     "hopping",
+    "pattern",
     "session",
     "sliding",
     "tumbling",

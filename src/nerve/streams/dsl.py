@@ -335,6 +335,31 @@ class GroupedStream:
         node = self._node.add(agg.AggregateNode(store, store, aggregator))
         return Table(self._builder, node)
 
+    def match(
+        self,
+        pattern: Any,
+        *,
+        timeouts: bool = False,
+        after_match: str = "all",
+        name: str | None = None,
+    ) -> Stream:
+        """Sequence ``pattern`` matched per key (``nerve.streams.patterns``): a stream of
+        ``Match`` values; with ``timeouts`` also the partial matches ``within`` ended
+        (``m.timed_out``). ``after_match="skip_past_last"``: a match ends every other partial
+        match of its key."""
+        from nerve.streams.patterns import PatternNode
+
+        if after_match not in ("all", "skip_past_last"):
+            raise ValueError("after_match must be 'all' or 'skip_past_last'")
+        node = PatternNode(
+            self._builder.name("pattern", name),
+            pattern,
+            timeouts=timeouts,
+            skip_past_last=after_match == "skip_past_last",
+        )
+        self._node.add(node)
+        return Stream(self._builder, node)
+
     def window(
         self,
         windows: WindowSpec,
