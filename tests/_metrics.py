@@ -56,7 +56,8 @@ class NerveUp(BrokerProcess):
     def command(self, port: int) -> list[str]:
         return [
             sys.executable, "-m", "nerve", "up", "--data-dir", str(self.data_dir),
-            "--listen", f"{self.host}:{port}", "--registry-listen", "127.0.0.1:0", *self.args,
+            "--listen", f"{self.host}:{port}", "--registry-listen", "127.0.0.1:0",
+            "--console-listen", "127.0.0.1:0", *self.args,
         ]  # fmt: skip
 
     @property
