@@ -241,3 +241,43 @@ def test_java_client_consumes_and_commits_with_the_consumer_protocol(
     described = admin.describe_consumer_groups([group])[group].result(timeout=10)
     assert described.type.name == "CONSUMER"
     assert described.state.name == "EMPTY"
+
+
+@pytest.mark.slow
+def test_a_classic_group_upgrades_member_by_member_and_loses_nothing(
+    consumer_broker: BrokerProcess, topic_name: TopicNameFactory
+) -> None:
+    """A rolling upgrade: classic (cooperative-sticky) members are joined by members of the
+    consumer protocol, which share the partitions with them, then replace them."""
+    bootstrap = consumer_broker.bootstrap
+    topic, group = topic_name(), topic_name("group")
+    create_topic(bootstrap, topic, partitions=4)
+    old = [Worker(bootstrap, topic, group, "cooperative-sticky") for _ in range(2)]
+    watcher = CommitWatcher(bootstrap, group)
+    new: list[Worker] = []
+    try:
+        wait_for(lambda: balanced(old, 4), 30, "two classic members with two partitions each")
+        produce_ok(bootstrap, topic, [f"first-{i}".encode() for i in range(200)])
+        new = [Worker(bootstrap, topic, group, "consumer:uniform") for _ in range(2)]
+        wait_for(lambda: balanced(old + new, 4), 40, "classic and consumer members sharing")
+        admin = AdminClient({"bootstrap.servers": bootstrap})
+        described = admin.describe_consumer_groups([group])[group].result(timeout=10)
+        assert described.type.name == "CONSUMER"
+        assert len(described.members) == 4
+        for w in old:
+            w.stop()
+        wait_for(lambda: balanced(new, 4), 40, "the consumer members to take over")
+        produce_ok(bootstrap, topic, [f"second-{i}".encode() for i in range(200)])
+        expected = {f"first-{i}" for i in range(200)} | {f"second-{i}" for i in range(200)}
+        wait_for(
+            lambda: expected <= {v for w in old + new for _, _, v in w.consumed},
+            40,
+            "every produced message to be consumed",
+        )
+        wait_for(lambda: sum(watcher.poll().values()) == 400, 20, "commits of all 400 offsets")
+    finally:
+        for w in old + new:
+            w.stop()
+        watcher.close()
+    for partition, offsets in watcher.history.items():
+        assert offsets == sorted(offsets), f"partition {partition} commits went back: {offsets}"

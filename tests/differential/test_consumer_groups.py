@@ -6,6 +6,7 @@ what each broker answers is seen as it is, without a client's retries."""
 from __future__ import annotations
 
 import datetime
+import struct
 import time
 import uuid
 from typing import Any
@@ -15,10 +16,12 @@ from kio.schema.consumer_group_heartbeat.v1 import request as hb
 from kio.schema.delete_groups.v2.request import DeleteGroupsRequest
 from kio.schema.describe_groups.v6.request import DescribeGroupsRequest
 from kio.schema.find_coordinator.v4.request import FindCoordinatorRequest
+from kio.schema.heartbeat.v4.request import HeartbeatRequest
 from kio.schema.join_group.v9.request import JoinGroupRequest, JoinGroupRequestProtocol
 from kio.schema.list_groups.v5.request import ListGroupsRequest
 from kio.schema.offset_commit.v9 import request as oc
 from kio.schema.offset_fetch.v9 import request as of
+from kio.schema.sync_group.v5.request import SyncGroupRequest
 from kio.static.primitive import i8, i32, i32Timedelta, i64
 
 from tests.broker._kio_client import KioClient
@@ -394,4 +397,136 @@ def test_consumer_groups_seen_by_describe_list_and_delete_as_kafka(
         "delete while a member": 68,  # NON_EMPTY_GROUP
         "delete after": 0,
         "classic described": 69,
+    }
+
+
+def subscription(*topics: str) -> bytes:
+    """A ConsumerProtocolSubscription v0, as a classic consumer sends in JoinGroup."""
+    out = struct.pack(">hi", 0, len(topics))
+    for topic in topics:
+        out += struct.pack(">h", len(topic)) + topic.encode()
+    return out + struct.pack(">i", -1)
+
+
+def assigned_partitions(assignment: bytes) -> list[int]:
+    """The partitions of a ConsumerProtocolAssignment (one topic here)."""
+    if not assignment:
+        return []
+    (topics,) = struct.unpack_from(">i", assignment, 2)
+    pos, out = 6, []
+    for _ in range(topics):
+        (size,) = struct.unpack_from(">h", assignment, pos)
+        pos += 2 + size
+        (count,) = struct.unpack_from(">i", assignment, pos)
+        out += list(struct.unpack_from(f">{count}i", assignment, pos + 4))
+        pos += 4 + 4 * count
+    return sorted(out)
+
+
+def classic_join_request(group: str, member_id: str, metadata: bytes) -> JoinGroupRequest:
+    return JoinGroupRequest(
+        group_id=group,
+        session_timeout=i32Timedelta.parse(datetime.timedelta(seconds=30)),
+        rebalance_timeout=i32Timedelta.parse(datetime.timedelta(seconds=10)),
+        member_id=member_id,
+        group_instance_id=None,
+        protocol_type="consumer",
+        protocols=(JoinGroupRequestProtocol(name="range", metadata=metadata),),
+    )
+
+
+def test_a_classic_member_joins_a_consumer_group_and_shares_its_partitions(
+    backend: Backend, topic_name: TopicNameFactory
+) -> None:
+    """KIP-848's migration path: a classic consumer (JoinGroup/SyncGroup/Heartbeat) inside a
+    consumer group gets its partitions from the coordinator, as a consumer-protocol member
+    gives them up."""
+    topic, group = topic_name(), topic_name("group")
+    create(backend, topic, 2)
+    with KioClient(backend.bootstrap) as client, KioClient(backend.bootstrap) as classic:
+        first = Member(client, group, topic)
+        deadline = time.monotonic() + 20
+        while first.assigned != [0, 1]:
+            assert time.monotonic() < deadline, first.answers
+            time.sleep(0.2)
+            first.beat(None)
+        topic_id = next(
+            a.assignment.topic_partitions[0].topic_id
+            for a in first.answers
+            if a.assignment is not None and a.assignment.topic_partitions
+        )
+        first.beat([0, 1], topic_id)
+        required = classic.call(classic_join_request(group, "", subscription(topic)))
+        member_id = required.member_id
+        unreadable = classic.call(classic_join_request(group, member_id, b""))
+        # The join may wait for partitions another member must release first: answered
+        # while the consumer-protocol member keeps heartbeating.
+        classic.send(classic_join_request(group, member_id, subscription(topic)))
+        joined = None
+        classic_partitions: list[int] = []
+        generation = -1
+        deadline = time.monotonic() + 30
+        while len(classic_partitions) != 1 or first.assigned == [0, 1]:
+            assert time.monotonic() < deadline, (first.answers[-3:], joined, classic_partitions)
+            first.beat(first.assigned, topic_id)
+            if joined is None:
+                classic.sock.settimeout(0.3)
+                try:
+                    joined = classic.receive(JoinGroupRequest)
+                except TimeoutError:
+                    continue
+                finally:
+                    classic.sock.settimeout(30)
+                assert joined.error_code == 0, joined
+                generation = joined.generation_id
+                synced = classic.call(
+                    SyncGroupRequest(
+                        group_id=group,
+                        generation_id=i32(generation),
+                        member_id=member_id,
+                        group_instance_id=None,
+                        protocol_type="consumer",
+                        protocol_name="range",
+                        assignments=(),
+                    )
+                )
+                assert synced.error_code == 0, synced
+                classic_partitions = assigned_partitions(synced.assignment)
+                first_join = joined
+                continue
+            beat = classic.call(
+                HeartbeatRequest(
+                    group_id=group,
+                    generation_id=i32(generation),
+                    member_id=member_id,
+                    group_instance_id=None,
+                )
+            )
+            if beat.error_code == 27:  # REBALANCE_IN_PROGRESS: rejoin, as a classic client
+                classic.send(classic_join_request(group, member_id, subscription(topic)))
+                joined = None
+            else:
+                assert beat.error_code == 0, beat
+            time.sleep(0.2)
+        described = client.call(
+            ConsumerGroupDescribeRequest(group_ids=(group,), include_authorized_operations=False)
+        )
+    got = {
+        "member id required": required.error_code,
+        "unreadable subscription": unreadable.error_code,
+        "join": (
+            first_join.protocol_type,
+            first_join.protocol_name,
+            first_join.leader,
+            first_join.members,
+        ),
+        "split": sorted(first.assigned + classic_partitions),
+        "member types": sorted(m.member_type for m in described.groups[0].members),
+    }
+    assert got == {
+        "member id required": 79,  # MEMBER_ID_REQUIRED
+        "unreadable subscription": 23,  # INCONSISTENT_GROUP_PROTOCOL
+        "join": ("consumer", "range", "", ()),
+        "split": [0, 1],
+        "member types": [0, 1],  # a classic member and a consumer-protocol member
     }

@@ -29,7 +29,7 @@ import logging
 import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, NamedTuple
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 from nerve.broker.errors import ErrorCode
 from nerve.broker.groups import records as offsets_records
@@ -77,6 +77,22 @@ class ConsumerMember:
     revocation_timer: asyncio.TimerHandle | None = None
     left_static: bool = False  # epoch -2: away, its assignment kept for its session
     joined: bool = False  # counted in the group epoch already
+    # A member that speaks the classic protocol inside this consumer group (KIP-848's
+    # migration path): its JoinGroup protocols, session and a JoinGroup waiting to be
+    # answered; None for members of the consumer protocol.
+    classic: ClassicMembership | None = None
+
+
+@dataclass(eq=False)
+class ClassicMembership:
+    protocols: list[tuple[str, bytes]]
+    session_timeout_ms: int
+    join_waiter: asyncio.Future[Any] | None = None
+    join_timer: asyncio.TimerHandle | None = None
+
+    @property
+    def protocol_name(self) -> str:
+        return self.protocols[0][0] if self.protocols else ""
 
 
 @dataclass(eq=False)
@@ -181,12 +197,17 @@ class ConsumerProtocol:
                     f"regular expression: {exc}.",
                 )
         group = self.coordinator.groups.get(req.group_id)
-        if group is None or group.consumer is None:
-            if group is not None and group.members:
+        if group is not None and group.consumer is None and group.members:
+            # The first member of the consumer protocol in a classic group: a rolling upgrade.
+            from nerve.broker.groups.classic_members import upgrade
+
+            refused = upgrade(self, group) if req.member_epoch == 0 else None
+            if refused is not None or req.member_epoch != 0:
                 return HeartbeatResult(
                     ErrorCode.group_id_not_found,
-                    f"Group {req.group_id} is not a consumer group.",
+                    refused or f"Group {req.group_id} is not a consumer group.",
                 )
+        if group is None or group.consumer is None:
             if req.member_epoch != 0:
                 if req.member_epoch in (LEAVE_EPOCH, STATIC_LEAVE_EPOCH):
                     return HeartbeatResult(
@@ -217,6 +238,7 @@ class ConsumerProtocol:
         if cg.group_epoch > cg.assignment_epoch:
             self._assign(group, cg)
         self._reconcile(group, cg, member, req.owned)
+        self.after_change(group, cg)
         # As Kafka: the partitions are sent when they change (an epoch bump alone is not).
         send = joining or _frozen(member.assigned) != before
         return HeartbeatResult(
@@ -553,15 +575,21 @@ class ConsumerProtocol:
         log.info("group %s: member %s %s", group.group_id, member.member_id, reason)
         self._tombstone_member(group, member.member_id)
         self._persist(group, cg, members=[])
+        if member.classic is not None:
+            self.answer_join(member, None)
         if cg.members:
             # Its partitions go to the others at their next heartbeats.
             self._assign(group, cg)
+            self.after_change(group, cg)
         else:
             group.state_timestamp = self.coordinator.now_ms()  # offsets expire from here
 
     def _keep_alive(self, group: Group, member: ConsumerMember) -> None:
         loop = asyncio.get_running_loop()
-        member.session_deadline = loop.time() + self.config.group_consumer_session_timeout_ms / 1000
+        session_ms = self.config.group_consumer_session_timeout_ms
+        if member.classic is not None:
+            session_ms = member.classic.session_timeout_ms
+        member.session_deadline = loop.time() + session_ms / 1000
         if member.session_timer is None:
             member.session_timer = loop.call_at(
                 member.session_deadline, self._check_session, group, member
@@ -578,13 +606,7 @@ class ConsumerProtocol:
                 member.session_deadline, self._check_session, group, member
             )
             return
-        self.remove_member(
-            group,
-            cg,
-            member,
-            f"timed out after {self.config.group_consumer_session_timeout_ms} ms "
-            "without a heartbeat",
-        )
+        self.remove_member(group, cg, member, "timed out without a heartbeat")
 
     def _arm_revocation(self, group: Group, cg: ConsumerGroup, member: ConsumerMember) -> None:
         def expired() -> None:
@@ -612,6 +634,9 @@ class ConsumerProtocol:
 
     def _cancel(self, member: ConsumerMember) -> None:
         self._cancel_revocation(member)
+        if member.classic is not None and member.classic.join_timer is not None:
+            member.classic.join_timer.cancel()
+            member.classic.join_timer = None
         if member.session_timer is not None:
             member.session_timer.cancel()
             member.session_timer = None
@@ -626,6 +651,28 @@ class ConsumerProtocol:
         for member in group.consumer.members.values():
             self._keep_alive(group, member)
 
+    # -- classic members (hooks of classic_members.py) -------------------------------------
+
+    def after_change(self, group: Group, cg: ConsumerGroup) -> None:
+        """Classic members waiting in JoinGroup for released partitions are answered."""
+        from nerve.broker.groups.classic_members import complete_waiting_joins
+
+        complete_waiting_joins(self, group, cg)
+
+    @staticmethod
+    def answer_join(member: ConsumerMember, result: Any) -> None:
+        classic = member.classic
+        if classic is None:
+            return
+        if classic.join_timer is not None:
+            classic.join_timer.cancel()
+            classic.join_timer = None
+        waiter, classic.join_waiter = classic.join_waiter, None
+        if waiter is not None and not waiter.done():
+            from nerve.broker.groups.group import JoinResult
+
+            waiter.set_result(result or JoinResult(ErrorCode.unknown_member_id))
+
     # -- offsets ---------------------------------------------------------------------------
 
     def commit_error(
@@ -638,6 +685,9 @@ class ConsumerProtocol:
         member = cg.members.get(member_id)
         if member is None:
             return ErrorCode.unknown_member_id
+        if member.classic is not None:
+            # A classic member commits with its generation, which is its member epoch.
+            return None if epoch == member.member_epoch else ErrorCode.illegal_generation
         if version < 9:
             return ErrorCode.unsupported_version
         if epoch != member.member_epoch:

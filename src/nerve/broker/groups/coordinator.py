@@ -25,6 +25,7 @@ from typing import TYPE_CHECKING
 
 from nerve.broker import internal_topics
 from nerve.broker.errors import ErrorCode
+from nerve.broker.groups import classic_members
 from nerve.broker.groups import records as offsets_records
 from nerve.broker.groups.consumer import ConsumerProtocol
 from nerve.broker.groups.group import (
@@ -147,9 +148,8 @@ class GroupCoordinator:
             return JoinResult(ErrorCode.coordinator_not_available)
         if group.consumer is not None:
             if group.consumer.members:
-                # Classic members inside a consumer group (KIP-848's migration) are not
-                # offered: the group stays with the protocol its members speak.
-                return JoinResult(ErrorCode.inconsistent_group_protocol)
+                # A classic member of a consumer group (KIP-848's migration path).
+                return classic_members.classic_join(self.consumer, group, req)
             self._to_classic(group)
         if not group.supports(req.protocol_type, req.protocols):
             return JoinResult(ErrorCode.inconsistent_group_protocol)
@@ -432,6 +432,10 @@ class GroupCoordinator:
         group = self.groups.get(group_id)
         if group is None:
             return SyncResult(ErrorCode.unknown_member_id)
+        if group.consumer is not None:
+            return classic_members.classic_sync(
+                self.consumer, group, generation, member_id, protocol_type, protocol_name
+            )
         fenced = self._fenced(group, member_id, group_instance_id)
         if fenced is not None:
             return SyncResult(fenced)
@@ -480,6 +484,8 @@ class GroupCoordinator:
         group = self.groups.get(group_id)
         if group is None:
             return ErrorCode.unknown_member_id
+        if group.consumer is not None:
+            return classic_members.classic_heartbeat(self.consumer, group, generation, member_id)
         fenced = self._fenced(group, member_id, group_instance_id)
         if fenced is not None:
             return fenced
@@ -502,6 +508,8 @@ class GroupCoordinator:
     ) -> list[tuple[str, str | None, ErrorCode]]:
         """Remove members; returns (member id, instance id, error) for each one asked for."""
         group = self.groups.get(group_id)
+        if group is not None and group.consumer is not None:
+            return classic_members.classic_leave(self.consumer, group, leaving)
         out: list[tuple[str, str | None, ErrorCode]] = []
         for member_id, instance_id in leaving:
             if group is None:

@@ -452,3 +452,48 @@ def decode_current_value(data: bytes) -> ConsumerCurrentValue:
     r.version("current member assignment")
     epoch, previous, state = r.i32(), r.i32(), r.i8()
     return ConsumerCurrentValue(epoch, previous, state, r.partitions(), r.partitions())
+
+
+# -- the consumer protocol's embedded data (classic members of a consumer group) -----------
+
+
+def parse_subscription(data: bytes) -> tuple[list[str], list[tuple[str, list[int]]]]:
+    """Topics and owned partitions (v1+) of a ConsumerProtocolSubscription; raises
+    RecordFormatError when it is not one."""
+    r = _Reader(data)
+    version = r.i16()
+    if version < 0:
+        raise RecordFormatError(f"subscription version {version}")
+    count = r.i32()
+    if count < 0 or count > len(data):
+        raise RecordFormatError("subscription topic count")
+    topics = [r.string() or "" for _ in range(count)]
+    r.bytes_()  # user data
+    owned: list[tuple[str, list[int]]] = []
+    if version >= 1 and r.pos < len(data):
+        for _ in range(r.i32()):
+            name = r.string() or ""
+            owned.append((name, [r.i32() for _ in range(r.i32())]))
+    return topics, owned
+
+
+def encode_assignment(partitions: list[tuple[str, list[int]]]) -> bytes:
+    """A ConsumerProtocolAssignment v0 (what SyncGroup hands a classic consumer)."""
+    w = _Writer().i16(0).i32(len(partitions))
+    for name, parts in partitions:
+        w.string(name).i32(len(parts))
+        for p in parts:
+            w.i32(p)
+    return bytes(w.i32(-1).out)  # no user data
+
+
+def parse_assignment(data: bytes) -> list[tuple[str, list[int]]]:
+    if not data:
+        return []
+    r = _Reader(data)
+    r.i16()
+    out = []
+    for _ in range(r.i32()):
+        name = r.string() or ""
+        out.append((name, [r.i32() for _ in range(r.i32())]))
+    return out

@@ -138,7 +138,7 @@ def handle_consumer_group_describe(
                 subscribed_topic_regex=m.subscribed_topic_regex,
                 assignment=assignment(m.assigned),
                 target_assignment=assignment(cg.target.get(m.member_id, {})),
-                member_type=1,  # the consumer protocol (0 would be a classic member)
+                member_type=0 if m.classic is not None else 1,  # 0: a classic member
             )
             for m in cg.members.values()
         )

@@ -1,0 +1,265 @@
+"""Classic members inside a consumer group: KIP-848's migration path.
+
+A group moves from the classic protocol to the consumer protocol one member at a time, as a
+rolling upgrade does: when the first member of the consumer protocol heartbeats to a classic
+group, the group becomes a consumer group (``upgrade``) and its classic members stay, each
+with the partitions it had. From then on their JoinGroup, SyncGroup, Heartbeat and LeaveGroup
+are served by the consumer protocol's coordinator (``consumer.py``), as Kafka does:
+
+- JoinGroup updates the member's subscription (read from its ConsumerProtocolSubscription)
+  and reconciles it towards its target assignment; the partitions it still owns are those
+  its subscription says (cooperative) or none (eager, which revoked everything before
+  rejoining). The answer comes once the member has all its target partitions that others
+  have released, or after its rebalance timeout with what it has. The generation is its
+  member epoch, the leader nobody: the coordinator assigns.
+- SyncGroup hands it its partitions as a ConsumerProtocolAssignment.
+- Heartbeat answers REBALANCE_IN_PROGRESS while its epoch is behind the group's assignment,
+  so that it rejoins and gives up or takes partitions.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import uuid
+from collections.abc import Sequence
+from typing import TYPE_CHECKING
+
+from nerve.broker.errors import ErrorCode
+from nerve.broker.groups import records as offsets_records
+from nerve.broker.groups.consumer import (
+    ClassicMembership,
+    ConsumerGroup,
+    ConsumerMember,
+    MemberState,
+)
+from nerve.broker.groups.group import GroupState, JoinResult, SyncResult
+
+if TYPE_CHECKING:
+    from nerve.broker.groups.assignors import Assignment
+    from nerve.broker.groups.consumer import ConsumerProtocol
+    from nerve.broker.groups.coordinator import JoinRequest
+    from nerve.broker.groups.group import Group
+
+log = logging.getLogger("nerve.broker.groups")
+
+
+def _to_ids(protocol: ConsumerProtocol, named: Sequence[tuple[str, list[int]]]) -> Assignment:
+    out: Assignment = {}
+    for name, parts in named:
+        topic = protocol.broker.topics.get(name)
+        if topic is not None and parts:
+            out.setdefault(topic.topic_id, set()).update(parts)
+    return out
+
+
+def _to_names(protocol: ConsumerProtocol, assignment: Assignment) -> list[tuple[str, list[int]]]:
+    out = []
+    for topic_id, parts in assignment.items():
+        topic = protocol.broker.topics.by_id.get(topic_id)
+        if topic is not None and parts:
+            out.append((topic.name, sorted(parts)))
+    return sorted(out)
+
+
+def upgrade(protocol: ConsumerProtocol, group: Group) -> str | None:
+    """Turn a classic group with members into a consumer group that keeps them; returns why
+    not when its members are not consumers (another protocol type, unreadable metadata)."""
+    if group.protocol_type != "consumer":
+        return f"Group {group.group_id} is not a consumer group."
+    members: list[ConsumerMember] = []
+    for m in group.members.values():
+        try:
+            topics, _ = offsets_records.parse_subscription(m.metadata_for(group.protocol))
+            assigned = offsets_records.parse_assignment(m.assignment)
+        except offsets_records.RecordFormatError:
+            return f"Group {group.group_id} has a member whose subscription cannot be read."
+        members.append(
+            ConsumerMember(
+                member_id=m.member_id,
+                instance_id=m.group_instance_id,
+                client_id=m.client_id,
+                client_host=m.client_host,
+                rebalance_timeout_ms=m.rebalance_timeout_ms,
+                subscribed_topic_names=tuple(sorted(set(topics))),
+                member_epoch=group.generation,
+                assigned=_to_ids(protocol, assigned),
+                joined=True,
+                classic=ClassicMembership(list(m.protocols), m.session_timeout_ms),
+            )
+        )
+    coordinator = protocol.coordinator
+    for m in group.members.values():
+        coordinator._answer_join(m, JoinResult(ErrorCode.rebalance_in_progress))
+        coordinator._answer_sync(m, SyncResult(ErrorCode.rebalance_in_progress))
+    coordinator._cancel_timers(group)
+    cg = ConsumerGroup(group_epoch=group.generation, assignment_epoch=group.generation)
+    for member in members:
+        cg.members[member.member_id] = member
+        cg.target[member.member_id] = {t: set(p) for t, p in member.assigned.items()}
+        if member.instance_id is not None:
+            cg.static_members[member.instance_id] = member.member_id
+    group.members = {}
+    group.static_members = {}
+    group.pending_members = {}
+    group.leader = None
+    group.state = GroupState.EMPTY
+    group.consumer = cg
+    key = offsets_records.encode_key(offsets_records.GroupKey(group.group_id))
+    coordinator._append_or_refuse(group.group_id, [(key, None)], "its classic metadata")
+    protocol._persist(group, cg, members)
+    protocol._persist_target(group, cg)
+    for member in members:
+        protocol._persist_current(group, member)
+        protocol._keep_alive(group, member)
+    log.info(
+        "group %s: upgraded to the consumer protocol with %d classic member(s)",
+        group.group_id,
+        len(members),
+    )
+    return None
+
+
+def classic_join(
+    protocol: ConsumerProtocol, group: Group, req: JoinRequest
+) -> JoinResult | asyncio.Future[JoinResult]:
+    cg = group.consumer
+    assert cg is not None
+    if req.protocol_type != "consumer" or not req.protocols:
+        return JoinResult(ErrorCode.inconsistent_group_protocol)
+    try:
+        topics, owned_named = offsets_records.parse_subscription(req.protocols[0][1])
+    except offsets_records.RecordFormatError:
+        return JoinResult(ErrorCode.inconsistent_group_protocol)
+    if not req.member_id:
+        member_id = f"{req.client_id}-{uuid.uuid4()}"
+        if req.require_known_member_id:
+            return JoinResult(ErrorCode.member_id_required, member_id=member_id)
+    else:
+        member_id = req.member_id
+    member = cg.members.get(member_id)
+    if member is None:
+        # The id handed out with MEMBER_ID_REQUIRED is not kept: any new id joins, as Kafka.
+        member = ConsumerMember(member_id=member_id)
+        cg.members[member_id] = member
+    elif member.classic is None:
+        return JoinResult(ErrorCode.unknown_member_id)
+    protocol.answer_join(member, JoinResult(ErrorCode.rebalance_in_progress))
+    member.classic = ClassicMembership(list(req.protocols), req.session_timeout_ms)
+    member.instance_id = req.group_instance_id
+    member.client_id, member.client_host = req.client_id, req.client_host
+    member.rebalance_timeout_ms = req.rebalance_timeout_ms
+    names = tuple(sorted(set(topics)))
+    changed = names != member.subscribed_topic_names or not member.joined
+    member.subscribed_topic_names = names
+    member.joined = True
+    protocol._keep_alive(group, member)
+    if changed or protocol._metadata_changed(cg, False):
+        cg.group_epoch += 1
+    protocol._persist(group, cg, [member])
+    if cg.group_epoch > cg.assignment_epoch:
+        protocol._assign(group, cg)
+    # What it still owns: a cooperative member says so; an eager one revoked everything.
+    owned = _to_ids(protocol, owned_named)
+    protocol._reconcile(group, cg, member, owned)
+    if member.state == MemberState.UNREVOKED_PARTITIONS:
+        # It keeps what it has for now; SyncGroup takes the rest away and it rejoins.
+        return _join_result(member)
+    waiter: asyncio.Future[JoinResult] = asyncio.get_running_loop().create_future()
+    member.classic.join_waiter = waiter
+    member.classic.join_timer = asyncio.get_running_loop().call_later(
+        member.rebalance_timeout_ms / 1000,
+        lambda: protocol.answer_join(member, _join_result(member)),
+    )
+    protocol.after_change(group, cg)
+    return waiter
+
+
+def complete_waiting_joins(protocol: ConsumerProtocol, group: Group, cg: ConsumerGroup) -> None:
+    for member in cg.members.values():
+        classic = member.classic
+        if classic is None or classic.join_waiter is None:
+            continue
+        if member.state == MemberState.UNRELEASED_PARTITIONS:
+            protocol._reconcile(group, cg, member, None)
+        if member.state == MemberState.STABLE:
+            protocol.answer_join(member, _join_result(member))
+
+
+def _join_result(member: ConsumerMember) -> JoinResult:
+    assert member.classic is not None
+    return JoinResult(
+        ErrorCode.none,
+        generation=member.member_epoch,
+        protocol_type="consumer",
+        protocol_name=member.classic.protocol_name,
+        leader="",
+        member_id=member.member_id,
+    )
+
+
+def _classic_member(
+    group: Group, member_id: str, generation: int | None
+) -> tuple[ConsumerMember | None, ErrorCode | None]:
+    cg = group.consumer
+    assert cg is not None
+    member = cg.members.get(member_id)
+    if member is None or member.classic is None:
+        return None, ErrorCode.unknown_member_id
+    if generation is not None and generation != member.member_epoch:
+        return None, ErrorCode.illegal_generation
+    return member, None
+
+
+def classic_sync(
+    protocol: ConsumerProtocol,
+    group: Group,
+    generation: int,
+    member_id: str,
+    protocol_type: str | None,
+    protocol_name: str | None,
+) -> SyncResult:
+    member, error = _classic_member(group, member_id, generation)
+    if error is not None:
+        return SyncResult(error)
+    assert member is not None and member.classic is not None
+    if (protocol_type is not None and protocol_type != "consumer") or (
+        protocol_name is not None and protocol_name != member.classic.protocol_name
+    ):
+        return SyncResult(ErrorCode.inconsistent_group_protocol)
+    protocol._keep_alive(group, member)
+    assignment = offsets_records.encode_assignment(_to_names(protocol, member.assigned))
+    return SyncResult(ErrorCode.none, "consumer", member.classic.protocol_name, assignment)
+
+
+def classic_heartbeat(
+    protocol: ConsumerProtocol, group: Group, generation: int, member_id: str
+) -> ErrorCode:
+    member, error = _classic_member(group, member_id, generation)
+    if error is not None:
+        return error
+    assert member is not None
+    cg = group.consumer
+    assert cg is not None
+    protocol._keep_alive(group, member)
+    if member.member_epoch != cg.assignment_epoch or member.state != MemberState.STABLE:
+        return ErrorCode.rebalance_in_progress
+    return ErrorCode.none
+
+
+def classic_leave(
+    protocol: ConsumerProtocol, group: Group, leaving: Sequence[tuple[str, str | None]]
+) -> list[tuple[str, str | None, ErrorCode]]:
+    cg = group.consumer
+    assert cg is not None
+    out = []
+    for member_id, instance_id in leaving:
+        if not member_id and instance_id:
+            member_id = cg.static_members.get(instance_id, "")
+        member = cg.members.get(member_id)
+        if member is None:
+            out.append((member_id, instance_id, ErrorCode.unknown_member_id))
+            continue
+        protocol.remove_member(group, cg, member, "left the group")
+        out.append((member_id, instance_id, ErrorCode.none))
+    return out
