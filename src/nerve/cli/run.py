@@ -39,6 +39,13 @@ def add_parser(commands: Any) -> None:
         "(0.0.0.0:PORT: every interface); port 0 picks a free one",
     )
     parser.add_argument(
+        "--state-dir",
+        type=Path,
+        default=None,
+        metavar="DIR",
+        help="where streams keep their local state (default: .nerve/state, or $NERVE_STATE_DIR)",
+    )
+    parser.add_argument(
         "--log-format",
         choices=("text", "json"),
         default="text",
@@ -82,6 +89,8 @@ def run(args: argparse.Namespace) -> int:
         registry_url=registry,
         client_config={k: v for k, v in kafka.items() if k != "log_level"},
     )
+    if args.state_dir is not None:
+        config.state_dir = str(args.state_dir)
     observers: list[observability.Observer] = []
     if args.log_format == "json":
         observers.append(observability.LogContextObserver())
