@@ -291,3 +291,37 @@ def test_a_pattern_without_within_is_refused() -> None:
         _service(pattern(Tx).followed_by(Tx))
     with pytest.raises(ValueError, match="named"):
         pattern(Tx).as_("x").followed_by(Tx).as_("x")
+
+
+def test_state_is_bounded_by_within_and_described_in_the_topology() -> None:
+    with TestDriver(_service(_card_testing())) as driver:
+        for i in range(50):
+            driver.send(Tx(account=f"acc{i}", amount=0.5), timestamp=i)
+        assert len(driver.store("found")) == 50  # a partial match per account
+        driver.send(Tx(account="x", amount=3), timestamp=11 * MIN)
+        assert driver.store("found") == {}  # every window ended: nothing kept
+        [node] = [
+            n
+            for sub in driver.topology.describe()["subtopologies"]
+            for n in sub["nodes"]
+            if n["kind"] == "pattern"
+        ]
+        assert [s["name"] for s in node["pattern"]] == ["probe", "hit"]
+        assert node["within_ms"] == 10 * MIN
+
+
+def test_group_by_match_gives_a_stream_of_matches_and_timeouts() -> None:
+    service = Service("cep-stream")
+    (
+        service.stream(Tx)
+        .group_by(lambda t: t.account)
+        .match(_card_testing(), timeouts=True)
+        .map(lambda m: f"{'timeout' if m.timed_out else 'match'} {m.key} {m.missing}")
+        .to("cep.out")
+    )
+    with TestDriver(service) as driver:
+        driver.send(Tx(account="a", amount=0.5), timestamp=0)
+        driver.send(Tx(account="b", amount=0.5), timestamp=1)
+        driver.send(Tx(account="b", amount=600), timestamp=2)
+        driver.send(Tx(account="c", amount=1), timestamp=20 * MIN)
+        assert [o.value for o in driver.output("cep.out")] == ["match b None", "timeout a hit"]
