@@ -88,6 +88,24 @@ def describe(
             }
         entry["handlers"].append(handler.name)
         entry["filtered"] = entry["filtered"] or handler.where is not None
+    streams: dict[str, Any] | None = None
+    builder = service.streams_builder
+    if builder is not None and builder.sources:
+        from nerve.streams.engine import Topology
+
+        streams = Topology(builder).describe()
+        for source in builder.sources:
+            if source.internal:
+                continue
+            entry = consumes.get((source.topic, source.event_type))
+            if entry is None:
+                entry = consumes[(source.topic, source.event_type)] = {
+                    "topic": source.topic,
+                    **_event_fields(source.event_type),
+                    "handlers": [],
+                    "filtered": False,
+                }
+            entry["handlers"].append("streams")
     emits = [
         {
             "topic": event_type.topic,
@@ -106,6 +124,7 @@ def describe(
         "tables": [
             {"name": t.name, "topic": t.topic, **_model_fields(t.model)} for t in service.tables
         ],
+        "streams": streams,
         "group": service.name,
         "registry": config.registry_url,
         "announced_at": datetime.now(UTC).isoformat(timespec="milliseconds"),

@@ -100,7 +100,12 @@ class Topology:
                     "changelogs": self.changelogs(sub),
                 }
             )
-        return {"subtopologies": out}
+        repartition = [t for t, s in self.sources_of_topic.items() if s.internal]
+        return {
+            "subtopologies": out,
+            "repartition_topics": repartition,
+            "late_topics": [f"{t}.late" for t in self.user_topics],
+        }
 
 
 class StreamsEngine:

@@ -45,7 +45,18 @@ class Node:
             child.process(task, record)
 
     def describe(self) -> dict[str, Any]:
-        return {"name": self.name, "kind": self.kind}
+        """What the catalog shows of the node: its kind, its stores, its window."""
+        out: dict[str, Any] = {"name": self.name, "kind": self.kind}
+        if self.stores:
+            out["stores"] = list(self.stores)
+        windows = getattr(self, "windows", None)
+        if windows is not None:
+            out["window"] = {k: v for k, v in vars(windows).items()}
+        for attribute in ("grace", "size", "gap", "topic"):
+            value = getattr(self, attribute, None)
+            if isinstance(value, int | str) and not isinstance(value, bool):
+                out[attribute] = value
+        return out
 
 
 class SourceNode(Node):
