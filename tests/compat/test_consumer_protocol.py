@@ -281,3 +281,37 @@ def test_a_classic_group_upgrades_member_by_member_and_loses_nothing(
         watcher.close()
     for partition, offsets in watcher.history.items():
         assert offsets == sorted(offsets), f"partition {partition} commits went back: {offsets}"
+
+
+@pytest.mark.slow
+def test_a_restarted_static_member_gets_its_partitions_back_without_moving_others(
+    consumer_broker: BrokerProcess, topic_name: TopicNameFactory
+) -> None:
+    """KIP-345 with the consumer protocol: a static member that closes leaves with epoch -2;
+    started again with its instance id within the session, it takes its old partitions and
+    no other member's assignment changes."""
+    bootstrap = consumer_broker.bootstrap
+    topic, group = topic_name(), topic_name("group")
+    create_topic(bootstrap, topic, partitions=4)
+    workers = [
+        Worker(bootstrap, topic, group, "consumer:uniform", f"replica-{i}") for i in range(2)
+    ]
+    try:
+        wait_for(lambda: balanced(workers, 4), 30, "two static members with two partitions")
+        before = [sorted(w.assigned) for w in workers]
+        other_events = len(workers[1].events)
+        workers[0].stop()
+        workers[0] = Worker(bootstrap, topic, group, "consumer:uniform", "replica-0")
+        wait_for(lambda: sorted(workers[0].assigned) == before[0], 20, "the old partitions")
+        # The member that stayed saw no rebalance at all.
+        assert [e for e in workers[1].events[other_events:] if "assigned" in e] == []
+        assert sorted(workers[1].assigned) == before[1]
+        admin = AdminClient({"bootstrap.servers": bootstrap})
+        described = admin.describe_consumer_groups([group])[group].result(timeout=10)
+        assert sorted(m.group_instance_id for m in described.members) == [
+            "replica-0",
+            "replica-1",
+        ]
+    finally:
+        for w in workers:
+            w.stop()

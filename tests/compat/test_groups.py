@@ -44,10 +44,13 @@ def group_broker(tmp_path_factory: pytest.TempPathFactory) -> Iterator[BrokerPro
 class Worker:
     """One ``_group_worker.py`` process and what it reported so far."""
 
-    def __init__(self, bootstrap: str, topic: str, group: str, assignor: str) -> None:
+    def __init__(
+        self, bootstrap: str, topic: str, group: str, assignor: str, instance_id: str = ""
+    ) -> None:
         env = dict(os.environ, PYTHONPATH=str(REPO))
+        argv = [sys.executable, str(WORKER), bootstrap, topic, group, assignor]
         self.proc = subprocess.Popen(
-            [sys.executable, str(WORKER), bootstrap, topic, group, assignor],
+            argv + ([instance_id] if instance_id else []),
             stdout=subprocess.PIPE,
             stderr=subprocess.DEVNULL,
             env=env,

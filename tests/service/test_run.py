@@ -11,6 +11,7 @@ import textwrap
 import time
 from pathlib import Path
 
+import pytest
 from confluent_kafka import Producer
 from confluent_kafka.admin import AdminClient
 
@@ -158,3 +159,69 @@ def test_a_file_that_does_not_load_is_one_clear_line(tmp_path: Path) -> None:
     assert done.returncode == 2
     assert done.stderr.strip().startswith(f"nerve run: cannot load {path}: TypeError: X: key")
     assert "Traceback" not in done.stderr
+
+
+def test_replicas_of_a_consumer_protocol_service_share_partitions(
+    shared_broker: BrokerProcess, shared_registry: RegistryProcess, tmp_path: Path
+) -> None:
+    """``Service(..., group_protocol="consumer")``: the replicas form a KIP-848 group."""
+    path = tmp_path / "packing.py"
+    path.write_text(
+        SERVICE.replace('"run.', '"run848.').replace(
+            'Service("run-packing", description="packs orders")',
+            'Service("run848-packing", description="packs orders", group_protocol="consumer")',
+        )
+    )
+    first = start(path, shared_broker, shared_registry)
+    second = start(path, shared_broker, shared_registry)
+    try:
+        admin = AdminClient({"bootstrap.servers": shared_broker.bootstrap})
+        assignments: list[int] = []
+        deadline = time.monotonic() + 60
+        while assignments != [2, 2] and time.monotonic() < deadline:
+            time.sleep(0.5)
+            group = admin.describe_consumer_groups(["run848-packing"])["run848-packing"].result(10)
+            assignments = sorted(len(m.assignment.topic_partitions) for m in group.members)
+        assert assignments == [2, 2]
+        assert group.type.name == "CONSUMER"
+        producer = Producer({"bootstrap.servers": shared_broker.bootstrap})
+        for i in range(100):
+            body = json.dumps({"order_id": f"o{i}", "qty": i % 30}).encode()
+            producer.produce("run848.orders", key=f"o{i}".encode(), value=body)
+        assert producer.flush(30) == 0
+        consumer_config = {"bootstrap.servers": shared_broker.bootstrap, "group.id": "check848"}
+        from confluent_kafka import OFFSET_BEGINNING, Consumer, TopicPartition
+
+        expected = {f"o{i}" for i in range(100) if i % 30}
+        seen: set[str] = set()
+        reader = Consumer({**consumer_config, "auto.offset.reset": "earliest"})
+        try:
+            deadline = time.monotonic() + 60
+            while (
+                not reader.list_topics("run848.packed", timeout=10)
+                .topics["run848.packed"]
+                .partitions
+            ):
+                assert time.monotonic() < deadline
+                time.sleep(0.5)
+            reader.assign([TopicPartition("run848.packed", p, OFFSET_BEGINNING) for p in range(4)])
+            while seen != expected and time.monotonic() < deadline:
+                message = reader.poll(0.5)
+                if message is not None and not message.error():
+                    seen.add(json.loads(message.value() or b"{}")["order_id"])
+        finally:
+            reader.close()
+        assert seen == expected
+    finally:
+        for proc in (first, second):
+            if proc.poll() is None:
+                proc.send_signal(signal.SIGTERM)
+                proc.wait(30)
+    assert first.returncode == 0 and second.returncode == 0
+
+
+def test_an_unknown_group_protocol_is_refused() -> None:
+    from nerve import Service
+
+    with pytest.raises(ValueError, match="group_protocol must be 'classic' or 'consumer'"):
+        Service("x", group_protocol="share")

@@ -256,6 +256,14 @@ class ServiceRunner:
         self.producer = Producer(producer_config)
         if self.service.exactly_once:
             self.producer.init_transactions(30)
+        # Streams: same-numbered partitions of co-partitioned topics to one replica (a join's
+        # two sides); otherwise move as little as possible.
+        assignor = "range" if self.streams is not None else "cooperative-sticky"
+        group: dict[str, object] = {"partition.assignment.strategy": assignor}
+        if self.service.group_protocol == "consumer":
+            # KIP-848: the broker assigns (its range co-partitions too) and keeps the session.
+            remote = "range" if self.streams is not None else "uniform"
+            group = {"group.protocol": "consumer", "group.remote.assignor": remote}
         self.consumer = Consumer(
             self.config.kafka(
                 **{
@@ -265,11 +273,7 @@ class ServiceRunner:
                     "enable.auto.commit": not self.service.exactly_once,
                     "enable.auto.offset.store": False,
                     "isolation.level": "read_committed",
-                    # Streams: same-numbered partitions of co-partitioned topics to one
-                    # replica (a join's two sides); otherwise move as little as possible.
-                    "partition.assignment.strategy": (
-                        "range" if self.streams is not None else "cooperative-sticky"
-                    ),
+                    **group,
                     # What librdkafka prefetches beyond the batch in hand is bounded too
                     # (its default allows 64 MiB).
                     "queued.max.messages.kbytes": 16_384,

@@ -21,6 +21,9 @@ class Service:
     consumes. ``start`` says where a new group begins (``earliest`` processes what already
     flowed, so a service added later catches up). ``max_in_flight`` bounds the events handled
     at once (one batch; the run configuration's ``batch_size`` unless given).
+    ``group_protocol`` is the consumer group protocol its replicas use: ``"classic"``, or
+    ``"consumer"`` (KIP-848: the broker assigns, and a replica joining or leaving moves only
+    the partitions that change owner; Kafka 4 or nerve).
     """
 
     def __init__(
@@ -32,7 +35,13 @@ class Service:
         exactly_once: bool = False,
         start: str = "earliest",
         max_in_flight: int | None = None,
+        group_protocol: str = "classic",
     ) -> None:
+        if group_protocol not in ("classic", "consumer"):
+            raise ValueError(
+                f"{name}: group_protocol must be 'classic' or 'consumer', not {group_protocol!r}"
+            )
+        self.group_protocol = group_protocol
         self.name = name
         self.description = description
         self.owner = owner
