@@ -24,7 +24,7 @@ from pathlib import Path
 from typing import Any
 
 REPO = Path(__file__).resolve().parents[1]
-START_TIMEOUT_S = 120.0
+START_TIMEOUT_S = 300.0  # a JVM scanning its plugins on a loaded machine
 STOP_TIMEOUT_S = 30.0
 HEAP = ["-Xmx512M", "-Xms256M"]
 

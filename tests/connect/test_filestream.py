@@ -102,6 +102,7 @@ def test_filestream_source_and_sink_round_trip(
 
 
 @pytest.mark.slow
+@pytest.mark.timeout(900)
 @pytest.mark.parametrize("backend_name", ["nerve", "kafka"])
 def test_exactly_once_source_worker_killed_mid_stream_loses_and_doubles_nothing(
     backend_name: str,
