@@ -72,6 +72,10 @@ class Event(BaseModel):
     partitions: ClassVar[int | None] = None  # when the topic is created; else the cluster's
     value_format: ClassVar[str] = "json"  # or "avro" (Confluent-framed, schema in the registry)
     content_mode: ClassVar[str] = "binary"  # or "structured": the whole CloudEvent in the value
+    # A record without a value is a tombstone, which marks a key deleted for compaction. For
+    # most types it cannot be an event (it is dead-lettered); types whose topics carry them
+    # beside the events that say what happened (Debezium's) skip them.
+    skips_tombstones: ClassVar[bool] = False
     event_type: ClassVar[str]
     # The envelope lives in a slot, not a pydantic private attribute: those cost every
     # construction and validation ~1.5 us (measured), and a service builds one per event.

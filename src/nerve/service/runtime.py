@@ -681,6 +681,9 @@ class ServiceRunner:
         for handler in self.by_topic.get(topic, ()):
             event = decoded.get(handler.event_type)
             if event is None:
+                tombstone = data is None and handler.event_type is not None
+                if tombstone and handler.event_type.skips_tombstones:  # type: ignore[union-attr]
+                    continue  # a compaction marker (Debezium's after a delete), no event
                 try:
                     event = self._decode(handler, data, content_type, meta)
                 except (ValidationError, ValueError) as exc:
