@@ -8,7 +8,8 @@ earliest offset, emitting on every update:
 
 * ``tumbling``: a count by key in 10 s tumbling windows (grace 2 s);
 * ``session``: a count by key in sessions with a 5 s inactivity gap (grace 2 s);
-* ``join``: left out until nerve's ``Stream.join`` lands (see docs/performance.md).
+* ``join``: a stream-table join, each event joined with its key's row of a table topic
+  (``--keys`` rows preloaded with timestamps before the stream's; an inner join).
 
 Systems: ``nerve`` (``Service.stream(...)``, at-least-once, RocksDB state), ``quix`` (Quix
 Streams, its RocksDB state), ``faust`` (faust-streaming, a windowed table on its memory store;
@@ -64,14 +65,14 @@ HERE = Path(__file__).resolve().parent
 CACHE = Path(os.environ.get("NERVE_CACHE", Path.home() / ".cache" / "nerve")) / "bench-streams"
 KSTREAMS_SOURCES = HERE / "kstreams"
 SYSTEMS = ("nerve", "quix", "faust", "kstreams")
-WORKLOADS = ("tumbling", "session")
+WORKLOADS = ("tumbling", "session", "join")
 BASELINE = "quix"
 PARTITIONS = 8
 WINDOW_S = 10
 GAP_S = 5
 GRACE_S = 2
 EVENTS_PER_MS = 10
-SUPPORTED = {"faust": {"tumbling"}}  # Faust has no session windows
+SUPPORTED = {"faust": {"tumbling"}}  # Faust has no session windows and no joins
 
 
 # -- setup -------------------------------------------------------------------------------------
@@ -157,12 +158,18 @@ def producer(bootstrap: str) -> Producer:
     )
 
 
-def preload(bootstrap: str, topic: str, count: int, keys: int, distinct: bool = False) -> float:
+def preload(
+    bootstrap: str, topic: str, count: int, keys: int, distinct: bool = False, table: bool = False
+) -> float:
     """``count`` events keyed ``k<n>`` (random of ``keys``, or all distinct), each partition in
-    timestamp order; returns the seconds it took."""
+    timestamp order; a table (``table``) is every key once, a minute before the events.
+    Returns the seconds it took."""
     out = producer(bootstrap)
     rng = random.Random(14)
     base = (int(time.time() * 1000) // 60_000) * 60_000 - 3_600_000
+    if table:
+        base -= 60_000
+        distinct = True
     start = time.perf_counter()
     for n in range(count):
         key = f"k{n if distinct else rng.randrange(keys)}"
@@ -216,6 +223,7 @@ def worker_argv(system: str, workload: str, args: dict[str, Any]) -> list[str]:
             "java", "-XX:+UseSerialGC", "-Dorg.slf4j.simpleLogger.defaultLogLevel=warn",
             "-cp", kstreams_classpath(), "dev.nerve.bench.BenchApp", workload, args["in_topic"],
             args["out_topic"], args["bootstrap"], args["group"], args["state_dir"],
+            args.get("table_topic", ""),
         ]  # fmt: skip
     python = sys.executable if system == "nerve" else str(venv_python(system))
     return [python, str(Path(__file__).resolve()), "--worker", json.dumps({**args,
@@ -224,7 +232,7 @@ def worker_argv(system: str, workload: str, args: dict[str, Any]) -> list[str]:
 
 def run_case(
     system: str, workload: str, bootstrap: str, in_topic: str, events: int, cpu: int | None,
-    max_seconds: float = 1800.0,
+    max_seconds: float = 1800.0, table_topic: str = "",
 ) -> dict[str, Any]:  # fmt: skip
     tag = uuid.uuid4().hex[:8]
     out_topic = f"bench-streams-out-{system}-{workload}-{tag}"
@@ -232,7 +240,7 @@ def run_case(
     create_topic(bootstrap, out_topic)
     state_dir = tempfile.mkdtemp(prefix=f"bench-streams-{system}-")
     args = {"bootstrap": bootstrap, "in_topic": in_topic, "out_topic": out_topic,
-            "group": group, "state_dir": state_dir}  # fmt: skip
+            "group": group, "state_dir": state_dir, "table_topic": table_topic}  # fmt: skip
     argv = worker_argv(system, workload, args)
     if cpu is not None:
         argv = ["taskset", "-c", str(cpu), *argv]
@@ -436,8 +444,12 @@ def nerve_worker(a: dict[str, Any]) -> None:
 
     logging.basicConfig(level=logging.INFO, stream=sys.stderr)
     svc = Service(a["group"], exactly_once=False)
-    grouped = svc.stream(a["in_topic"], time="record").group_by_key()
-    if a["workload"] == "count":
+    stream = svc.stream(a["in_topic"], time="record")
+    grouped = stream.group_by_key()
+    if a["workload"] == "join":
+        table = svc.stream(a["table_topic"], time="record").to_table()
+        stream.join(table, lambda left, right: f"{left}|{right}").to(a["out_topic"])
+    elif a["workload"] == "count":
         grouped.count().to(a["out_topic"], value=str)
     else:
         windows = (
@@ -471,6 +483,12 @@ def quix_worker(a: dict[str, Any]) -> None:
     source = app.topic(a["in_topic"], key_deserializer="str", value_deserializer="str")
     out = app.topic(a["out_topic"], key_serializer="str", value_serializer="str")
     sdf = app.dataframe(source)
+    if a["workload"] == "join":
+        rows = app.topic(a["table_topic"], key_deserializer="str", value_deserializer="str")
+        joined = sdf.join_asof(app.dataframe(rows), how="inner", on_merge=lambda x, y: f"{x}|{y}")
+        joined.to_topic(out)
+        app.run()
+        return
     grace = timedelta(seconds=GRACE_S)
     if a["workload"] == "tumbling":
         windowed = sdf.tumbling_window(timedelta(seconds=WINDOW_S), grace_ms=grace)
@@ -585,6 +603,10 @@ def main() -> int:
         create_topic(bootstrap, in_topic)
         took = preload(bootstrap, in_topic, args.events, args.keys)
         print(f"preloaded {args.events:,} events over {args.keys:,} keys in {took:.1f} s")
+        table_topic = f"bench-streams-table-{uuid.uuid4().hex[:8]}"
+        if "join" in workloads:
+            create_topic(bootstrap, table_topic)
+            preload(bootstrap, table_topic, args.keys, args.keys, table=True)
         for round_no in range(args.repeat):
             order = systems if round_no % 2 == 0 else systems[::-1]
             for workload in workloads:
@@ -593,12 +615,13 @@ def main() -> int:
                         continue
                     broker.check_alive()
                     result = run_case(system, workload, bootstrap, in_topic, args.events,
-                                      worker_cpu, args.max_seconds)  # fmt: skip
+                                      worker_cpu, args.max_seconds, table_topic)  # fmt: skip
                     result["round"] = round_no + 1
                     runs.append(result)
+                    partial = result.get("partial", "")
                     print(f"round {round_no + 1} {workload:>9} {system:>9}:"
                           f" {result['events_per_s']:>9,.0f} events/s ({result['seconds']:.2f} s,"
-                          f" {result['outputs']:,} outputs) {result.get('partial', '')}", flush=True)  # fmt: skip
+                          f" {result['outputs']:,} outputs) {partial}", flush=True)  # fmt: skip
         medians: dict[tuple[str, str], dict] = {}
         for workload in workloads:
             for system in systems:
