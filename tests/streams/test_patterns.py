@@ -325,3 +325,31 @@ def test_group_by_match_gives_a_stream_of_matches_and_timeouts() -> None:
         driver.send(Tx(account="b", amount=600), timestamp=2)
         driver.send(Tx(account="c", amount=1), timestamp=20 * MIN)
         assert [o.value for o in driver.output("cep.out")] == ["match b None", "timeout a hit"]
+
+
+class Stamped(Event, topic="cep.stamped", key="account"):
+    account: str
+    amount: float
+    at: int
+
+
+def test_event_time_can_come_from_a_field() -> None:
+    service = Service("cep-field-time")
+    p = (
+        pattern(Stamped, where=lambda t: t.amount < 1)
+        .as_("probe")
+        .next(Stamped, where=lambda t: t.amount > 500)
+        .as_("hit")
+        .within(timedelta(minutes=1), grace=timedelta(seconds=10))
+    )
+
+    @service.match(p, key=lambda t: t.account, time=lambda t: t.at)
+    def found(m: Match) -> Suspected:
+        return Suspected(account=m.key, amounts=[m["probe"].amount, m["hit"].amount])
+
+    with TestDriver(service) as driver:
+        # Arrival order is hit then probe; the field says probe came first.
+        driver.send(Stamped(account="a", amount=900, at=2_000), timestamp=100)
+        driver.send(Stamped(account="a", amount=0.5, at=1_000), timestamp=200)
+        driver.send(Stamped(account="b", amount=5, at=20_000), timestamp=300)
+        assert _found(driver) == [("a", [0.5, 900])]

@@ -152,6 +152,7 @@ class Service:
         key: Callable[[Any], Any],
         on_timeout: Callable[[Any], Any] | None = None,
         after_match: str = "all",
+        time: Callable[[Any], Any] | str = "event",
         name: str | None = None,
     ) -> Callable[[F], F]:
         """Register the decorated function for every match of ``pattern`` (complex event
@@ -159,14 +160,14 @@ class Service:
         returns the event(s) to emit, or None. ``on_timeout(m)`` gets each partial match
         ``within`` ended before it completed (a "missing step" alert) and returns events too.
         The pattern's event types are streamed, merged and re-keyed by ``key`` (a repartition
-        topic), then matched in event-time order per key.
+        topic), then matched in event-time order per key (``time`` as for ``stream``).
         """
 
         def register(func: F) -> F:
             types = pattern.event_types
             if not types:
                 raise ValueError("a pattern for Service.match names its event types")
-            streams = [self.stream(t) for t in types]
+            streams = [self.stream(t, time=time) for t in types]
             merged = streams[0].merge(*streams[1:]) if len(streams) > 1 else streams[0]
             base = name or func.__name__
             matches = merged.group_by(key, name=f"{base}-by").match(
