@@ -45,11 +45,36 @@ def test_the_dashboard_is_what_its_generator_writes() -> None:
     assert done.returncode == 0, done.stderr
 
 
+def _lost(written: Any, read: Any, path: str = "") -> list[str]:
+    """What of ``written`` is missing or different in ``read`` (``read`` may add defaults)."""
+    if isinstance(written, dict) and isinstance(read, dict):
+        return [
+            lost
+            for key, value in written.items()
+            for lost in (
+                _lost(value, read[key], f"{path}/{key}") if key in read else [f"{path}/{key}"]
+            )
+        ]
+    if isinstance(written, list) and isinstance(read, list) and len(written) == len(read):
+        return [
+            lost
+            for i, pair in enumerate(zip(written, read, strict=True))
+            for lost in _lost(*pair, f"{path}[{i}]")
+        ]
+    return [] if written == read else [f"{path}: {written!r} read as {read!r}"]
+
+
 def test_the_dashboard_parses_as_grafanas_dashboard_model() -> None:
+    from grafana_foundation_sdk.cog import plugins
+    from grafana_foundation_sdk.cog.encoder import JSONEncoder
     from grafana_foundation_sdk.models.dashboard import Dashboard
 
+    plugins.register_default_plugins()  # the panel and query models, by panel type
     raw = json.loads(DASHBOARD.read_text())
     dashboard = Dashboard.from_json(raw)
+    # Every field written is one of Grafana's schema (dashboard, panels' options and field
+    # configs, Prometheus queries): read into the models and written back, nothing is lost.
+    assert _lost(raw, json.loads(json.dumps(dashboard, cls=JSONEncoder))) == []
     assert dashboard.title == "nerve"
     assert dashboard.panels is not None and len(dashboard.panels) == len(raw["panels"])
     assert [v["name"] for v in raw["templating"]["list"]] == ["datasource"]
