@@ -20,6 +20,7 @@ from pathlib import Path
 START_TIMEOUT_S = 30.0
 STOP_TIMEOUT_S = 30.0
 LISTENING_PREFIX = "listening on "
+LISTENER_PREFIX = "listener "  # "listener NAME (PROTOCOL) on HOST:PORT", one per listener
 
 
 class BrokerStartError(RuntimeError):
@@ -53,6 +54,8 @@ class BrokerProcess:
         self.log_path = log_path or self.data_dir.with_name(self.data_dir.name + ".stderr.log")
         self.host = "127.0.0.1"
         self.port = 0
+        # Listener name -> HOST:PORT, when the broker has several or secure ones.
+        self.listeners: dict[str, str] = {}
         self.starts = 0
         self._proc: subprocess.Popen[bytes] | None = None
         self._stdout_lines: list[str] = []
@@ -138,6 +141,11 @@ class BrokerProcess:
         host, _, port_text = line[len(LISTENING_PREFIX) :].strip().rpartition(":")
         self.host = host or self.host
         self.port = int(port_text)
+        self.listeners = {}
+        for text in self._stdout_lines:
+            if text.startswith(LISTENER_PREFIX):
+                name, _, rest = text[len(LISTENER_PREFIX) :].partition(" ")
+                self.listeners[name] = rest.rpartition(" on ")[2].strip()
         return self
 
     def stdout_line(self, prefix: str, timeout: float = 10.0) -> str:

@@ -53,10 +53,15 @@ class KafkaProcess:
         *,
         configs: Mapping[str, str | int] | None = None,
         cpu: int | None = None,
+        listeners: Mapping[str, str] | None = None,
     ) -> None:
         self.data_dir = Path(data_dir)
         self.configs = {k: str(v) for k, v in (configs or {}).items()}
         self.cpu = cpu
+        # Listeners besides PLAINTEXT (kept for the broker's own use and readiness checks):
+        # name -> security protocol; ``listener_addresses`` gives each one's HOST:PORT.
+        self.extra_listeners = dict(listeners or {})
+        self.listener_addresses: dict[str, str] = {}
         self.port = 0
         self.controller_port = 0
         self.log_path = self.data_dir.with_name(self.data_dir.name + ".kafka.log")
@@ -73,16 +78,21 @@ class KafkaProcess:
         return self.proc.pid
 
     def _properties(self) -> str:
+        extra = "".join(f",{n}://{a}" for n, a in self.listener_addresses.items())
+        protocols = "".join(f",{n}:{p}" for n, p in self.extra_listeners.items())
         settings = {
             "process.roles": "broker,controller",
             "node.id": "1",
             "controller.quorum.voters": f"1@127.0.0.1:{self.controller_port}",
             "listeners": (
                 f"PLAINTEXT://127.0.0.1:{self.port},CONTROLLER://127.0.0.1:{self.controller_port}"
+                + extra
             ),
-            "advertised.listeners": f"PLAINTEXT://127.0.0.1:{self.port}",
+            "advertised.listeners": f"PLAINTEXT://127.0.0.1:{self.port}" + extra,
             "controller.listener.names": "CONTROLLER",
-            "listener.security.protocol.map": "PLAINTEXT:PLAINTEXT,CONTROLLER:PLAINTEXT",
+            "listener.security.protocol.map": (
+                "PLAINTEXT:PLAINTEXT,CONTROLLER:PLAINTEXT" + protocols
+            ),
             "inter.broker.listener.name": "PLAINTEXT",
             "log.dirs": str(self.data_dir),
             "offsets.topic.replication.factor": "1",
@@ -116,6 +126,9 @@ class KafkaProcess:
         fresh = not (self.data_dir / "meta.properties").exists()
         if not self.port:
             self.port, self.controller_port = _free_port(), _free_port()
+            self.listener_addresses = {
+                name: f"127.0.0.1:{_free_port()}" for name in self.extra_listeners
+            }
         self.data_dir.mkdir(parents=True, exist_ok=True)
         config = self.data_dir.with_name(self.data_dir.name + ".server.properties")
         config.write_text(self._properties())

@@ -13,19 +13,16 @@ from tests.broker._kio_client import KioClient
 
 # API key -> (the highest version nerve offers, or None when it offers none; why).
 ABSENT_OR_OLDER: dict[int, tuple[int | None, str]] = {
-    17: (None, "SASL: the security issue"),
     18: (4, "ApiVersions v5 (KIP-1242) is not in kio; clients retry with v4"),
     24: (3, "AddPartitionsToTxn v4+ are broker-to-broker; clients send v3"),
     26: (4, "EndTxn v5 is transactions v2 (KIP-890 part 2), not offered"),
     28: (4, "TxnOffsetCommit v5 is transactions v2, v6 topic ids (not in kio)"),
     34: (None, "AlterReplicaLogDirs: one log directory"),
-    36: (None, "SASL: the security issue"),
     38: (None, "delegation tokens: the security issue"),
     39: (None, "delegation tokens: the security issue"),
     40: (None, "delegation tokens: the security issue"),
     41: (None, "delegation tokens: the security issue"),
     42: (2, "DeleteGroups v3 (an error message) is not in kio"),
-    51: (None, "SCRAM credentials: the security issue"),
     55: (None, "DescribeQuorum: no KRaft quorum"),
     57: (None, "UpdateFeatures: no feature flags to finalize"),
     64: (None, "UnregisterBroker: one broker"),

@@ -7,6 +7,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from nerve.broker.config_defs import BROKER_CONFIGS, TOPIC_CONFIGS, ConfigValueError
+from nerve.broker.security.settings import is_security_setting
 from nerve.broker.topic_configs import BrokerLevels, broker_default
 
 # Topic config name -> the broker config that supplies its default (Kafka's first synonym).
@@ -90,6 +91,11 @@ class BrokerConfig:
     # (resource "1"); kept in <data-dir>/meta/broker-configs.json by the broker.
     dynamic_default: dict[str, str] = field(default_factory=lambda: dict(FORMAT_TIME_DEFAULTS))
     dynamic_broker: dict[str, str] = field(default_factory=dict)
+    # Listeners, TLS, SASL and authorization settings, by Kafka name (broker/security/);
+    # none set: one PLAINTEXT listener on host:port and no authorizer.
+    security: dict[str, str] = field(default_factory=dict)
+    # The listeners once bound: (name, protocol, host, port, advertised host, advertised port).
+    bound_listeners: list[tuple[str, str, str, int, str, int]] = field(default_factory=list)
 
     @property
     def advertised(self) -> tuple[str, int]:
@@ -112,6 +118,10 @@ class BrokerConfig:
     def apply(self, settings: Mapping[str, str]) -> None:
         """Apply ``name=value`` settings with Kafka names; raises ConfigError on a bad one."""
         for name, value in settings.items():
+            if is_security_setting(name):
+                self.security[name] = value
+                self.static_settings[name] = value
+                continue
             if name in _TOPIC_SYNONYMS:
                 try:
                     self.static_settings[name] = BROKER_CONFIGS[name].normalize(value)
@@ -146,13 +156,19 @@ class BrokerConfig:
         """Broker configs whose value nerve decides (its settings, its listener), Kafka names."""
         host, port = self.advertised
         out = {name: _format(getattr(self, attr)) for name, attr in NAMES.items()}
+        listeners = self.bound_listeners or [("PLAINTEXT", "PLAINTEXT", self.host, self.port,
+                                              host, port)]  # fmt: skip
         out.update(
             {
                 "broker.id": str(self.node_id),
-                "listeners": f"PLAINTEXT://{self.host}:{self.port}",
-                "advertised.listeners": f"PLAINTEXT://{host}:{port}",
-                "listener.security.protocol.map": "PLAINTEXT:PLAINTEXT",
-                "inter.broker.listener.name": "PLAINTEXT",
+                "listeners": ",".join(f"{n}://{h}:{p}" for n, _, h, p, _, _ in listeners),
+                "advertised.listeners": ",".join(
+                    f"{n}://{h}:{p}" for n, _, _, _, h, p in listeners
+                ),
+                "listener.security.protocol.map": ",".join(
+                    f"{n}:{protocol}" for n, protocol, *_ in listeners
+                ),
+                "inter.broker.listener.name": listeners[0][0],
                 "process.roles": "broker,controller",
                 "log.dirs": str(self.data_dir),
                 "offsets.topic.replication.factor": "1",

@@ -22,6 +22,10 @@ from nerve.broker.group_commit import GroupCommit
 from nerve.broker.groups.coordinator import GroupCoordinator
 from nerve.broker.handlers import HANDLERS, api_versions
 from nerve.broker.metrics import BrokerMetrics
+from nerve.broker.security import gate
+from nerve.broker.security.listeners import Listener
+from nerve.broker.security.session import Session
+from nerve.broker.security.state import BrokerSecurity
 from nerve.broker.topics import TopicManager
 from nerve.broker.txn.coordinator import TransactionCoordinator
 from nerve.protocol import codec
@@ -53,7 +57,12 @@ class Broker:
         # Host of the client whose request a handler is running (handlers run synchronously
         # to their first await, so this is theirs to read); DescribeGroups reports it.
         self.client_host = ""
-        self._server: asyncio.Server | None = None
+        # The session of the connection whose request a handler is running (as client_host):
+        # who the client is, and the listener it came in on.
+        self.session: Session | None = None
+        # Listeners, TLS, SASL, credentials and the authorizer (raises SecurityError).
+        self.security = BrokerSecurity(self)
+        self._servers: list[asyncio.Server] = []
         self._tasks: list[asyncio.Task[None]] = []
         self.connections: set[KafkaConnection] = set()
         limit = config.queued_max_request_bytes
@@ -73,16 +82,30 @@ class Broker:
         self.topics.open()
         self.groups.start()
         self.transactions.start()
+        self.security.open()
         loop = asyncio.get_running_loop()
-        self._server = await loop.create_server(
-            lambda: KafkaConnection(self),
-            self.config.host,
-            self.config.port,
-            reuse_address=True,
-            backlog=1024,
-        )
-        host, port = self._server.sockets[0].getsockname()[:2]
-        self.config.port = port
+        for listener in self.security.listeners:
+            server = await loop.create_server(
+                lambda listener=listener: KafkaConnection(self, listener),
+                listener.host or None,
+                listener.port,
+                reuse_address=True,
+                backlog=1024,
+                ssl=self.security.contexts.get(listener.name),
+            )
+            self._servers.append(server)
+            bound_host, bound_port = server.sockets[0].getsockname()[:2]
+            listener.bound(bound_host, bound_port)
+        self.config.bound_listeners = [
+            (l.name, l.protocol, l.host, l.port, l.advertised_host, l.advertised_port)
+            for l in self.security.listeners  # noqa: E741
+        ]
+        first = self.security.listeners[0]
+        host, port = self._servers[0].sockets[0].getsockname()[:2]
+        self.config.host, self.config.port = first.host or host, port
+        if first.advertised_host:
+            self.config.advertised_host = first.advertised_host
+        self.config.advertised_port = first.advertised_port
         self._tasks.append(asyncio.create_task(self._retention_loop()))
         self._tasks.append(asyncio.create_task(self._cleaner_loop()))
         self._tasks.append(asyncio.create_task(self._connection_sweeper()))
@@ -94,8 +117,8 @@ class Broker:
         The flushing runs in a thread while this coroutine says, every few seconds, what it
         is still waiting for (a topic change in progress, fsyncs of so many partitions).
         """
-        if self._server is not None:
-            self._server.close()
+        for server in self._servers:
+            server.close()
         for connection in list(self.connections):
             connection.close()
         await self.groups.stop()
@@ -127,6 +150,15 @@ class Broker:
             log.info("stopping for %.0f s: waiting for %s", time.monotonic() - started, waiting)
         closing.result()
         log.info("stopped in %.1f s", time.monotonic() - started)
+
+    @property
+    def advertised(self) -> tuple[str, int]:
+        """The endpoint clients reach this broker at on the listener the request came in on."""
+        session = self.session
+        if session is None:
+            return self.config.advertised
+        listener = session.listener
+        return listener.advertised_host or self.config.advertised[0], listener.advertised_port
 
     @staticmethod
     def now_ms() -> int:
@@ -202,8 +234,10 @@ def _raise_open_file_limit() -> None:
 class KafkaConnection(asyncio.BufferedProtocol):
     """One client connection: frames in, handlers started, responses out in order."""
 
-    def __init__(self, broker: Broker) -> None:
+    def __init__(self, broker: Broker, listener: Listener) -> None:
         self.broker = broker
+        self.listener = listener
+        self.session: Session = Session(listener, "")
         self.decoder = FrameDecoder(broker.config.socket_request_max_bytes, broker.request_pool)
         self.transport: asyncio.Transport | None = None
         self.peer = "?"
@@ -224,6 +258,11 @@ class KafkaConnection(asyncio.BufferedProtocol):
         self.peer = f"{peer[0]}:{peer[1]}" if peer else "?"
         self.client_host = f"/{peer[0]}" if peer else ""
         self.broker.connections.add(self)
+        try:
+            self.session = self.broker.security.new_session(self.listener, transport)
+        except PermissionError as exc:
+            log.warning("closing connection from %s: %s", self.peer, exc)
+            self.close()
 
     def connection_lost(self, exc: Exception | None) -> None:
         self.broker.connections.discard(self)
@@ -309,12 +348,23 @@ class KafkaConnection(asyncio.BufferedProtocol):
     # -- requests --------------------------------------------------------------------------
 
     def _handle_frame(self, frame: bytes | memoryview, received: float) -> None:
+        session = self.session
+        if session.raw_tokens:
+            self._raw_sasl_token(frame)
+            return
         try:
             header, pos = codec.decode_header(frame)
         except codec.RequestDecodeError as exc:
             log.warning("closing connection from %s: %s", self.peer, exc)
             self.close()
             return
+        if session.gated:
+            refusal = gate.refusal(session, header.api_key)
+            if refusal is not None:
+                log.warning("closing connection from %s (client %s): %s",
+                            self.peer, header.client_id, refusal)  # fmt: skip
+                self.close()
+                return
         handler = HANDLERS.get(header.api_key)
         if handler is None or not handler.min_version <= header.api_version <= handler.max_version:
             if header.api_key == codec.API_VERSIONS_KEY:
@@ -346,6 +396,7 @@ class KafkaConnection(asyncio.BufferedProtocol):
             self.close()
             return
         self.broker.client_host = self.client_host
+        self.broker.session = session
         try:
             result = handler.handle(self.broker, header, body)
             if result is not None and not inspect.isawaitable(result):
@@ -363,10 +414,24 @@ class KafkaConnection(asyncio.BufferedProtocol):
             self._respond_now(result)
         elif result is not None:
             self._respond_later(header, result, received)
+            if session.close_after_response:
+                self.close()  # the transport writes what it holds first
             return
         self.broker.metrics.request_done(
             header.api_key, header.api_version, time.perf_counter() - received
         )
+        if session.close_after_response:
+            self.close()  # the transport writes what it holds first
+
+    def _raw_sasl_token(self, frame: bytes | memoryview) -> None:
+        """After SaslHandshake v0 a SASL token arrives bare and its answer leaves bare."""
+        reply = gate.raw_token(self.broker, self.session, bytes(frame))
+        if reply is None:
+            log.warning("closing connection from %s: SASL authentication failed", self.peer)
+            self.close()
+            return
+        self._respond_now(memoryview(len(reply).to_bytes(4, "big") + reply))
+        gate.schedule_expiry(self.broker, self.session, self._loop)
 
     def _respond_now(self, data: memoryview) -> None:
         if not self.pending:

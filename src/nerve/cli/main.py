@@ -220,10 +220,14 @@ async def run_broker(
     the web console."""
     import logging
 
+    from nerve.broker.security.state import SecurityError
     from nerve.broker.server import Broker
     from nerve.broker.topic_store import MetadataError
 
-    broker = Broker(config)
+    try:
+        broker = Broker(config)
+    except SecurityError as exc:
+        raise StartError(f"cannot start the broker: {exc}") from None
     try:
         host, port = await broker.start()
     except MetadataError as exc:
@@ -232,6 +236,11 @@ async def run_broker(
         where = f"{config.host}:{config.port}"
         raise StartError(f"cannot start the broker on {where}: {exc.strerror or exc}") from None
     stop = _stop_event()
+    if len(broker.security.listeners) > 1 or broker.security.enabled:
+        # One line per listener before the "listening on" line that tools wait for.
+        for listener in broker.security.listeners:
+            print(f"listener {listener.name} ({listener.protocol}) on "
+                  f"{listener.host or host}:{listener.port}", flush=True)  # fmt: skip
     print(f"listening on {host}:{port}", flush=True)
     logging.getLogger("nerve.broker").info(
         "broker %d serving %s with data in %s", config.node_id, f"{host}:{port}", config.data_dir

@@ -8,8 +8,20 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
+from kio.static.primitive import i8, i32
+
 from nerve.broker.errors import ErrorCode
 from nerve.broker.handlers.metadata import NO_THROTTLE
+from nerve.broker.security.acls import CLUSTER_NAME, AclOperation, ResourceType
+from nerve.broker.security.credentials import (
+    CODES,
+    MAX_ITERATIONS,
+    MECHANISM_CODES,
+    MIN_ITERATIONS,
+    Credential,
+    credential_key,
+)
+from nerve.broker.security.store import Key, Value
 from nerve.protocol import codec
 
 if TYPE_CHECKING:
@@ -64,21 +76,47 @@ def handle_delete_acls(broker: Broker, header: codec.RequestHeader, request: Any
 def handle_describe_user_scram_credentials(
     broker: Broker, header: codec.RequestHeader, request: Any
 ) -> Any:
-    """No SCRAM users: every named user is RESOURCE_NOT_FOUND (a name given twice,
-    DUPLICATE_RESOURCE), and asking for all lists none, as Kafka answers."""
+    """The users with SCRAM credentials and the mechanisms and iterations of each (never the
+    salts or keys); a named user without any is RESOURCE_NOT_FOUND, one named twice
+    DUPLICATE_RESOURCE, as Kafka answers."""
     module = codec.schema_module(50, header.api_version, True)
-    names = [u.name for u in request.users or ()]
+    assert broker.session is not None
+    if not broker.security.authorize(
+        broker.session, AclOperation.DESCRIBE, ResourceType.CLUSTER, CLUSTER_NAME
+    ):
+        return codec.make(
+            module,
+            "DescribeUserScramCredentialsResponse",
+            throttle_time=NO_THROTTLE,
+            error_code=ErrorCode.cluster_authorization_failed,
+            error_message="Cluster authorization failed.",
+            results=(),
+        )
+    known = broker.security.credentials.by_user
+    names = [u.name for u in request.users] if request.users else sorted(known)
     results = []
     for name in dict.fromkeys(names):
+        infos: tuple[Any, ...] = ()
         if names.count(name) > 1:
             code = ErrorCode.duplicate_resource
-            message = (
+            message: str | None = (
                 "Cannot describe SCRAM credentials for the same user twice in a single "
                 f"request: {name}"
             )
-        else:
+        elif name not in known:
             code = ErrorCode.resource_not_found
             message = f"Attempt to describe a user credential that does not exist: {name}"
+        else:
+            code, message = ErrorCode.none, None
+            infos = tuple(
+                codec.make(
+                    module,
+                    "CredentialInfo",
+                    mechanism=i8(CODES[mechanism]),
+                    iterations=i32(credential.iterations),
+                )
+                for mechanism, credential in sorted(known[name].items())
+            )
         results.append(
             codec.make(
                 module,
@@ -86,7 +124,7 @@ def handle_describe_user_scram_credentials(
                 user=name,
                 error_code=code,
                 error_message=message,
-                credential_infos=(),
+                credential_infos=infos,
             )
         )
     return codec.make(
@@ -94,6 +132,110 @@ def handle_describe_user_scram_credentials(
         "DescribeUserScramCredentialsResponse",
         throttle_time=NO_THROTTLE,
         error_code=ErrorCode.none,
-        error_message="",
+        error_message=None,
         results=tuple(results),
+    )
+
+
+async def handle_alter_user_scram_credentials(
+    broker: Broker, header: codec.RequestHeader, request: Any
+) -> Any:
+    """KIP-554: the client salts the password; the broker keeps salt, StoredKey and ServerKey
+    in the security topic, fsynced before it answers. Validation and texts are Kafka's
+    (ScramControlManager); a user may be altered once per request."""
+    module = codec.schema_module(51, header.api_version, True)
+    session = broker.session
+    assert session is not None
+    security = broker.security
+    if not security.authorize(session, AclOperation.ALTER, ResourceType.CLUSTER, CLUSTER_NAME):
+        users = dict.fromkeys(
+            [d.name for d in request.deletions] + [u.name for u in request.upsertions]
+        )
+        denied = (ErrorCode.cluster_authorization_failed, "Cluster authorization failed.")
+        return _scram_response(module, [(u, *denied) for u in users])
+    deletions: dict[str, Any] = {}
+    upsertions: dict[str, Any] = {}
+    errors: dict[str, tuple[ErrorCode, str]] = {}
+    twice = (ErrorCode.duplicate_resource,
+             "A user credential cannot be altered twice in the same request")  # fmt: skip
+    for deletion in request.deletions:
+        if deletion.name in errors:
+            continue
+        if deletions.pop(deletion.name, None) is not None:
+            errors[deletion.name] = twice
+            continue
+        error = _check_user(deletion.name, deletion.mechanism)
+        if (
+            error is None
+            and security.credentials.get(MECHANISM_CODES[deletion.mechanism], deletion.name) is None
+        ):
+            error = (ErrorCode.resource_not_found,
+                     "Attempt to delete a user credential that does not exist")  # fmt: skip
+        if error is not None:
+            errors[deletion.name] = error
+        else:
+            deletions[deletion.name] = deletion
+    for upsertion in request.upsertions:
+        if upsertion.name in errors:
+            continue
+        if (deletions.pop(upsertion.name, None) is not None
+                or upsertions.pop(upsertion.name, None) is not None):  # fmt: skip
+            errors[upsertion.name] = twice
+            continue
+        error = _check_user(upsertion.name, upsertion.mechanism)
+        if error is None:
+            if upsertion.iterations < MIN_ITERATIONS:
+                error = (ErrorCode.unacceptable_credential, "Too few iterations")
+            elif upsertion.iterations > MAX_ITERATIONS:
+                error = (ErrorCode.unacceptable_credential, "Too many iterations")
+            elif len(upsertion.salt) < 12:
+                error = (ErrorCode.unacceptable_credential,
+                         "The salt must be at least 12 bytes long")  # fmt: skip
+        if error is not None:
+            errors[upsertion.name] = error
+        else:
+            upsertions[upsertion.name] = upsertion
+    changes: list[tuple[Key, Value]] = []
+    for deletion in deletions.values():
+        changes.append((credential_key(deletion.name, MECHANISM_CODES[deletion.mechanism]), None))
+    for upsertion in upsertions.values():
+        mechanism = MECHANISM_CODES[upsertion.mechanism]
+        credential = Credential.from_salted_password(
+            mechanism, upsertion.salt, upsertion.salted_password, upsertion.iterations
+        )
+        changes.append((credential_key(upsertion.name, mechanism), credential.to_json()))
+    if changes:
+        await security.store.write(changes)
+        for key, value in changes:
+            security.credentials.apply(key, value)
+    results: list[tuple[str, ErrorCode, str | None]] = [
+        (name, ErrorCode.none, None) for name in [*deletions, *upsertions]
+    ]
+    results += [(name, code, message) for name, (code, message) in errors.items()]
+    return _scram_response(module, results)
+
+
+def _check_user(name: str, mechanism: int) -> tuple[ErrorCode, str] | None:
+    if not name:
+        return ErrorCode.unacceptable_credential, "Username must not be empty"
+    if mechanism not in MECHANISM_CODES:
+        return ErrorCode.unsupported_sasl_mechanism, "Unknown SCRAM mechanism"
+    return None
+
+
+def _scram_response(module: Any, results: list[tuple[str, ErrorCode, str | None]]) -> Any:
+    return codec.make(
+        module,
+        "AlterUserScramCredentialsResponse",
+        throttle_time=NO_THROTTLE,
+        results=tuple(
+            codec.make(
+                module,
+                "AlterUserScramCredentialsResult",
+                user=name,
+                error_code=code,
+                error_message=message,
+            )
+            for name, code, message in results
+        ),
     )

@@ -266,7 +266,7 @@ def _create_partitions_response(
 
 def handle_describe_cluster(broker: Broker, header: codec.RequestHeader, request: Any) -> Any:
     module = codec.schema_module(60, header.api_version, True)
-    host, port = broker.config.advertised
+    host, port = broker.advertised
     return codec.make(
         module,
         "DescribeClusterResponse",

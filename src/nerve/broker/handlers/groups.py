@@ -25,7 +25,7 @@ if TYPE_CHECKING:
 def handle_find_coordinator(broker: Broker, header: codec.RequestHeader, request: Any) -> Any:
     """This broker coordinates every group and transactional id (key types 0 and 1)."""
     module = codec.schema_module(10, header.api_version, True)
-    host, port = broker.config.advertised
+    host, port = broker.advertised
     node = {"node_id": broker.node_id, "host": host, "port": port}
     if hasattr(request, "coordinator_keys"):
         coordinators = tuple(

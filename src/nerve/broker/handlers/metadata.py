@@ -112,7 +112,7 @@ def handle_metadata(broker: Broker, header: codec.RequestHeader, request: Any) -
                 )
             else:
                 entries.append(_topic_entry(module, broker, topic, operations))
-    host, port = broker.config.advertised
+    host, port = broker.advertised
     brokers = (
         codec.make(
             module,
