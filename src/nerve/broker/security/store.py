@@ -36,8 +36,10 @@ class SecurityStore:
         self._topic: Topic | None = None
 
     def open(self, apply: Callable[[Key, Value], None]) -> int:
-        """Create the topic on first start, replay every record into ``apply``; returns how
-        many records were read."""
+        """Replay every record into ``apply``; returns how many were read. The topic is made
+        by the first change, so a broker that never stores a credential or an ACL has none."""
+        if self.broker.topics.get(SECURITY_TOPIC) is None:
+            return 0
         self._topic = internal_topics.ensure(self.broker, SECURITY_TOPIC, 1, _SEGMENT_BYTES)
         count = 0
         for _partition, header, batch in internal_topics.replay(self._topic):
@@ -54,7 +56,8 @@ class SecurityStore:
 
     async def write(self, changes: Sequence[tuple[Key, Value]]) -> None:
         """Append the changes as one batch and wait for the fsync that covers it."""
-        assert self._topic is not None
+        if self._topic is None:
+            self._topic = internal_topics.ensure(self.broker, SECURITY_TOPIC, 1, _SEGMENT_BYTES)
         pairs = [
             (encode_key(key), None if value is None else json.dumps(value).encode())
             for key, value in changes
