@@ -27,6 +27,7 @@ from tests._registry import RegistryProcess
 
 FINANCE = Path(__file__).parents[2] / "src" / "nerve" / "demo" / "finance"
 SERVICES = ("transactions", "balances", "alerts", "notifier")
+TAIL_TOPIC = "tailed.json"
 
 
 @dataclass
@@ -88,6 +89,7 @@ def _seed_schemas(
     for topic in (avro_topic, protobuf_topic):
         create_topic(system_broker.bootstrap, topic)
     create_topic(system_broker.bootstrap, json_topic, partitions=3)
+    create_topic(system_broker.bootstrap, TAIL_TOPIC)  # the live tail tests write here
     avro = AvroSerializer(client, PAYMENT_AVRO)
     for i in range(30):
         value = avro(

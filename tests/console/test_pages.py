@@ -15,7 +15,7 @@ import httpx
 import pytest
 
 from tests._ck import create_topic
-from tests.console.conftest import System, end_offsets
+from tests.console.conftest import TAIL_TOPIC, System, end_offsets
 
 HX = {"HX-Request": "true"}
 
@@ -303,7 +303,7 @@ def test_dead_letters_list_and_replay_once(system: System) -> None:
 
 
 def test_live_tail_streams_new_records(system: System) -> None:
-    topic = system.json_topic
+    topic = TAIL_TOPIC
     from confluent_kafka import Producer
 
     with httpx.stream("GET", f"{system.url}/topics/{topic}/tail", timeout=30) as response:

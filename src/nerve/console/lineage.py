@@ -99,13 +99,18 @@ class Graph:
     height: float = 0.0
 
 
-NODE_W, NODE_H, GAP_X, GAP_Y = 190.0, 44.0, 80.0, 22.0
+NODE_W, NODE_H, GAP_X, GAP_Y = 176.0, 44.0, 46.0, 18.0
 
 
 def graph(services: dict[str, dict[str, Any]], events: list[dict[str, Any]]) -> Graph:
     from urllib.parse import urlencode
 
     g = Graph()
+    names: dict[tuple[str, str | None], str] = {}  # (topic, type) -> the event's class name
+    for service in services.values():
+        for entry in [*service.get("consumes", []), *service.get("emits", [])]:
+            if entry.get("event"):
+                names.setdefault((entry["topic"], entry.get("type")), entry["event"])
     for name, service in services.items():
         g.nodes[f"s:{name}"] = Node(
             f"s:{name}",
@@ -117,9 +122,8 @@ def graph(services: dict[str, dict[str, Any]], events: list[dict[str, Any]]) -> 
     for event in events:
         node_id = f"e:{event['topic']}:{event['type']}"
         query = urlencode({"topic": event["topic"], "type": event["type"] or ""})
-        g.nodes[node_id] = Node(
-            node_id, "event", event["type"] or "(any)", event["topic"], f"/catalog/event?{query}"
-        )
+        label = names.get((event["topic"], event["type"])) or event["type"] or "(any record)"
+        g.nodes[node_id] = Node(node_id, "event", label, event["topic"], f"/catalog/event?{query}")
         for emitter in event["emitted_by"]:
             g.edges.append((f"s:{emitter}", node_id, "emits"))
         for consumer in event["consumed_by"]:
@@ -133,12 +137,44 @@ def graph(services: dict[str, dict[str, Any]], events: list[dict[str, Any]]) -> 
     return g
 
 
+def _back_edges(g: Graph) -> set[tuple[str, str]]:
+    """Edges that close a cycle (a service keeping a table of its own output), found by a
+    depth-first walk from the sources; the layout ranks nodes without them."""
+    outgoing: dict[str, list[str]] = {n: [] for n in g.nodes}
+    has_input: set[str] = set()
+    for source, target, _ in g.edges:
+        outgoing[source].append(target)
+        has_input.add(target)
+    state: dict[str, int] = {}  # 1: on the walk's path, 2: done
+    back: set[tuple[str, str]] = set()
+    roots = [n for n in sorted(g.nodes) if n not in has_input] + sorted(g.nodes)
+    for root in roots:
+        if root in state:
+            continue
+        stack = [(root, iter(outgoing[root]))]
+        state[root] = 1
+        while stack:
+            node, children = stack[-1]
+            child = next(children, None)
+            if child is None:
+                state[node] = 2
+                stack.pop()
+            elif state.get(child) == 1:
+                back.add((node, child))
+            elif child not in state:
+                state[child] = 1
+                stack.append((child, iter(outgoing[child])))
+    return back
+
+
 def _layout(g: Graph) -> None:
-    """Layers by longest path from the sources (a cycle stops growing after as many rounds as
-    there are nodes), then each layer sorted by the mean position of its inputs."""
+    """Layers by longest path from the sources, cycles broken at their back edges, then each
+    layer sorted by the mean position of its inputs."""
+    back = _back_edges(g)
     incoming: dict[str, list[str]] = {n: [] for n in g.nodes}
     for source, target, _ in g.edges:
-        incoming[target].append(source)
+        if (source, target) not in back:
+            incoming[target].append(source)
     for _ in range(len(g.nodes)):
         changed = False
         for node_id, node in g.nodes.items():
@@ -161,18 +197,18 @@ def _layout(g: Graph) -> None:
         layer.sort(key=weight)
         for i, node in enumerate(layer):
             node.x = 20 + rank * (NODE_W + GAP_X)
-            node.y = 20 + i * (NODE_H + GAP_Y)
+            node.y = 36 + i * (NODE_H + GAP_Y)
             position[node.id] = float(i)
     g.width = 40 + (max(layers, default=0) + 1) * (NODE_W + GAP_X) - GAP_X
-    g.height = 40 + max((len(v) for v in layers.values()), default=1) * (NODE_H + GAP_Y)
+    g.height = 56 + max((len(v) for v in layers.values()), default=1) * (NODE_H + GAP_Y)
 
 
 def svg(g: Graph) -> str:
     """The graph as inline SVG: services as boxes, events as rounded pills, arrows between
     them (dashed where a service keeps a table of the topic); every node links to its page."""
     parts = [
-        f'<svg class="lineage" xmlns="http://www.w3.org/2000/svg" width="{g.width:.0f}" '
-        f'height="{g.height:.0f}" viewBox="0 0 {g.width:.0f} {g.height:.0f}" role="img" '
+        f'<svg class="lineage" xmlns="http://www.w3.org/2000/svg" width="100%" '
+        f'style="max-width: {g.width:.0f}px" viewBox="0 0 {g.width:.0f} {g.height:.0f}" role="img" '
         'aria-label="services and the events between them">',
         '<defs><marker id="arrow" viewBox="0 0 10 10" refX="10" refY="5" markerWidth="7" '
         'markerHeight="7" orient="auto-start-reverse"><path d="M0,0 L10,5 L0,10 z" '
