@@ -18,6 +18,7 @@ from nerve.cli import (
     catalog,
     client,
     completion,
+    connect,
     console,
     consume,
     demo,
@@ -152,6 +153,7 @@ def build_parser() -> argparse.ArgumentParser:
     consume.add_parser(commands)
     groups.add_parser(commands)
     schemas.add_parser(commands)
+    connect.add_parser(commands)
     run.add_parser(commands)
     dlq.add_parser(commands)
     catalog.add_parser(commands)
@@ -378,6 +380,7 @@ def main(argv: list[str] | None = None) -> int:
         "consume": consume.run,
         "groups": groups.run,
         "schemas": schemas.run,
+        "connect": connect.run,
         "run": run.run,
         "dlq": dlq.run,
         "catalog": catalog.run,
