@@ -95,8 +95,6 @@ BUILDERS: dict[str, Callable[[Service, Callable[[str], str]], None]] = {
     ),
 }
 
-# The joins, run by the driver (test_joins) and, once the runner takes a join task's records
-# in timestamp order, by the differential test.
 JOIN_BUILDERS: dict[str, Callable[[Service, Callable[[str], str]], None]] = {
     "stream-table-inner": lambda s, t: _stream_table(s, t, False),
     "stream-table-left": lambda s, t: _stream_table(s, t, True),
@@ -107,7 +105,8 @@ JOIN_BUILDERS: dict[str, Callable[[Service, Callable[[str], str]], None]] = {
     "table-table-left": lambda s, t: _table_table(s, t, "left"),
     "table-table-outer": lambda s, t: _table_table(s, t, "outer"),
 }
-ALL_BUILDERS = {**BUILDERS, **JOIN_BUILDERS}
+BUILDERS.update(JOIN_BUILDERS)
+ALL_BUILDERS = BUILDERS
 
 
 def build(name: str, service_name: str, prefix: str, *, exactly_once: bool) -> Service:

@@ -18,7 +18,7 @@ import logging
 import time
 import uuid
 from collections import defaultdict
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterable
 from typing import Any
 
 from confluent_kafka import (
@@ -457,7 +457,7 @@ class ServiceRunner:
             messages = await loop.run_in_executor(
                 None, consumer.consume, batch_size, self.config.poll_timeout_s
             )
-            if messages:
+            if messages or (self.streams is not None and self.streams.held):
                 await self.handle_batch(messages)
             elif self.producer is not None:
                 self.producer.poll(0)
@@ -479,7 +479,9 @@ class ServiceRunner:
         moved = [
             tp
             for tp in self.consumer.position(self.consumer.assignment())
-            if tp.offset >= 0 and tp.offset > self._committed.get((tp.topic, tp.partition), -1)
+            if tp.offset >= 0
+            and tp.offset > self._committed.get((tp.topic, tp.partition), -1)
+            and not (self.streams is not None and self.streams.holds(tp.topic, tp.partition))
         ]
         if not moved:
             return
@@ -514,11 +516,17 @@ class ServiceRunner:
                     log.warning("%s: %s", self.service.name, error)
                 continue
             by_partition[(message.topic() or "", message.partition() or 0)].append(message)
-        if self.service.exactly_once:
-            self.producer.begin_transaction()
         for (topic, _), records in by_partition.items():
             self.observer.consumed(self.service.name, topic, len(records))
-        pending = [self._handle_partition(records) for records in by_partition.values()]
+        runs: Iterable[list[Message]] = by_partition.values()
+        if self.streams is not None and self.streams.ordered:
+            # Joins: a task's inputs in timestamp order, some held for the next batch.
+            runs = self.streams.arrange(by_partition)
+            if not by_partition:
+                return
+        if self.service.exactly_once:
+            self.producer.begin_transaction()
+        pending = [self._handle_partition(records) for records in runs]
         waiting: list[Awaitable[Any]] = []
         try:
             for coro in pending:

@@ -23,6 +23,9 @@ log = logging.getLogger("nerve.streams")
 # Consumed records of repartition topics are deleted this often (DeleteRecords), as Kafka
 # Streams does (repartition.purge.interval.ms, 30 s).
 PURGE_INTERVAL_S = 30.0
+# A join task waits this long at most for records of one input that the broker has and the
+# consumer has not fetched yet; then it goes on without them, with a log line.
+HOLD_MAX_S = 10.0
 # A text value that is not valid UTF-8 is shown with replacement characters, never refused.
 _TEXT_FORMATS = ("text", "json", "bytes")
 
@@ -88,6 +91,12 @@ class KafkaSink:
         )
 
 
+def _joins(sub: Any) -> bool:
+    from nerve.streams.joins import JoinSide
+
+    return any(isinstance(n, JoinSide) for n in sub.nodes)
+
+
 def _changelogged(runner: ServiceRunner, task: Task, error: Any, message: Message) -> None:
     if error is not None:
         runner._delivered(error, message)
@@ -110,6 +119,18 @@ class StreamsPart:
         self.internal_sources = {t for t, s in self.topology.sources_of_topic.items() if s.internal}
         self._purge_due = time.monotonic() + PURGE_INTERVAL_S
         self._consumed: dict[tuple[str, int], int] = {}
+        # Joins: topics whose tasks take their records in timestamp order across partitions,
+        # records fetched but held until the other input's are, since when a task holds them.
+        self.ordered = {
+            t
+            for sub in self.topology.subs
+            if _joins(sub)
+            for t in sub.topics
+            if len(sub.topics) > 1
+        }
+        self.held: dict[tuple[str, int], list[Message]] = {}
+        self._holding_since: dict[tuple[int, int], float] = {}
+        self._start_offsets: dict[tuple[str, int], int] = {}
 
     def prepare(self, admin: Any, ensure: Any) -> None:
         """Create the input topics that are missing, then the internal ones with the
@@ -156,6 +177,105 @@ class StreamsPart:
 
     def revoked(self, partitions: list[TopicPartition]) -> None:
         self.engine.revoke((tp.topic, tp.partition) for tp in partitions)
+        for tp in partitions:  # the next owner reads them from the committed offset
+            self.held.pop((tp.topic, tp.partition), None)
+            self._start_offsets.pop((tp.topic, tp.partition), None)
+
+    # -- a join task's records in timestamp order ------------------------------------------
+
+    def arrange(self, batch: dict[tuple[str, int], list[Message]]) -> list[list[Message]]:
+        """The batch as lists to run, each in order: a partition's records as they came,
+        except for join tasks, whose partitions are merged into one list by timestamp, as a
+        Kafka Streams task takes them (``max.task.idle.ms`` 0): the smallest timestamp among
+        the inputs' next records, and when an input has no record fetched but the broker has
+        some (lag > 0, or not known yet), the task waits for them. What waits is held (taken
+        out of ``batch``, so not committed) and comes first in a later batch."""
+        runs: list[list[Message]] = []
+        tasks: dict[tuple[int, int], Any] = {}
+        for where, records in batch.items():
+            if where[0] in self.ordered:
+                sub = self.topology.sub_of_topic[where[0]]
+                tasks[(sub.index, where[1])] = sub
+            else:
+                runs.append(records)
+        for topic, partition in self.held:
+            sub = self.topology.sub_of_topic[topic]
+            tasks[(sub.index, partition)] = sub
+        for (index, partition), sub in tasks.items():
+            queues = {}
+            for topic in sub.topics:
+                where = (topic, partition)
+                queues[where] = self.held.pop(where, []) + batch.pop(where, [])
+            merged = self._merge(queues, (index, partition))
+            if merged:
+                runs.append(merged)
+            for where, queue in queues.items():
+                if queue:
+                    self.held[where] = queue
+            for message in merged:
+                batch.setdefault((message.topic() or "", message.partition() or 0), []).append(
+                    message
+                )
+        return runs
+
+    def _merge(
+        self, queues: dict[tuple[str, int], list[Message]], task: tuple[int, int]
+    ) -> list[Message]:
+        merged: list[Message] = []
+        heads = {where: 0 for where in queues}
+        waited = self._holding_since.get(task)
+        patient = waited is None or time.monotonic() - waited < HOLD_MAX_S
+        while True:
+            ready = [w for w, q in queues.items() if heads[w] < len(q)]
+            if not ready:
+                break
+            if patient and len(ready) < len(queues):
+                behind = [w for w in queues if w not in ready and self._lag(w) != 0]
+                if behind:
+                    break
+            where = min(ready, key=lambda w: queues[w][heads[w]].timestamp()[1])
+            merged.append(queues[where][heads[where]])
+            heads[where] += 1
+        for where in queues:
+            del queues[where][: heads[where]]
+        if any(queues.values()):
+            if waited is None:
+                self._holding_since[task] = time.monotonic()
+            elif not patient:
+                log.warning(
+                    "%s: task %d_%d waited %.0f s for records the broker reported: "
+                    "going on without them (the join may see its inputs out of time order)",
+                    self.runner.service.name,
+                    task[0],
+                    task[1],
+                    HOLD_MAX_S,
+                )
+                self._holding_since[task] = time.monotonic()
+        else:
+            self._holding_since.pop(task, None)
+        return merged
+
+    def _lag(self, where: tuple[str, int]) -> int | None:
+        """How many records of a partition the broker has beyond what was fetched (None:
+        not known yet), from the consumer's cached high watermark."""
+        consumer = self.runner.consumer
+        assert consumer is not None
+        tp = TopicPartition(*where)
+        high = consumer.get_watermark_offsets(tp, cached=True)[1]
+        if high < 0:
+            return None
+        position = consumer.position([tp])[0].offset
+        if position < 0:  # nothing consumed since the assignment: from the committed offset
+            position = self._start_offsets.get(where, -1)
+            if position < 0:
+                committed = consumer.committed([tp], timeout=10)[0].offset
+                low = consumer.get_watermark_offsets(tp, cached=True)[0]
+                position = committed if committed >= 0 else max(low, 0)
+                self._start_offsets[where] = position
+        return max(0, high - position)
+
+    def holds(self, topic: str, partition: int) -> bool:
+        return bool(self.held.get((topic, partition)))
 
     # -- records ---------------------------------------------------------------------------
 
@@ -204,6 +324,11 @@ class StreamsPart:
 
     def failed(self) -> None:
         self.engine.aborted()
+        consumer = self.runner.consumer
+        held, self.held = self.held, {}
+        for (topic, partition), records in held.items():  # read again with the batch
+            if records and consumer is not None:
+                consumer.seek(TopicPartition(topic, partition, records[0].offset() or 0))
 
     def _purge(self) -> None:
         """Delete what the service has consumed of its repartition topics."""
