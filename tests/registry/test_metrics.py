@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import json
+import time
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -124,3 +125,31 @@ def test_nerve_up_without_metrics_serves_none(tmp_path: Path) -> None:
             up.stdout_line("metrics on ", timeout=1.0)
     finally:
         up.close()
+
+
+def test_a_taken_metrics_port_stops_the_registry_with_one_line(
+    shared_broker: BrokerProcess, tmp_path: Path
+) -> None:
+    import socket
+
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        proc = RegistryProcess(
+            tmp_path / "registry",
+            shared_broker.bootstrap,
+            topic=f"_schemas-taken-{uuid.uuid4().hex[:8]}",
+            args=["--metrics-port", str(port)],
+        )
+        proc.start()
+        try:
+            deadline = time.monotonic() + 30
+            while proc.running and time.monotonic() < deadline:
+                time.sleep(0.05)
+            assert proc.returncode == 1
+            last = proc.stderr_text().strip().splitlines()[-1]
+            assert last.startswith(f"nerve registry: cannot serve metrics on 127.0.0.1:{port}: ")
+            assert "Traceback" not in proc.stderr_text()
+        finally:
+            proc.close()
