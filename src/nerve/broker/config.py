@@ -70,6 +70,11 @@ class BrokerConfig:
     group_consumer_heartbeat_interval_ms: int = 5_000
     group_consumer_assignors: str = "uniform,range"
     group_consumer_max_size: int = 2_147_483_647
+    # Share groups (KIP-932): Kafka's names and defaults.
+    group_share_heartbeat_interval_ms: int = 5_000
+    group_share_session_timeout_ms: int = 45_000
+    group_share_record_lock_duration_ms: int = 30_000
+    group_share_delivery_count_limit: int = 5
     offsets_topic_num_partitions: int = 1
     offsets_topic_segment_bytes: int = 104_857_600
     offsets_retention_minutes: int = 10_080
@@ -198,6 +203,10 @@ NAMES: dict[str, str] = {
     "group.consumer.heartbeat.interval.ms": "group_consumer_heartbeat_interval_ms",
     "group.consumer.assignors": "group_consumer_assignors",
     "group.consumer.max.size": "group_consumer_max_size",
+    "group.share.heartbeat.interval.ms": "group_share_heartbeat_interval_ms",
+    "group.share.session.timeout.ms": "group_share_session_timeout_ms",
+    "group.share.record.lock.duration.ms": "group_share_record_lock_duration_ms",
+    "group.share.delivery.count.limit": "group_share_delivery_count_limit",
     "offsets.topic.num.partitions": "offsets_topic_num_partitions",
     "offsets.topic.segment.bytes": "offsets_topic_segment_bytes",
     "offsets.retention.minutes": "offsets_retention_minutes",

@@ -5,6 +5,11 @@ import java.util.Map;
 import java.util.Properties;
 import java.util.concurrent.Future;
 import org.apache.kafka.clients.admin.Admin;
+import org.apache.kafka.clients.admin.AlterConfigOp;
+import org.apache.kafka.clients.admin.ConfigEntry;
+import org.apache.kafka.clients.consumer.AcknowledgeType;
+import org.apache.kafka.clients.consumer.KafkaShareConsumer;
+import org.apache.kafka.common.config.ConfigResource;
 import org.apache.kafka.clients.admin.NewTopic;
 import org.apache.kafka.clients.admin.TopicDescription;
 import org.apache.kafka.clients.consumer.ConsumerConfig;
@@ -31,6 +36,7 @@ public final class NerveClients {
             case "consume" -> consume(bootstrap, args[2], args[3], Integer.parseInt(args[4]),
                     args.length > 5 ? args[5] : "classic");
             case "transact" -> transact(bootstrap, args[2], args[3]);
+            case "share" -> share(bootstrap, args[2], args[3], Integer.parseInt(args[4]));
             default -> throw new IllegalArgumentException(mode);
         }
     }
@@ -109,6 +115,54 @@ public final class NerveClients {
             producer.flush();
             producer.abortTransaction();
             System.out.println("transactions done");
+        }
+    }
+
+    /**
+     * A share-group member (KIP-932) reading from the start: v0 is released once (and so
+     * delivered again), v1 rejected (never delivered again), every other record accepted.
+     */
+    static void share(String bootstrap, String topic, String group, int count) throws Exception {
+        try (Admin admin = Admin.create(Map.of("bootstrap.servers", bootstrap))) {
+            ConfigResource resource = new ConfigResource(ConfigResource.Type.GROUP, group);
+            AlterConfigOp earliest = new AlterConfigOp(
+                    new ConfigEntry("share.auto.offset.reset", "earliest"), AlterConfigOp.OpType.SET);
+            admin.incrementalAlterConfigs(Map.of(resource, List.of(earliest))).all().get();
+        }
+        Properties props = new Properties();
+        props.put(ConsumerConfig.BOOTSTRAP_SERVERS_CONFIG, bootstrap);
+        props.put(ConsumerConfig.GROUP_ID_CONFIG, group);
+        props.put("share.acknowledgement.mode", "explicit");
+        props.put(ConsumerConfig.KEY_DESERIALIZER_CLASS_CONFIG, StringDeserializer.class.getName());
+        props.put(
+                ConsumerConfig.VALUE_DESERIALIZER_CLASS_CONFIG, StringDeserializer.class.getName());
+        try (KafkaShareConsumer<String, String> consumer = new KafkaShareConsumer<>(props)) {
+            consumer.subscribe(List.of(topic));
+            int seen = 0;
+            boolean released = false;
+            long deadline = System.currentTimeMillis() + 60_000;
+            while (seen < count && System.currentTimeMillis() < deadline) {
+                for (ConsumerRecord<String, String> record : consumer.poll(Duration.ofMillis(200))) {
+                    short deliveries = record.deliveryCount().orElse((short) 0);
+                    if (record.value().equals("v0") && !released) {
+                        consumer.acknowledge(record, AcknowledgeType.RELEASE);
+                        released = true;
+                        System.out.println("released v0 " + deliveries);
+                        continue;
+                    }
+                    if (record.value().equals("v1")) {
+                        consumer.acknowledge(record, AcknowledgeType.REJECT);
+                        System.out.println("rejected v1 " + deliveries);
+                        seen++;
+                        continue;
+                    }
+                    consumer.acknowledge(record, AcknowledgeType.ACCEPT);
+                    System.out.println("record " + record.value() + " " + deliveries);
+                    seen++;
+                }
+                consumer.commitSync();
+            }
+            System.out.println("consumed " + seen);
         }
     }
 }

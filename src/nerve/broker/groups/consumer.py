@@ -197,6 +197,10 @@ class ConsumerProtocol:
                     f"regular expression: {exc}.",
                 )
         group = self.coordinator.groups.get(req.group_id)
+        if group is not None and group.share is not None:
+            return HeartbeatResult(
+                ErrorCode.group_id_not_found, f"Group {req.group_id} is not a consumer group."
+            )
         if group is not None and group.consumer is None and group.members:
             # The first member of the consumer protocol in a classic group: a rolling upgrade.
             from nerve.broker.groups.classic_members import upgrade

@@ -36,6 +36,7 @@ from nerve.broker.groups.group import (
     Member,
     SyncResult,
 )
+from nerve.broker.groups.share import ShareProtocol
 from nerve.broker.log.log import read_marker
 from nerve.protocol import records
 
@@ -87,6 +88,7 @@ class GroupCoordinator:
         self.pending_txn: dict[int, dict[tuple[str, str, int], CommittedOffset]] = {}
         # The consumer group protocol (KIP-848) over the same groups and offsets.
         self.consumer = ConsumerProtocol(self)
+        self.share = ShareProtocol(self)
 
     # -- lifecycle -------------------------------------------------------------------------
 
@@ -118,6 +120,8 @@ class GroupCoordinator:
             self._cancel_timers(group)
             if group.consumer is not None:
                 self.consumer.cancel_timers(group.consumer)
+            if group.share is not None:
+                self.share.cancel_timers(group.share)
 
     @staticmethod
     def now_ms() -> int:
@@ -146,6 +150,8 @@ class GroupCoordinator:
             group = self._new_group(req.group_id)
         if group.is_(GroupState.DEAD):
             return JoinResult(ErrorCode.coordinator_not_available)
+        if group.share is not None:
+            return JoinResult(ErrorCode.inconsistent_group_protocol)
         if group.consumer is not None:
             if group.consumer.members:
                 # A classic member of a consumer group (KIP-848's migration path).

@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, NamedTuple
 
 if TYPE_CHECKING:
     from nerve.broker.groups.consumer import ConsumerGroup
+    from nerve.broker.groups.share import ShareGroup
 
 
 class GroupState(enum.Enum):
@@ -106,18 +107,25 @@ class Group:
     # A group of the consumer protocol (KIP-848) keeps its members here; classic fields
     # then stay empty. Offsets are shared by both protocols.
     consumer: ConsumerGroup | None = None
+    share: ShareGroup | None = None  # a share group (KIP-932), in memory only
 
     @property
     def group_type(self) -> str:
+        if self.share is not None:
+            return "share"
         return "consumer" if self.consumer is not None else "classic"
 
     @property
     def state_name(self) -> str:
+        if self.share is not None:
+            return self.share.state()
         return self.consumer.state() if self.consumer is not None else self.state.value
 
     @property
     def is_empty(self) -> bool:
-        """No member of either protocol (offsets may expire, the group may be deleted)."""
+        """No member of any protocol (offsets may expire, the group may be deleted)."""
+        if self.share is not None:
+            return not self.share.members
         if self.consumer is not None:
             return not self.consumer.members
         return self.is_(GroupState.EMPTY)

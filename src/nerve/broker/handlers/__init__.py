@@ -25,6 +25,7 @@ from nerve.broker.handlers import (
     quotas,
     replication,
     sasl,
+    share_groups,
     topic_partitions,
     txn,
 )
@@ -89,6 +90,9 @@ HANDLERS: dict[int, ApiHandler] = {
     69: ApiHandler(consumer_groups.handle_consumer_group_describe, 0, 1),
     74: ApiHandler(configs.handle_list_config_resources, 0, 1),
     75: ApiHandler(topic_partitions.handle_describe_topic_partitions, 0, 0),
+    76: ApiHandler(share_groups.handle_share_group_heartbeat, 1, 1),
+    78: ApiHandler(share_groups.handle_share_fetch, 1, 2),
+    79: ApiHandler(share_groups.handle_share_acknowledge, 1, 2),
 }
 
 api_versions.register(HANDLERS)

@@ -414,7 +414,7 @@ def handle_list_groups(broker: Broker, header: codec.RequestHeader, request: Any
             module,
             "ListedGroup",
             group_id=g.group_id,
-            protocol_type="consumer" if g.consumer is not None else g.protocol_type or "",
+            protocol_type="consumer" if g.group_type != "classic" else g.protocol_type or "",
             group_state=g.state_name,
             group_type=g.group_type,
         )
@@ -438,8 +438,8 @@ def handle_describe_groups(broker: Broker, header: codec.RequestHeader, request:
     described = []
     for group_id in request.groups:
         group = broker.groups.groups.get(group_id)
-        if group is not None and group.consumer is not None:
-            # A consumer group (KIP-848) is not described here: v6 says so, as Kafka.
+        if group is not None and (group.consumer is not None or group.share is not None):
+            # A consumer or share group is not described here: v6 says so, as Kafka.
             described.append(
                 codec.make(
                     module,
