@@ -68,6 +68,17 @@ def _table_table(service: Service, t: Callable[[str], str], how: str) -> None:
     join(right, text_join).to(t("out"))
 
 
+def _foreign_key(service: Service, t: Callable[[str], str], left: bool) -> None:
+    rows = service.stream(t("left"), time="record").to_table()
+    refs = service.stream(t("right"), time="record").to_table()
+
+    def joiner(value: str, right: str | None) -> str:
+        return text_join(after_bar(value), right)
+
+    join = rows.left_join if left else rows.join
+    join(refs, joiner, foreign_key=before_bar).to(t("out"))
+
+
 def _windowed(service: Service, topic: str, out: str, windows: Any, final: bool) -> None:
     counts = (
         service.stream(topic, time="record")
@@ -104,6 +115,8 @@ JOIN_BUILDERS: dict[str, Callable[[Service, Callable[[str], str]], None]] = {
     "table-table-inner": lambda s, t: _table_table(s, t, "inner"),
     "table-table-left": lambda s, t: _table_table(s, t, "left"),
     "table-table-outer": lambda s, t: _table_table(s, t, "outer"),
+    "fk-join": lambda s, t: _foreign_key(s, t, False),
+    "fk-join-left": lambda s, t: _foreign_key(s, t, True),
 }
 BUILDERS.update(JOIN_BUILDERS)
 ALL_BUILDERS = BUILDERS

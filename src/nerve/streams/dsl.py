@@ -460,16 +460,30 @@ class Table:
     def map_values(self, fn: Callable[..., Any], *, name: str | None = None) -> Any:
         return self._then(ops.TableMapNode(self._builder.name("map_values", name), fn))
 
-    def join(self, other: Table, joiner: Callable[..., Any], *, name: str | None = None) -> Table:
-        """Rows of both tables with the same key, ``joiner(left, right)`` (docs/streams.md,
-        "Joins")."""
-        return self._join(other, joiner, "inner", name)
+    def join(
+        self,
+        other: Table,
+        joiner: Callable[..., Any],
+        *,
+        foreign_key: Callable[..., Any] | None = None,
+        name: str | None = None,
+    ) -> Table:
+        """Rows of both tables with the same key, ``joiner(left, right)``; with
+        ``foreign_key``, each row joined with the other table's row of the key
+        ``foreign_key(value)`` returns (docs/streams.md, "Joins")."""
+        return self._join(other, joiner, "inner", name, foreign_key)
 
     def left_join(
-        self, other: Table, joiner: Callable[..., Any], *, name: str | None = None
+        self,
+        other: Table,
+        joiner: Callable[..., Any],
+        *,
+        foreign_key: Callable[..., Any] | None = None,
+        name: str | None = None,
     ) -> Table:
-        """Every row of this table, joined with the other's row of its key or None."""
-        return self._join(other, joiner, "left", name)
+        """Every row of this table, joined with the other's row of its key (or of its
+        ``foreign_key``) or None."""
+        return self._join(other, joiner, "left", name, foreign_key)
 
     def outer_join(
         self, other: Table, joiner: Callable[..., Any], *, name: str | None = None
@@ -477,9 +491,16 @@ class Table:
         """Every key of either table, None for the side without a row."""
         return self._join(other, joiner, "outer", name)
 
-    def _join(self, other: Table, joiner: Callable[..., Any], how: str, name: Any) -> Table:
+    def _join(
+        self, other: Table, joiner: Callable[..., Any], how: str, name: Any, fk: Any = None
+    ) -> Table:
         from nerve.streams import joins
 
+        if fk is not None:
+            node = joins.foreign_key_join(
+                self._builder, self._node, other._node, joiner, fk, how == "left", name
+            )
+            return Table(self._builder, node)
         node = joins.table_table(self._builder, self._node, other._node, joiner, how, name)
         return Table(self._builder, node)
 

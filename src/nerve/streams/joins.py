@@ -328,3 +328,177 @@ def _attach(left: Node, right: Node, join: _Join, base: str) -> None:
         side = JoinSide(f"{base}-{'left' if is_left else 'right'}", join, is_left)
         parent.add(side)
         side.add(join)
+
+
+# -- foreign-key table-table joins ------------------------------------------------------------
+# Kafka Streams' design: each left row subscribes to the right row of its foreign key through a
+# subscription topic (partitioned as the right table); the right task keeps the subscriptions
+# and answers each, and each change of a right row, through a response topic (partitioned as
+# the left table). A response carries the hash of the left value it answers: the left task
+# drops it when the row has changed since (a stale answer), so results follow the last change.
+
+DELETE_AND_PROPAGATE = "delete-propagate"  # the left row was deleted
+DELETE_NO_PROPAGATE = "delete"  # the left row moved to another foreign key
+PROPAGATE_NULL = "propagate-null"  # answer even when the right row is missing
+PROPAGATE_IF_FOUND = "propagate-if-found"  # answer only when the right row exists
+
+
+def value_hash(value: Any) -> str | None:
+    if value is None:
+        return None
+    import hashlib
+
+    from nerve.streams.serde import encode_value
+
+    return hashlib.blake2b(encode_value(value) or b"", digest_size=16).hexdigest()
+
+
+class ForeignKeySendNode(Node):
+    """A left row's change sends its subscription (and unsubscribes from its old foreign key
+    when that changed), as Kafka Streams' SubscriptionSendProcessor."""
+
+    kind = "fk-subscribe"
+
+    def __init__(self, name: str, foreign_key: Callable[..., Any], left_join: bool) -> None:
+        super().__init__(name)
+        self.foreign_key = foreign_key
+        self.two = len(_params(foreign_key)) >= 2
+        self.left_join = left_join
+
+    def _fk(self, key: Any, value: Any) -> Any:
+        return (
+            None
+            if value is None
+            else (self.foreign_key(key, value) if self.two else self.foreign_key(value))
+        )
+
+    def process(self, task: Task, record: Record) -> None:
+        if record.key is None:
+            return
+        old_fk = self._fk(record.key, record.old)
+        new_fk = self._fk(record.key, record.value)
+        send = self._send
+        if record.value is None:
+            if old_fk is not None:
+                send(task, record, old_fk, DELETE_AND_PROPAGATE, None)
+            return
+        if new_fk is None:
+            log.info(
+                "%s: the row %r of %s has no foreign key: it joins nothing",
+                self.name,
+                record.key,
+                record.origin,
+            )
+            if old_fk is not None:
+                send(task, record, old_fk, DELETE_AND_PROPAGATE, None)
+            return
+        if old_fk is not None and old_fk != new_fk:
+            send(task, record, old_fk, DELETE_NO_PROPAGATE, None)
+        moved = old_fk is not None and old_fk != new_fk
+        how = PROPAGATE_NULL if self.left_join or moved else PROPAGATE_IF_FOUND
+        send(task, record, new_fk, how, value_hash(record.value))
+
+    def _send(self, task: Task, record: Record, fk: Any, how: str, digest: str | None) -> None:
+        value = {"k": record.key, "h": digest, "i": how}
+        self.forward(task, record.with_(key=fk, value=value))
+
+
+class ForeignKeySubscriptionNode(_Join):
+    """The right task: keeps each foreign key's subscribers (left key -> hash) and answers a
+    subscription, or every subscriber when the right row changes."""
+
+    kind = "fk-subscriptions"
+
+    def __init__(self, name: str, right_store: str) -> None:
+        super().__init__(name, lambda left, right: None)
+        self.right_store = right_store
+        self.subscriptions = f"{name}-subscriptions"
+        self.stores[self.subscriptions] = True
+
+    def side(self, task: Task, record: Record, left: bool) -> None:
+        if record.key is None:
+            return
+        store = task.store(self.subscriptions)
+        if not left:  # a right row changed: every subscriber hears of it
+            for left_key, digest in sorted(store.get(record.key, {}).items()):
+                self._answer(task, record, left_key, digest, record.value)
+            return
+        wanted = record.value
+        subscribers = dict(store.get(record.key, {}))
+        how = wanted["i"]
+        if how in (DELETE_AND_PROPAGATE, DELETE_NO_PROPAGATE):
+            subscribers.pop(wanted["k"], None)
+        else:
+            subscribers[wanted["k"]] = wanted["h"]
+        store.put(record.key, subscribers or None)
+        if how == DELETE_NO_PROPAGATE:
+            return
+        row = held(task.store(self.right_store), record.key)
+        if row is None and how == PROPAGATE_IF_FOUND:
+            return
+        self._answer(task, record, wanted["k"], wanted["h"], None if row is None else row[0])
+
+    def _answer(self, task: Task, record: Record, left_key: Any, digest: Any, right: Any) -> None:
+        self.forward(task, record.with_(key=left_key, value={"h": digest, "r": right}))
+
+
+class ForeignKeyResponseNode(_Join):
+    """The left task: an answer joins the left row as it is now, unless the row has changed
+    since the subscription it answers (its hash differs: a stale answer, dropped)."""
+
+    kind = "fk-join"
+
+    def __init__(
+        self, name: str, joiner: Callable[..., Any], left_store: str, left_join: bool
+    ) -> None:
+        super().__init__(name, joiner)
+        self.left_store = left_store
+        self.left_join = left_join
+
+    def side(self, task: Task, record: Record, left: bool) -> None:
+        if left or record.key is None:
+            return  # the left table's own changes subscribe (ForeignKeySendNode)
+        row = held(task.store(self.left_store), record.key)
+        current = None if row is None else row[0]
+        if value_hash(current) != record.value["h"]:
+            return  # stale: the row changed after it subscribed
+        right = record.value["r"]
+        if right is None and (not self.left_join or current is None):
+            value = None
+        else:
+            value = self.joiner(record.key, current, right)
+        self.forward(task, record.with_(value=value))
+
+
+def _params(fn: Callable[..., Any]) -> list[Any]:
+    try:
+        return [
+            p
+            for p in inspect.signature(fn).parameters.values()
+            if p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD) and p.default is p.empty
+        ]
+    except (TypeError, ValueError):
+        return [None]
+
+
+def foreign_key_join(
+    builder: Any,
+    left: Node,
+    right: Node,
+    joiner: Any,
+    foreign_key: Callable[..., Any],
+    left_join: bool,
+    name: Any,
+) -> Node:
+    base = builder.name("fk-left-join" if left_join else "fk-join", name)
+    left_store = table_store(builder, left)
+    right_store = table_store(builder, right)
+    send = ForeignKeySendNode(f"{base}-send", foreign_key, left_join)
+    left.add(send)
+    subscription = builder.repartition(send, f"{base}-subscription", builder.upstream_topics(right))
+    answers = ForeignKeySubscriptionNode(f"{base}-subscriptions", right_store)
+    _attach(subscription, right, answers, f"{base}-subscriptions")
+    response = builder.repartition(answers, f"{base}-response", builder.upstream_topics(left))
+    join = ForeignKeyResponseNode(base, joiner, left_store, left_join)
+    _attach(left, response, join, base)
+    return join
