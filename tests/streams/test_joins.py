@@ -130,3 +130,38 @@ def test_stream_stream_unmatched_records_wait_for_their_window_and_survive_a_res
         assert [tuple(o) for o in d.output("out")] == [("j", "null+R2", 2000)]
         d.send("l", "L3", key="k", timestamp=100)  # its window closed already: at once
         assert [tuple(o) for o in d.output("out")] == [("k", "L3+null", 100)]
+
+
+def test_foreign_key_join_drops_stale_answers_and_retracts() -> None:
+    from nerve.streams.joins import value_hash
+    from nerve.streams.serde import encode_value
+
+    def build(s: Service) -> None:
+        rows = s.stream("rows", time="record").to_table()
+        refs = s.stream("refs", time="record").to_table()
+        rows.join(refs, text_join, foreign_key=lambda v: v.split("|")[0]).to("inner")
+        rows.left_join(refs, text_join, foreign_key=lambda v: v.split("|")[0]).to("left")
+
+    with _service(build) as d:
+        d.send("refs", "R1", key="fk1", timestamp=1)
+        d.send("rows", "fk1|a", key="k", timestamp=2)
+        d.send("rows", "fk2|b", key="k", timestamp=3)  # fk2 has no row: the inner join retracts
+        assert [tuple(o) for o in d.output("inner")] == [("k", "fk1|a+R1", 2), ("k", None, 3)]
+        assert [tuple(o) for o in d.output("left")] == [
+            ("k", "fk1|a+R1", 2),
+            ("k", "fk2|b+null", 3),
+        ]
+        d.send("refs", "R1b", key="fk1", timestamp=4)  # k left fk1: no longer a subscriber
+        assert d.output("inner") == [] and d.output("left") == []
+        response = next(
+            t for t in d.topology.sources_of_topic if "fk-join" in t and "response" in t
+        )
+        stale = encode_value({"h": value_hash("fk1|a"), "r": "late"})  # answers an old value
+        d.send(response, stale, key="k", timestamp=5)
+        assert d.output("inner") == []
+        current = encode_value({"h": value_hash("fk2|b"), "r": "R2"})
+        d.send(response, current, key="k", timestamp=6)
+        assert [tuple(o) for o in d.output("inner")] == [("k", "fk2|b+R2", 6)]
+        d.send("rows", None, key="k", timestamp=7)  # the left row deleted: a tombstone
+        assert [tuple(o) for o in d.output("inner")] == [("k", None, 7)]
+        assert [tuple(o) for o in d.output("left")] == [("k", None, 7)]
