@@ -1,0 +1,57 @@
+"""Share groups' acquisition locks and delivery limit, on a broker with short settings: an
+expired lock makes the record available again with one more delivery counted, and a record
+delivered ``group.share.delivery.count.limit`` times is archived, not delivered again."""
+
+from __future__ import annotations
+
+import time
+
+from tests._ck import produce_ok
+from tests.broker._kio_client import KioClient
+from tests.conftest import Backend, BrokerFactory, TopicNameFactory
+from tests.differential.test_differential import create
+from tests.differential.test_share_groups import ShareMember, acquired, earliest
+
+
+def test_expired_locks_redeliver_until_the_delivery_limit_archives(
+    broker_factory: BrokerFactory, topic_name: TopicNameFactory
+) -> None:
+    broker = broker_factory(
+        {"group.share.record.lock.duration.ms": 300, "group.share.delivery.count.limit": 2}
+    )
+    backend = Backend("nerve", broker.bootstrap)
+    topic, group = topic_name(), topic_name("share")
+    create(backend, topic)
+    earliest(backend, group)
+    produce_ok(broker.bootstrap, topic, [b"poison", b"fine"])
+    with KioClient(broker.bootstrap) as client:
+        member = ShareMember(client, group, topic)
+        assert acquired(member.fetch()) == [(0, 1, 1)]
+        member.fetch([(1, 1, [1])])  # "fine" accepted; "poison" never acknowledged
+        time.sleep(0.5)
+        # Its lock expired: available again, a second delivery.
+        assert acquired(member.fetch()) == [(0, 0, 2)]
+        time.sleep(0.5)
+        # Expired again at the limit: archived, so nothing more comes.
+        assert acquired(member.fetch()) == []
+        produce_ok(broker.bootstrap, topic, [b"next"])
+        assert acquired(member.fetch()) == [(2, 2, 1)]
+
+
+def test_a_member_that_leaves_releases_what_it_held_to_the_others(
+    broker_factory: BrokerFactory, topic_name: TopicNameFactory
+) -> None:
+    broker = broker_factory({})
+    backend = Backend("nerve", broker.bootstrap)
+    topic, group = topic_name(), topic_name("share")
+    create(backend, topic)
+    earliest(backend, group)
+    produce_ok(broker.bootstrap, topic, [f"v{i}".encode() for i in range(3)])
+    with KioClient(broker.bootstrap) as one, KioClient(broker.bootstrap) as two:
+        first, second = ShareMember(one, group, topic), ShareMember(two, group, topic)
+        assert acquired(first.fetch()) == [(0, 2, 1)]
+        assert acquired(second.fetch()) == []  # all held by the first
+        from tests.differential.test_share_groups import heartbeat
+
+        assert heartbeat(one, group, first.id, -1, None).error_code == 0
+        assert acquired(second.fetch()) == [(0, 2, 2)]
