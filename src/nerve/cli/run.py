@@ -39,6 +39,14 @@ def add_parser(commands: Any) -> None:
         "(0.0.0.0:PORT: every interface); port 0 picks a free one",
     )
     parser.add_argument(
+        "--http-port",
+        type=local_address,
+        default=None,
+        metavar="[HOST:]PORT",
+        help="serve the streams' tables at http://127.0.0.1:PORT/tables/<name>/<key>, or on "
+        "HOST; port 0 picks a free one",
+    )
+    parser.add_argument(
         "--state-dir",
         type=Path,
         default=None,
@@ -91,6 +99,8 @@ def run(args: argparse.Namespace) -> int:
     )
     if args.state_dir is not None:
         config.state_dir = str(args.state_dir)
+    if args.http_port is not None:
+        config.http_host, config.http_port = args.http_port
     observers: list[observability.Observer] = []
     if args.log_format == "json":
         observers.append(observability.LogContextObserver())

@@ -23,6 +23,9 @@ class RunConfig:
     # Where streams keep their local state (RocksDB per task); None: .nerve/state under the
     # working directory.
     state_dir: str | None = field(default_factory=lambda: os.environ.get("NERVE_STATE_DIR"))
+    # Streams' tables over HTTP (GET /tables/<name>/<key>); None: not served.
+    http_host: str = "127.0.0.1"
+    http_port: int | None = None
     poll_timeout_s: float = 0.1
 
     def kafka(self, **extra: Any) -> dict[str, Any]:

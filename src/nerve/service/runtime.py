@@ -221,6 +221,7 @@ class ServiceRunner:
             state_dir = Path(self.config.state_dir or Path(".nerve") / "state")
             self.streams = StreamsPart(self, state_dir)
             self.streams.prepare(admin, ensure_topics)
+            self.streams.start_queries()
         self._register_schemas()
         self.reader = EventReader(self.config.registry_url, self.avro)
         self._check_readers()

@@ -35,6 +35,7 @@ class StreamsBuilder:
         self.output_topics: set[str] = set()
         self._counter = 0
         self.names: set[str] = set()
+        self.queries: Any = None  # nerve.streams.queries.Queries of the running service
 
     def name(self, kind: str, given: str | None = None) -> str:
         self._counter += 1
@@ -530,6 +531,24 @@ class Table:
     @property
     def node(self) -> Node:
         return self._node
+
+    @property
+    def name(self) -> str:
+        """The table's name (its store's): what ``GET /tables/<name>/<key>`` takes."""
+        if len(self._node.stores) != 1:
+            raise ValueError(
+                "this table is derived (where, map_values, ...): read the table it comes from"
+            )
+        return next(iter(self._node.stores))
+
+    def get(self, key: Any) -> Any:
+        """The current row of ``key`` (None if absent), read from this replica's state; a
+        windowed table gives its windows (``Windowed``). Raises ``NotLocal`` (with the owner's
+        address, when known) for a key whose partition another replica owns."""
+        queries = self._builder.queries
+        if queries is None:
+            raise RuntimeError(f"{self._builder.service.name} is not running here")
+        return queries.get(self.name, key)
 
 
 class WindowedTable(Table):

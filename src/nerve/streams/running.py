@@ -119,6 +119,15 @@ class StreamsPart:
         self.internal_sources = {t for t, s in self.topology.sources_of_topic.items() if s.internal}
         self._purge_due = time.monotonic() + PURGE_INTERVAL_S
         self._consumed: dict[tuple[str, int], int] = {}
+        self.partitions: dict[int, int] = {}  # sub-topology -> its partitions
+        from nerve.streams.queries import Queries, server_for
+
+        config = runner.config
+        self.server = None
+        if config.http_port is not None:
+            self.server = server_for(config.http_host, config.http_port)
+        self.queries = Queries(self, self.server.endpoint if self.server else None)
+        self.topology.builder.queries = self.queries
         # Joins: topics whose tasks take their records in timestamp order across partitions,
         # records fetched but held until the other input's are, since when a task holds them.
         self.ordered = {
@@ -154,6 +163,8 @@ class StreamsPart:
             return len(found.partitions)
 
         internal = self.topology.internal_topics(partitions_of)
+        for sub in self.topology.subs:
+            self.partitions[sub.index] = internal[self.topology.changelogs(sub)[0]][0]
         ensure(
             admin,
             {t: n for t, (n, compact) in internal.items() if compact},
@@ -174,6 +185,7 @@ class StreamsPart:
             (tp.topic, tp.partition) for tp in partitions if tp.topic in self.topics
         )
         self.engine.restore(tasks, self.runner.config.kafka())
+        self.queries.announce()
 
     def revoked(self, partitions: list[TopicPartition]) -> None:
         self.engine.revoke((tp.topic, tp.partition) for tp in partitions)
@@ -358,5 +370,14 @@ class StreamsPart:
         except Exception as exc:
             log.info("%s: purging repartition topics failed: %s", self.runner.service.name, exc)
 
+    def start_queries(self) -> None:
+        """With an HTTP port: serve this service's tables and say where, for other replicas."""
+        if self.server is not None:
+            self.server.services[self.topology.service] = self.queries
+            self.queries.start(self.runner.config.kafka())
+
     def close(self) -> None:
+        if self.server is not None:
+            self.server.services.pop(self.topology.service, None)
+            self.queries.stop()
         self.engine.close()
