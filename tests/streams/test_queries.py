@@ -75,7 +75,9 @@ def test_any_replica_answers_for_every_key_from_the_replica_that_owns_it(
                        "--no-registry", "--http-port", "0",
                        "--state-dir", str(tmp_path / f"state-{i}")]  # fmt: skip
             replicas.append(_start(command, tmp_path / f"replica-{i}.log"))
-        producer = Producer({"bootstrap.servers": broker.bootstrap, "partitioner": "murmur2_random"})
+        producer = Producer(
+            {"bootstrap.servers": broker.bootstrap, "partitioner": "murmur2_random"}
+        )
         words = [f"w{i}" for i in range(12)]
         for n, word in enumerate(words):
             for _ in range(n + 1):
