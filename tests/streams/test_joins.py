@@ -165,3 +165,19 @@ def test_foreign_key_join_drops_stale_answers_and_retracts() -> None:
         d.send("rows", None, key="k", timestamp=7)  # the left row deleted: a tombstone
         assert [tuple(o) for o in d.output("inner")] == [("k", None, 7)]
         assert [tuple(o) for o in d.output("left")] == [("k", None, 7)]
+
+
+def test_a_filter_after_a_table_join_retracts_rows_that_stop_matching() -> None:
+    """The join forwards the joined row it replaces, so a ``where`` downstream can delete."""
+
+    def build(s: Service) -> None:
+        left = s.stream("l", time="record").to_table()
+        right = s.stream("r", time="record").to_table()
+        joined = left.left_join(right, text_join)
+        joined.where(lambda v: v.endswith("+R")).to("out")
+
+    with _service(build) as d:
+        d.send("l", "L", key="k", timestamp=1)  # L+null: filtered out
+        d.send("r", "R", key="k", timestamp=2)  # L+R
+        d.send("r", "S", key="k", timestamp=3)  # L+S: stops matching, deleted downstream
+        assert [tuple(o) for o in d.output("out")] == [("k", "L+R", 2), ("k", None, 3)]

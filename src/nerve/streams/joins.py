@@ -259,28 +259,24 @@ class TableTableJoinNode(_Join):
         other = held(task.store(self.right_store if left else self.left_store), record.key)
         other_value = None if other is None else other[0]
         ts = record.timestamp if other is None else max(record.timestamp, other[1])
-        new = record.value
-        if self.how == "inner" or (self.how == "left" and not left):
-            if other is None:
-                return
-            value = (
-                None
-                if new is None and self.how == "inner"
-                else self._join(record, left, other_value)
-            )
-        elif self.how == "left":  # the left table's change
-            value = None if new is None else self._join(record, left, other_value)
-        else:
-            if other is None and new is None and record.old is None:
-                return
-            value = None if new is None and other is None else self._join(record, left, other_value)
-        old = None
+        if other is None and (self.how == "inner" or (self.how == "left" and not left)):
+            return
+        if self.how == "outer" and other is None and record.value is None and record.old is None:
+            return
+        value = self._row(record.key, left, record.value, other, other_value)
+        old = self._row(record.key, left, record.old, other, other_value)
         self.forward(task, record.with_(value=value, timestamp=ts, old=old))
 
-    def _join(self, record: Record, left: bool, other: Any) -> Any:
+    def _row(self, key: Any, left: bool, this: Any, other: Any, other_value: Any) -> Any:
+        """The joined row for this side's value ``this`` (new or old; None: absent)."""
+        if self.how == "inner" or (self.how == "left" and left):
+            if this is None:
+                return None
+        elif self.how == "outer" and this is None and other is None:
+            return None
         if left:
-            return self.joiner(record.key, record.value, other)
-        return self.joiner(record.key, other, record.value)
+            return self.joiner(key, this, other_value)
+        return self.joiner(key, other_value, this)
 
 
 def table_store(builder: Any, node: Node) -> str:
