@@ -1,5 +1,6 @@
 """Kafka Connect and change data capture for nerve services: Debezium's change events as typed
-events (``ChangeEvent[Model]``), and a client of Connect's REST API behind ``nerve connect``.
+events (``ChangeEvent[Model]``), the outbox (``nerve.connect.outbox``), and a client of
+Connect's REST API behind ``nerve connect``.
 
 Depends on the service framework and on Connect's REST API only, never on the broker: the same
 code runs against connectors on any Kafka.

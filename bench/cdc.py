@@ -1,0 +1,229 @@
+"""Change data capture speed (issue 18's figures): Debezium's PostgreSQL connector on Kafka
+Connect 4.4 on nerve, and the same on Apache Kafka 4.4, in one run on one PostgreSQL.
+
+Why this shape: what a team sees of CDC is how many row changes per second reach a consumer
+and how long after its commit a change arrives. Each broker gets its own Connect worker (same
+settings: exactly-once source support enabled, the JSON converter) and runs alone, one after the
+other, so they never compete for the machine. Two cases per broker:
+
+- throughput: ``--changes`` inserts committed in transactions of ``--batch`` rows as fast as
+  PostgreSQL takes them; changes/s from the first commit to the last change read
+  (read_committed);
+- latency: single-row transactions at ``--rate`` per second; each change's time from its
+  commit (taken in the writer right after COMMIT returns) to its arrival at a consumer, p50/p99.
+
+Run `python bench/cdc.py --help`; `--markdown PATH` writes the table.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+import sys
+import tempfile
+import threading
+import time
+import uuid
+from pathlib import Path
+from typing import Any
+
+from confluent_kafka import Consumer, TopicPartition
+
+HERE = Path(__file__).resolve().parent
+REPO = HERE.parent
+sys.path.insert(0, str(REPO))
+from tests._broker import BrokerProcess  # noqa: E402
+from tests._connect import ConnectWorker, await_status, debezium_plugins  # noqa: E402
+from tests._kafka import KafkaProcess  # noqa: E402
+from tests._postgres import PostgresProcess  # noqa: E402
+
+
+class Arrivals:
+    """A consumer thread noting when each row id's change arrives."""
+
+    def __init__(self, bootstrap: str, topic: str) -> None:
+        self.seen: dict[int, float] = {}
+        self._stop = threading.Event()
+        self._consumer = Consumer(
+            {
+                "bootstrap.servers": bootstrap,
+                "group.id": f"bench-{uuid.uuid4().hex[:8]}",
+                "isolation.level": "read_committed",
+                "enable.auto.commit": False,
+                "fetch.wait.max.ms": 10,
+                "topic.metadata.refresh.interval.ms": 500,
+                "log_level": 0,
+            }
+        )
+        self._consumer.assign([TopicPartition(topic, 0, 0)])
+        self._thread = threading.Thread(target=self._run, daemon=True)
+        self._thread.start()
+
+    def _run(self) -> None:
+        while not self._stop.is_set():
+            for msg in self._consumer.consume(1000, timeout=0.1):
+                now = time.time()
+                if msg.error() is None and msg.value():
+                    after = json.loads(msg.value())["after"]
+                    if after is not None:
+                        self.seen.setdefault(after["id"], now)
+
+    def wait(self, count: int, timeout: float) -> float:
+        """Waits until ``count`` ids arrived; the time the last of them did."""
+        deadline = time.monotonic() + timeout
+        while len(self.seen) < count and time.monotonic() < deadline:
+            time.sleep(0.01)
+        if len(self.seen) < count:
+            raise RuntimeError(f"{len(self.seen)} of {count} changes after {timeout}s")
+        return max(self.seen.values())
+
+    def close(self) -> None:
+        self._stop.set()
+        self._thread.join(10)
+        self._consumer.close()
+
+
+def connector(pg: PostgresProcess, worker: ConnectWorker, table: str) -> str:
+    name = f"bench{uuid.uuid4().hex[:8]}"
+    worker.request(
+        "PUT",
+        f"/connectors/{name}/config",
+        {
+            "connector.class": "io.debezium.connector.postgresql.PostgresConnector",
+            "tasks.max": "1",
+            "database.hostname": "127.0.0.1",
+            "database.port": str(pg.port),
+            "database.user": pg.user,
+            "database.password": "unused",
+            "database.dbname": pg.database,
+            "topic.prefix": name,
+            "plugin.name": "pgoutput",
+            "slot.name": f"{name}_slot",
+            "publication.name": f"{name}_pub",
+            "publication.autocreate.mode": "filtered",
+            "table.include.list": f"public.{table}",
+            "snapshot.mode": "no_data",
+        },
+        timeout=180,  # a worker that just started answers its first write slowly
+    )
+    await_status(worker, name, timeout=120)
+    return name
+
+
+def measure(
+    pg: PostgresProcess, worker: ConnectWorker, bootstrap: str, args: Any
+) -> dict[str, Any]:
+    import psycopg
+
+    result: dict[str, Any] = {}
+    for case in ("throughput", "latency"):
+        table = f"bench_{case}_{uuid.uuid4().hex[:6]}"
+        pg.execute(f"CREATE TABLE {table} (id int PRIMARY KEY, payload text NOT NULL)")
+        name = connector(pg, worker, table)
+        arrivals = Arrivals(bootstrap, f"{name}.public.{table}")
+        # The connector's slot exists once it runs; one warm-up change also creates the topic.
+        pg.execute(f"INSERT INTO {table} VALUES (0, 'warm-up')")
+        arrivals.wait(1, 120)
+        payload = "x" * 100
+        with psycopg.connect(pg.dsn) as conn:
+            if case == "throughput":
+                started = time.time()
+                for start in range(1, args.changes + 1, args.batch):
+                    ids = range(start, min(start + args.batch, args.changes + 1))
+                    with conn.cursor() as cur:
+                        cur.executemany(
+                            f"INSERT INTO {table} VALUES (%s, %s)", [(i, payload) for i in ids]
+                        )
+                    conn.commit()
+                last = arrivals.wait(args.changes + 1, 600)
+                result["changes_per_s"] = args.changes / (last - started)
+            else:
+                committed: dict[int, float] = {}
+                interval = 1 / args.rate
+                next_at = time.monotonic()
+                for i in range(1, args.latency_changes + 1):
+                    conn.execute(f"INSERT INTO {table} VALUES (%s, %s)", (i, payload))
+                    conn.commit()
+                    committed[i] = time.time()
+                    next_at += interval
+                    time.sleep(max(0.0, next_at - time.monotonic()))
+                arrivals.wait(args.latency_changes + 1, 120)
+                latencies = sorted((arrivals.seen[i] - committed[i]) * 1000 for i in committed)
+                result["p50_ms"] = statistics.median(latencies)
+                result["p99_ms"] = latencies[int(len(latencies) * 0.99) - 1]
+        arrivals.close()
+        worker.request("DELETE", f"/connectors/{name}")
+        time.sleep(2)
+        pg.execute(
+            "SELECT pg_drop_replication_slot(slot_name) FROM pg_replication_slots"
+            " WHERE slot_name = %s AND NOT active",
+            (f"{name}_slot",),
+        )
+    return result
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--changes", type=int, default=20_000, help="inserts, throughput case")
+    parser.add_argument("--batch", type=int, default=100, help="rows per transaction")
+    parser.add_argument("--rate", type=float, default=50, help="transactions/s, latency case")
+    parser.add_argument("--latency-changes", type=int, default=500)
+    parser.add_argument("--only", choices=("nerve", "kafka"), help="one broker only")
+    parser.add_argument("--markdown", type=Path, help="write the table here")
+    args = parser.parse_args()
+
+    plugins = debezium_plugins()
+    pg = PostgresProcess().start()
+    root = Path(tempfile.mkdtemp(prefix="nerve-bench-cdc-"))
+    rows: dict[str, dict[str, Any]] = {}
+    try:
+        for label in ("nerve", "kafka"):
+            if args.only and label != args.only:
+                continue
+            broker: BrokerProcess | KafkaProcess
+            if label == "nerve":
+                broker = BrokerProcess(root / "nerve" / "data")
+                broker.start()
+            else:
+                broker = KafkaProcess(root / "kafka" / "data")
+                broker.start()
+            worker = ConnectWorker(
+                root / f"connect-{label}", broker.bootstrap, plugin_path=plugins
+            ).start()
+            try:
+                rows[label] = measure(pg, worker, broker.bootstrap, args)
+            finally:
+                worker.close()
+                broker.close()
+            print(label, rows[label], flush=True)
+    finally:
+        pg.close()
+    lines = [
+        "| Debezium PostgreSQL on Connect 4.4 | changes/s | commit-to-event p50 ms | p99 ms |",
+        "| --- | --- | --- | --- |",
+    ]
+    for label, row in rows.items():
+        lines.append(
+            f"| on {label} | {row['changes_per_s']:,.0f} | {row['p50_ms']:.0f} | "
+            f"{row['p99_ms']:.0f} |"
+        )
+    if len(rows) == 2:
+        n, k = rows["nerve"], rows["kafka"]
+        lines.append(
+            f"| nerve / Kafka | {n['changes_per_s'] / k['changes_per_s']:.2f} | "
+            f"{n['p50_ms'] / k['p50_ms']:.2f} | {n['p99_ms'] / k['p99_ms']:.2f} |"
+        )
+    text = "\n".join(lines)
+    print(text)
+    if args.markdown:
+        args.markdown.write_text(
+            f"# bench/cdc.py, {time.strftime('%Y-%m-%d')}\n\n"
+            f"{args.changes:,} inserts in transactions of {args.batch}; "
+            f"{args.latency_changes} single-row transactions at {args.rate:g}/s.\n\n{text}\n"
+        )
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
