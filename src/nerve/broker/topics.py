@@ -35,7 +35,9 @@ log = logging.getLogger("nerve.broker")
 
 _LEGAL_NAME = re.compile(r"^[a-zA-Z0-9._-]+$")
 MAX_NAME_LENGTH = 249
-INTERNAL_TOPICS = frozenset({"__consumer_offsets", "__transaction_state", "__nerve_security"})
+INTERNAL_TOPICS = frozenset(
+    {"__consumer_offsets", "__transaction_state", "__nerve_security", "__share_group_state"}
+)
 
 
 @dataclass(eq=False)

@@ -102,6 +102,7 @@ class GroupCoordinator:
         )
         self._offsets_topic = topic
         loaded = self._load(topic)
+        self.share.start()
         internal_topics.report_damage(topic, _group_of_key, "groups")
         loop = asyncio.get_running_loop()
         for group in self.groups.values():

@@ -21,9 +21,13 @@ The assignment spreads every subscribed partition over the members (all of them 
 are more members than partitions, each partition then read by several), Kafka's ``simple``
 assignor's intent. There is no revocation: an assignment takes effect at once.
 
-Not kept across a restart: Kafka keeps share-partition state in ``__share_group_state``;
-nerve keeps it in memory, so after a restart a share group starts again from its
-``share.auto.offset.reset`` position (docs/groups.md).
+Durability: each share-partition's state (start offset, and the delivery state and count of
+every record past it that is not plainly available) is written to ``__share_group_state`` as
+Kafka's ShareSnapshot records whenever acknowledgements or released locks change it, and
+replayed at start; records that were acquired come back available (their locks die with the
+broker), with their delivery counts as last written (a delivery in progress at a crash is
+not counted: state is written on acknowledgements and released locks, not on acquisition).
+Membership is not kept: members rejoin.
 """
 
 from __future__ import annotations
@@ -38,8 +42,10 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, NamedTuple
 
+from nerve.broker import internal_topics
 from nerve.broker.errors import ErrorCode
 from nerve.broker.log.log import CorruptBatchError, OffsetOutOfRangeError
+from nerve.protocol import records as batch_records
 
 if TYPE_CHECKING:
     from nerve.broker.groups.assignors import Assignment
@@ -49,6 +55,7 @@ if TYPE_CHECKING:
 
 log = logging.getLogger("nerve.broker.groups")
 
+STATE_TOPIC = "__share_group_state"
 _BATCH_HEAD = struct.Struct(">qi")  # base offset, batch length
 _LAST_DELTA = struct.Struct(">i")  # at byte 23 of a v2 batch
 
@@ -140,6 +147,58 @@ class ShareProtocol:
         self.coordinator = coordinator
         self.config = coordinator.config
         self.broker = coordinator.broker
+
+    # -- share-partition state in __share_group_state --------------------------------------
+
+    def start(self) -> None:
+        """Replay ``__share_group_state`` (made on the first share group's first write)."""
+        topic = self.broker.topics.get(STATE_TOPIC)
+        if topic is None:
+            return
+        loaded = 0
+        for _, header, batch in internal_topics.replay(topic):
+            if header.is_control:
+                continue
+            for record in batch_records.decode_records(batch):
+                if record.key is None:
+                    continue
+                try:
+                    key = _decode_state_key(bytes(record.key))
+                    if key is None:
+                        continue
+                    group_id, topic_id, index = key
+                    group = self.coordinator.groups.get(group_id)
+                    if group is None:
+                        group = self.coordinator._new_group(group_id)
+                    if group.share is None:
+                        group.share = ShareGroup()
+                    if record.value is None:
+                        group.share.partitions.pop((topic_id, index), None)
+                        continue
+                    group.share.partitions[(topic_id, index)] = _decode_state_value(
+                        bytes(record.value)
+                    )
+                    loaded += 1
+                except (struct.error, ValueError) as exc:
+                    log.warning("skipping a record of %s: %s", STATE_TOPIC, exc)
+        if loaded:
+            log.info("loaded %d share-partition state(s) from %s", loaded, STATE_TOPIC)
+
+    def _persist(self, group_id: str, key: tuple[uuid.UUID, int], sp: SharePartition) -> None:
+        # As a group's metadata: a write the disk refuses is logged and the state goes on in
+        # memory (a restart then redelivers what it did not record).
+        try:
+            topic = internal_topics.ensure(
+                self.broker, STATE_TOPIC, 1, self.config.offsets_topic_segment_bytes
+            )
+            pairs = [(_state_key(group_id, *key), _state_value(sp))]
+            internal_topics.append(
+                self.broker, internal_topics.partition_of(topic, group_id), pairs
+            )
+        except OSError as exc:
+            log.error(
+                "share group %s: cannot write its state to %s: %s", group_id, STATE_TOPIC, exc
+            )
 
     # -- ShareGroupHeartbeat ---------------------------------------------------------------
 
@@ -360,10 +419,13 @@ class ShareProtocol:
                 del sp.records[offset]
         return sp
 
-    def _expire_locks(self, sp: SharePartition, now: float) -> None:
+    def _expire_locks(self, sp: SharePartition, now: float) -> bool:
+        expired = False
         for record in sp.records.values():
             if record.state == RecordState.ACQUIRED and record.deadline <= now:
                 self._release(record)
+                expired = True
+        return expired
 
     def _release(self, record: InFlight) -> None:
         record.member = ""
@@ -393,7 +455,9 @@ class ShareProtocol:
     ) -> Acquired:
         sp = self._partition_state(group_id, sg, partition)
         now = time.monotonic()
-        self._expire_locks(sp, now)
+        if self._expire_locks(sp, now):
+            self._advance_start(sp)
+            self._persist(group_id, (partition.topic.topic_id, partition.index), sp)
         self._advance_start(sp)
         lock_s = self.config.group_share_record_lock_duration_ms / 1000
         partition_log = partition.log
@@ -480,6 +544,7 @@ class ShareProtocol:
             elif kind == AckType.RENEW:
                 record.deadline = time.monotonic() + lock_s
         self._advance_start(sp)
+        self._persist(group_id, (partition.topic.topic_id, partition.index), sp)
         return ErrorCode.none
 
 
@@ -508,6 +573,85 @@ def _cut_after(data: bytes, last: int) -> bytes:
         if base + delta >= last:
             break
     return data[:pos]
+
+
+def _state_key(group_id: str, topic_id: uuid.UUID, index: int) -> bytes:
+    """ShareSnapshotKey: version 0, group, topic id, partition (not flexible)."""
+    name = group_id.encode()
+    return struct.pack(">hh", 0, len(name)) + name + topic_id.bytes + struct.pack(">i", index)
+
+
+def _decode_state_key(data: bytes) -> tuple[str, uuid.UUID, int] | None:
+    (version, size) = struct.unpack_from(">hh", data, 0)
+    if version != 0:
+        return None  # a ShareUpdate record (Kafka's deltas): nerve writes snapshots only
+    group_id = data[4 : 4 + size].decode()
+    topic_id = uuid.UUID(bytes=data[4 + size : 20 + size])
+    (index,) = struct.unpack_from(">i", data, 20 + size)
+    return group_id, topic_id, index
+
+
+def _state_batches(sp: SharePartition) -> list[tuple[int, int, int, int]]:
+    """(first, last, state, deliveries) runs past the start offset; acquired records are
+    written as available (their lock ends with the broker), as Kafka's persister does."""
+    runs: list[tuple[int, int, int, int]] = []
+    for offset in sorted(o for o in sp.records if o >= sp.start):
+        record = sp.records[offset]
+        state = RecordState.AVAILABLE if record.state == RecordState.ACQUIRED else record.state
+        if runs and runs[-1][1] == offset - 1 and runs[-1][2:] == (state, record.deliveries):
+            runs[-1] = (runs[-1][0], offset, state, record.deliveries)
+        else:
+            runs.append((offset, offset, int(state), record.deliveries))
+    return runs
+
+
+def _state_value(sp: SharePartition) -> bytes:
+    """ShareSnapshotValue v0 (flexible): snapshot epoch, state epoch, leader epoch, start
+    offset, state batches."""
+    batches = _state_batches(sp)
+    out = bytearray(struct.pack(">hHiiq", 0, 0, 0, 0, sp.start))
+    out += _uvarint(len(batches) + 1)
+    for first, last, state, count in batches:
+        out += struct.pack(">qqbh", first, last, state, count) + b"\x00"
+    out += b"\x00"
+    return bytes(out)
+
+
+def _decode_state_value(data: bytes) -> SharePartition:
+    (version, _, _, _, start) = struct.unpack_from(">hHiiq", data, 0)
+    if version != 0:
+        raise ValueError(f"share snapshot value version {version}")
+    pos = 20
+    count, pos = _read_uvarint(data, pos)
+    sp = SharePartition(start=start, end=start)
+    for _ in range(max(count - 1, 0)):
+        first, last, state, deliveries = struct.unpack_from(">qqbh", data, pos)
+        pos += 19
+        _, pos = _read_uvarint(data, pos)  # tagged fields: none written
+        for offset in range(first, last + 1):
+            sp.records[offset] = InFlight(RecordState(state), deliveries)
+        sp.end = max(sp.end, last + 1)
+    return sp
+
+
+def _uvarint(value: int) -> bytes:
+    out = bytearray()
+    while value >= 0x80:
+        out.append((value & 0x7F) | 0x80)
+        value >>= 7
+    out.append(value)
+    return bytes(out)
+
+
+def _read_uvarint(data: bytes, pos: int) -> tuple[int, int]:
+    shift = value = 0
+    while True:
+        byte = data[pos]
+        pos += 1
+        value |= (byte & 0x7F) << shift
+        if byte < 0x80:
+            return value, pos
+        shift += 7
 
 
 def _frozen(assignment: Assignment) -> frozenset[tuple[uuid.UUID, int]]:
