@@ -59,6 +59,23 @@ def test_metrics_serve_on_loopback_unless_told_otherwise(metered: BrokerProcess)
     assert found.types["kafka_network_requestmetrics_totaltimems"] == "histogram"
     assert found.value("kafka_brokers") == 1
     assert found.value("process_resident_memory_bytes") > 0
+    # As prometheus_client's own servers: OpenMetrics when asked for, gzip when accepted.
+    import gzip
+    import urllib.request
+
+    asked = urllib.request.Request(
+        metered.metrics_url,
+        headers={
+            "Accept": "application/openmetrics-text; version=1.0.0",
+            "Accept-Encoding": "gzip",
+        },
+    )
+    with urllib.request.urlopen(asked, timeout=10) as response:
+        assert response.headers["Content-Type"].startswith("application/openmetrics-text")
+        assert response.headers["Content-Encoding"] == "gzip"
+        text = gzip.decompress(response.read()).decode()
+    assert text.endswith("# EOF\n")
+    assert "kafka_brokers 1.0" in text
 
 
 def test_bytes_and_records_in_are_what_the_produce_requests_carried(

@@ -384,7 +384,10 @@ def _gauge(
 @functools.cache
 def _api_name(api_key: int, version: int) -> str:
     """Kafka's name of an API (``Produce``, ``FindCoordinator``), from kio's request class."""
-    module = codec.schema_module(api_key, version, False)
+    try:
+        module = codec.schema_module(api_key, version, False)
+    except Exception:  # a scrape must answer: an API kio cannot name is named by its key
+        return str(api_key)
     for name in dir(module):
         value = getattr(module, name)
         own = isinstance(value, type) and value.__module__ == module.__name__
