@@ -54,6 +54,7 @@ class Service:
         # Streams (nerve.streams): built on the first ``stream`` call.
         self.streams_builder: Any = None
         self.stream_emits: list[Any] = []
+        self._client: Any = None  # nerve.es.CommandClient, made by the first send()
 
     def on(
         self,
@@ -186,6 +187,27 @@ class Service:
             return func
 
         return register
+
+    def aggregate(self, cls: Any) -> Any:
+        """Register an event-sourced aggregate (``nerve.es.Aggregate``): its commands are
+        handled by the replica owning each aggregate's partition, its events, state and the
+        commands' offsets committed in one transaction (needs ``exactly_once=True``)."""
+        from nerve.es.node import attach
+
+        attach(self, cls)
+        return cls
+
+    async def send(
+        self, command: Event, *, expected_version: int | None = None, timeout: float = 10.0
+    ) -> Any:
+        """Send a command to this service's aggregates and wait for the outcome
+        (``nerve.es.Outcome``), through a client made on first use (connection settings from
+        the environment, as ``RunConfig``)."""
+        from nerve.es.commands import CommandClient
+
+        if self._client is None:
+            self._client = CommandClient(self)
+        return await self._client.send(command, expected_version=expected_version, timeout=timeout)
 
     @property
     def topics(self) -> list[str]:

@@ -1,0 +1,16 @@
+"""Event sourcing and CQRS on Kafka: aggregates whose state is folded from their own events,
+commands routed by aggregate key to the one replica that owns it, and decisions, events, the
+new state and the command's offset committed in one transaction.
+
+Kafka has no conditional append, so the event-store guarantee ("append only if the aggregate
+is still at version N") comes from a single writer per aggregate: the streams task that owns
+the aggregate's partition (nerve.streams). ``expected_version`` on a command gives optimistic
+concurrency on top. Runs on nerve's broker or any Kafka.
+"""
+
+from __future__ import annotations
+
+from nerve.es.aggregate import Aggregate, Rejected, command
+from nerve.es.commands import CommandClient, Conflict, Outcome
+
+__all__ = ["Aggregate", "CommandClient", "Conflict", "Outcome", "Rejected", "command"]

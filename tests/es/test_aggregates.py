@@ -1,0 +1,181 @@
+"""Issue 16 items 1, 2 and 7: aggregates on Kafka. Commands routed by key to the replica that
+owns the aggregate, decisions answered over the reply topic, optimistic concurrency; and the
+race: 32 concurrent writers on 10 aggregates, two replicas, on nerve and on Apache Kafka —
+every accepted command's event exactly once, in version order, every refused one refused for a
+stale version."""
+
+from __future__ import annotations
+
+import asyncio
+import random
+import subprocess
+import sys
+import textwrap
+import time
+import uuid
+from collections import defaultdict
+from pathlib import Path
+
+import pytest
+from confluent_kafka import OFFSET_BEGINNING, Consumer, KafkaError, TopicPartition
+
+from nerve.es import CommandClient
+from nerve.service.config import RunConfig
+from nerve.service.host import load_services
+
+pytestmark = pytest.mark.slow
+
+SERVICE = textwrap.dedent(
+    """
+    from nerve import Event, Service
+    from nerve.es import Aggregate, Rejected, command
+
+    class Deposit(Event, topic="{prefix}.deposits", key="account", partitions=4):
+        account: str
+        amount: int
+        writer: int = 0
+        n: int = 0
+
+    class Deposited(Event, topic="{prefix}.deposited", key="account", partitions=4):
+        account: str
+        amount: int
+        balance: int
+        writer: int
+        n: int
+
+    bank = Service("{prefix}-bank", exactly_once=True)
+
+    @bank.aggregate
+    class Account(Aggregate, key="account"):
+        balance: int = 0
+
+        @command
+        def deposit(self, cmd: Deposit) -> Deposited:
+            if cmd.amount <= 0:
+                raise Rejected("an amount must be positive")
+            return Deposited(account=cmd.account, amount=cmd.amount,
+                             balance=self.balance + cmd.amount, writer=cmd.writer, n=cmd.n)
+
+        def apply(self, event: Deposited) -> None:
+            self.balance = event.balance
+    """
+)
+
+WRITERS = 32
+ACCOUNTS = 10
+PER_WRITER = 6
+
+
+def _replicas(
+    bootstrap: str, path: Path, tmp_path: Path, count: int
+) -> list[subprocess.Popen[bytes]]:
+    procs = []
+    for i in range(count):
+        command = [sys.executable, "-m", "nerve", "run", str(path), "-b", bootstrap,
+                   "--no-registry", "--state-dir", str(tmp_path / f"state-{i}")]  # fmt: skip
+        log = open(tmp_path / f"replica-{i}.log", "ab")  # noqa: SIM115 - the child writes to it
+        procs.append(subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=log))
+    return procs
+
+
+def _history(bootstrap: str, topic: str) -> dict[str, list[tuple[int, dict]]]:
+    """Each account's events in offset order: (version, data)."""
+    import json
+
+    consumer = Consumer(
+        {
+            "bootstrap.servers": bootstrap,
+            "group.id": f"es-check-{uuid.uuid4().hex[:6]}",
+            "enable.partition.eof": True,
+            "isolation.level": "read_committed",
+        }
+    )
+    try:
+        partitions = list(consumer.list_topics(topic, timeout=10).topics[topic].partitions)
+        consumer.assign([TopicPartition(topic, p, OFFSET_BEGINNING) for p in partitions])
+        found: dict[str, list[tuple[int, dict]]] = defaultdict(list)
+        ends = 0
+        deadline = time.monotonic() + 30
+        while ends < len(partitions) and time.monotonic() < deadline:
+            for message in consumer.consume(1000, 0.5):
+                if message.error() is not None:
+                    ends += message.error().code() == KafkaError._PARTITION_EOF
+                    continue
+                headers = dict(message.headers() or [])
+                data = json.loads(message.value())
+                found[data["account"]].append((int(headers["ce_nerveversion"]), data))
+        return found
+    finally:
+        consumer.close()
+
+
+@pytest.mark.parametrize("broker_kind", ["nerve", "kafka"])
+def test_thirty_two_writers_on_ten_aggregates_never_interleave_or_lose_an_event(
+    request: pytest.FixtureRequest, tmp_path: Path, broker_kind: str
+) -> None:
+    server = request.getfixturevalue("nerve_for_diff" if broker_kind == "nerve" else "kafka")
+    prefix = f"es{uuid.uuid4().hex[:6]}"
+    path = tmp_path / "bank.py"
+    path.write_text(SERVICE.format(prefix=prefix))
+    module = load_services(path)[0]
+    deposit = sys.modules[f"nerve_services_{path.stem}"].Deposit
+    procs = _replicas(server.bootstrap, path, tmp_path, 2)
+    config = RunConfig(bootstrap_servers=server.bootstrap, registry_url=None)
+    clients = [CommandClient(module, config) for _ in range(4)]
+    accepted: list[tuple[int, int]] = []
+    conflicts = 0
+    rejected = 0
+    known: dict[str, int] = defaultdict(int)
+
+    async def writer(w: int) -> None:
+        nonlocal conflicts, rejected
+        client = clients[w % len(clients)]
+        rng = random.Random(w)
+        done = 0
+        while done < PER_WRITER:
+            account = f"acc{rng.randrange(ACCOUNTS)}"
+            if rng.random() < 0.05:
+                outcome = await client.send(deposit(account=account, amount=0), timeout=60)
+                assert outcome.status == "rejected" and "positive" in (outcome.reason or "")
+                rejected += 1
+                continue
+            command = deposit(account=account, amount=1 + rng.randrange(9), writer=w, n=done)
+            expected = known[account]
+            outcome = await client.send(command, expected_version=expected, timeout=60)
+            if outcome.status == "conflict":
+                assert outcome.version != expected, "refused only for a stale version"
+                known[account] = max(known[account], outcome.version)
+                conflicts += 1
+                continue
+            assert outcome.status == "accepted", outcome
+            assert outcome.version == expected + 1
+            assert outcome.events[0]["data"]["n"] == done
+            known[account] = max(known[account], outcome.version)
+            accepted.append((w, done))
+            done += 1
+
+    async def main() -> None:
+        await asyncio.gather(*(writer(w) for w in range(WRITERS)))
+
+    try:
+        asyncio.run(main())
+    finally:
+        for client in clients:
+            client.close()
+        for proc in procs:
+            proc.terminate()
+            proc.wait(30)
+    history = _history(server.bootstrap, f"{prefix}.deposited")
+    seen = [(data["writer"], data["n"]) for events in history.values() for _, data in events]
+    assert sorted(seen) == sorted(accepted), "every accepted command's event, exactly once"
+    for account, events in history.items():
+        assert [v for v, _ in events] == list(range(1, len(events) + 1)), account
+        balance = 0
+        for _, data in events:
+            balance += data["amount"]
+            assert data["balance"] == balance, account
+    print(
+        f"{broker_kind}: {len(accepted)} accepted, {conflicts} refused for a stale version, "
+        f"{rejected} rejected by the aggregate"
+    )
+    assert conflicts > 0, "the writers raced"
