@@ -272,7 +272,15 @@ def emit_node(
 ) -> None:
     node = ops.EmitNode(builder.name("emit", name), fn or _identity)
     parent.add(node)
-    builder.service.stream_emits.append(node)
+    service = builder.service
+    service.stream_emits.append(node)
+    # The Event classes ``fn`` is annotated to return: the catalog lists them and the
+    # service registers their schemas at start, as for a handler's.
+    from nerve.service.handlers import declared_emits
+
+    for event_class in declared_emits(fn) if fn is not None else ():
+        if event_class not in service.emits:
+            service.emits.append(event_class)
 
 
 def _identity(value: Any) -> Any:

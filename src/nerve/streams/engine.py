@@ -83,10 +83,33 @@ class Topology:
                 upstream = getattr(source, "upstream", []) or [topic]
                 wanted[topic] = (max(partitions_of(t) for t in upstream), False)
         for sub in self.subs:
+            if _joins(sub):
+                self._co_partition(sub, wanted, partitions_of)
             counts = [wanted[t][0] if t in wanted else partitions_of(t) for t in sub.topics]
             for changelog in self.changelogs(sub):
                 wanted[changelog] = (max(counts), True)
         return wanted
+
+    def _co_partition(
+        self,
+        sub: SubTopology,
+        wanted: dict[str, tuple[int, bool]],
+        partitions_of: Callable[[str], int],
+    ) -> None:
+        """The inputs of a join must have one partition count, or a key's records and its
+        row meet in different tasks: repartition topics take the count of the join's user
+        topics (the largest of theirs when there are none), as Kafka Streams makes them; user
+        topics that differ are refused, as Kafka Streams refuses them."""
+        internal = [t for t in sub.topics if t in wanted]
+        users = {t: partitions_of(t) for t in sub.topics if t not in wanted}
+        if len(set(users.values())) > 1:
+            raise ValueError(
+                f"{self.service}: the inputs of a join are not co-partitioned: "
+                + ", ".join(f"{t} has {n} partition(s)" for t, n in users.items())
+            )
+        count = next(iter(users.values())) if users else max(wanted[t][0] for t in internal)
+        for topic in internal:
+            wanted[topic] = (count, False)
 
     def describe(self) -> dict[str, Any]:
         """What the catalog records: sub-topologies, their stores, windows and topics."""
@@ -239,6 +262,8 @@ class StreamsEngine:
             raise RuntimeError(f"no task for {topic}[{partition}]")
         source = self.topology.sources_of_topic[topic]
         if source.internal:
+            if cause is None:
+                cause = _cause(headers)
             record = Record(decode_key(key), decode_value(value), timestamp, cause, topic)
             origin = _origin(headers)
             if origin:
@@ -265,6 +290,31 @@ class StreamsEngine:
     def aborted(self) -> None:
         for task in self.tasks.values():
             task.rollback()
+
+
+def _cause(headers: Any) -> Any:
+    """The input a repartition record came from (its ids, as the sink wrote them), so that
+    events emitted downstream keep its correlation; None when it had none."""
+    from nerve.service.events import Meta
+    from nerve.streams.operators import CAUSE_CORRELATION, CAUSE_ID, CAUSE_TRACEPARENT
+
+    found: dict[str, str] = {}
+    for name, value in headers or ():
+        if name in (CAUSE_ID, CAUSE_CORRELATION, CAUSE_TRACEPARENT):
+            found[name] = value.decode() if isinstance(value, bytes) else str(value)
+    if CAUSE_ID not in found:
+        return None
+    return Meta(
+        id=found[CAUSE_ID],
+        correlation_id=found.get(CAUSE_CORRELATION),
+        traceparent=found.get(CAUSE_TRACEPARENT),
+    )
+
+
+def _joins(sub: SubTopology) -> bool:
+    from nerve.streams.joins import JoinSide
+
+    return len(sub.topics) > 1 and any(isinstance(n, JoinSide) for n in sub.nodes)
 
 
 def _origin(headers: Any) -> str:

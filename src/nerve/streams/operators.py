@@ -153,6 +153,12 @@ class ToStreamNode(Node):
         self.forward(task, record.with_(old=None))
 
 
+# Headers of a repartition record naming the input it came from.
+CAUSE_ID = "nerve-cause-id"
+CAUSE_CORRELATION = "nerve-cause-correlation"
+CAUSE_TRACEPARENT = "nerve-cause-traceparent"
+
+
 class RepartitionSinkNode(Node):
     """Writes records to a repartition topic under their new key; the producer's partitioner
     (murmur2, as the Java client's) places them, so the next sub-topology's task for that
@@ -174,13 +180,22 @@ class RepartitionSinkNode(Node):
                 _position(record),
             )
             return
-        headers = [("nerve-origin", record.origin)] if record.origin else None
+        headers = [("nerve-origin", record.origin)] if record.origin else []
+        cause = record.cause
+        if cause is not None and getattr(cause, "id", None):
+            # The input's ids ride along: events emitted after the repartition stay in its
+            # chain (correlation and causation), as events emitted before it are.
+            headers.append((CAUSE_ID, cause.id))
+            if cause.correlation_id:
+                headers.append((CAUSE_CORRELATION, cause.correlation_id))
+            if cause.traceparent:
+                headers.append((CAUSE_TRACEPARENT, cause.traceparent))
         task.sink.send(
             self.topic,
             encode_key(record.key),
             encode_value(record.value),
             record.timestamp,
-            headers,
+            headers or None,
         )
 
 
