@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Any
 from nerve import __version__
 from nerve.cli import (
     catalog,
+    cdc,
     client,
     completion,
     connect,
@@ -154,6 +155,7 @@ def build_parser() -> argparse.ArgumentParser:
     groups.add_parser(commands)
     schemas.add_parser(commands)
     connect.add_parser(commands)
+    cdc.add_parser(commands)
     run.add_parser(commands)
     dlq.add_parser(commands)
     catalog.add_parser(commands)
@@ -381,6 +383,7 @@ def main(argv: list[str] | None = None) -> int:
         "groups": groups.run,
         "schemas": schemas.run,
         "connect": connect.run,
+        "cdc": cdc.run,
         "run": run.run,
         "dlq": dlq.run,
         "catalog": catalog.run,
