@@ -1,5 +1,6 @@
-"""The finance demo: its oracle, and ``nerve demo finance --check`` end to end (five services
-as processes, one killed and restarted mid-stream)."""
+"""The finance demo: its oracle, its streams services in the test driver against that oracle
+(restarted from their changelogs midway), and ``nerve demo finance --check`` end to end (five
+services as processes, one killed and restarted mid-stream)."""
 
 from __future__ import annotations
 
@@ -10,9 +11,104 @@ from decimal import Decimal
 import pytest
 from confluent_kafka import Producer
 
-from nerve.demo.finance import demo, workload
-from nerve.demo.finance.events import BalanceChanged, TransactionRejected
+from nerve.demo.finance import alerts, balances, demo, fraud, workload
+from nerve.demo.finance.events import (
+    BalanceChanged,
+    FraudSuspected,
+    LowBalance,
+    TransactionRecorded,
+    TransactionRejected,
+)
+from nerve.streams.driver import TestDriver
 from nerve.testing import Platform
+
+REQUESTS = workload.transactions(8, 600)
+WANT = workload.expected(REQUESTS)
+
+
+def recorded() -> list[TransactionRecorded]:
+    """What transactions makes of the workload's well-formed requests."""
+    out = []
+    for r in REQUESTS:
+        if r.amount <= 0:
+            continue
+        signed = -r.amount if r.kind == "debit" else r.amount
+        fields = r.model_dump(exclude={"amount"})
+        out.append(TransactionRecorded(**fields, amount=signed))
+    return out
+
+
+def test_balances_aggregate_every_account_and_refuse_overdrafts_across_a_restart() -> None:
+    changes: list[BalanceChanged] = []
+    refused: set[str] = set()
+    with TestDriver(balances.balances, partitions=4) as driver:
+        for n, transaction in enumerate(recorded()):
+            if n == 250:
+                driver.restart()  # every task from its changelog alone
+            driver.send(transaction)
+            changes += driver.emitted(BalanceChanged)
+            refused |= {e.transaction_id for e in driver.emitted(TransactionRejected)}
+        account, _ = driver.store("accounts")["acc-1"]  # (aggregate, timestamp)
+        assert account.balance == WANT.balances["acc-1"]
+    assert len(changes) == WANT.applied
+    assert {c.account_id: c.balance for c in changes} == WANT.balances
+    malformed = {r.transaction_id for r in REQUESTS if r.amount <= 0}
+    assert refused == WANT.rejected_ids - malformed
+    assert all(c.previous + t.amount == c.balance for c, t in _paired(changes))
+
+
+def _paired(changes: list[BalanceChanged]) -> list[tuple[BalanceChanged, TransactionRecorded]]:
+    by_id = {t.transaction_id: t for t in recorded()}
+    return [(c, by_id[c.transaction_id]) for c in changes]
+
+
+def _changes() -> list[BalanceChanged]:
+    with TestDriver(balances.balances, partitions=4) as driver:
+        for transaction in recorded():
+            driver.send(transaction)
+        return driver.emitted(BalanceChanged)
+
+
+def test_alerts_join_each_fall_with_its_users_profile_for_the_email() -> None:
+    with TestDriver(alerts.alerts, partitions=4) as driver:
+        stranger = BalanceChanged(
+            account_id="acc-99", user_id="u99", previous=Decimal(150), balance=Decimal(50),
+            transaction_id="t-stranger",
+        )  # fmt: skip
+        driver.send(stranger, timestamp=1)  # no profile: no row, nobody to warn
+        for profile in workload.profiles(8):
+            driver.send(profile, timestamp=2)
+        sent = []
+        for change in _changes():
+            driver.send(change, timestamp=3)
+            sent += driver.emitted(LowBalance)
+    assert {a.transaction_id for a in sent} == WANT.emails and len(sent) == len(WANT.emails)
+    emails = {p.user_id: p.email for p in workload.profiles(8)}
+    assert all(a.email == emails[a.user_id] and a.balance < a.threshold for a in sent)
+    assert all(a.meta.causation_id for a in sent)  # still in the transaction's chain
+
+
+def test_fraud_flags_the_burst_and_the_card_test_once_each_across_a_restart() -> None:
+    flagged = []
+    with TestDriver(fraud.fraud, partitions=4) as driver:
+        transactions = recorded()
+        burst = [n for n, t in enumerate(transactions) if t.amount == -3]
+        probe = next(n for n, t in enumerate(transactions) if t.amount == -workload.PROBE)
+        for n, transaction in enumerate(transactions):
+            if n in (burst[3], probe + 2):
+                driver.restart()  # mid-burst, and between the probe and the hit
+            driver.send(transaction)
+            flagged += driver.emitted(FraudSuspected)
+        late = driver.late(TransactionRecorded.topic)
+    assert sorted((f.account_id, f.reason) for f in flagged) == [
+        (workload.CARD_TESTING_ACCOUNT, "card-testing"),
+        (workload.FRAUD_ACCOUNT, "burst"),
+    ]
+    alert = next(f for f in flagged if f.reason == "burst")
+    assert alert.debits == fraud.LIMIT + 1 and alert.last_at - alert.first_at <= fraud.WINDOW
+    card = next(f for f in flagged if f.reason == "card-testing")
+    assert card.last_at - card.first_at <= fraud.CARD_TEST
+    assert late == []
 
 
 def test_workload_is_reproducible_and_exercises_every_service() -> None:
@@ -24,6 +120,9 @@ def test_workload_is_reproducible_and_exercises_every_service() -> None:
     assert overdrafts > 0 and want.applied == want.recorded - overdrafts
     assert want.emails, "the workload must drive some balance below a threshold"
     assert want.fraud_accounts == {workload.FRAUD_ACCOUNT}
+    assert want.card_testing_accounts == {workload.CARD_TESTING_ACCOUNT}
+    times = [t.at for t in first]
+    assert times == sorted(times), "one clock: the feed comes in time order"
     account = "acc-1"
     signed = [
         (-t.amount if t.kind == "debit" else t.amount)
@@ -83,4 +182,5 @@ def test_check_passes_with_a_service_killed_mid_stream() -> None:
     )
     assert done.returncode == 0, done.stdout + done.stderr[-3000:]
     assert "killed balances (SIGKILL)" in done.stdout
+    assert "fraud flagged: acc-2 (card-testing), acc-3 (burst)" in done.stdout
     assert "check passed" in done.stdout

@@ -1,4 +1,10 @@
-"""alerts: warns users whose balance falls below their threshold (once per fall)."""
+"""alerts: warns users whose balance falls below their threshold (once per fall).
+
+A stream-table join (``nerve.streams``): each falling BalanceChanged, re-keyed by its user
+(a repartition topic, co-partitioned with ``user.profile``), looks up the user's profile (the
+latest per user, as a table) and goes on with it: the LowBalance carries the user's email. A
+balance change whose user has no profile yet finds no row and alerts nobody, as before.
+"""
 
 from __future__ import annotations
 
@@ -10,22 +16,28 @@ alerts = Service(
     description="Warns users whose balance falls below their threshold",
     owner="customer-team",
 )
-profiles = alerts.table("user.profile", UserProfile)
+profiles = alerts.stream(UserProfile).to_table(name="profiles")
 
 
-@alerts.on(BalanceChanged, where=lambda e: e.balance < e.previous)
-async def check(event: BalanceChanged) -> LowBalance | None:
-    profile = profiles.get(event.user_id)
-    if profile is None:
-        return None
+def low_balance(joined: tuple[BalanceChanged, UserProfile]) -> LowBalance | None:
+    change, profile = joined
     # Warn on the way down through the threshold, not on every debit below it.
-    if event.balance < profile.threshold <= event.previous:
-        return LowBalance(
-            user_id=event.user_id,
-            email=profile.email,
-            account_id=event.account_id,
-            balance=event.balance,
-            threshold=profile.threshold,
-            transaction_id=event.transaction_id,
-        )
-    return None
+    if not change.balance < profile.threshold <= change.previous:
+        return None
+    return LowBalance(
+        user_id=change.user_id,
+        email=profile.email,
+        account_id=change.account_id,
+        balance=change.balance,
+        threshold=profile.threshold,
+        transaction_id=change.transaction_id,
+    )
+
+
+(
+    alerts.stream(BalanceChanged)
+    .filter(lambda change: change.balance < change.previous)
+    .select_key(lambda change: change.user_id, name="by-user")
+    .join(profiles, lambda change, profile: (change, profile), name="with-profile")
+    .emit(low_balance)
+)

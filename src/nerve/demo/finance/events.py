@@ -74,9 +74,13 @@ class LowBalance(Event, topic="finance.low-balance", key="user_id", partitions=4
 
 
 class FraudSuspected(Event, topic="finance.fraud-suspected", key="account_id"):
+    """Debits that look like fraud: a burst (more than 5 in a minute), or a card test (a
+    tiny debit, then a large one within minutes)."""
+
     account_id: str
     user_id: str
     debits: int
     window_seconds: int
     first_at: datetime
     last_at: datetime
+    reason: Literal["burst", "card-testing"] = "burst"

@@ -15,7 +15,10 @@ from nerve.demo.finance.events import TransactionRequested, UserProfile
 
 START = datetime(2026, 11, 25, 9, 0, tzinfo=UTC)
 THRESHOLD = Decimal(100)
-FRAUD_ACCOUNT = "acc-3"
+FRAUD_ACCOUNT = "acc-3"  # a burst of quick debits
+CARD_TESTING_ACCOUNT = "acc-2"  # a tiny probe, then a large debit minutes later
+PROBE = Decimal("0.50")
+HIT = Decimal(900)
 SALARY = Decimal(250)
 SALARY_EVERY = 20  # an account's salary comes with every 20th of its transactions
 
@@ -24,7 +27,8 @@ SALARY_EVERY = 20  # an account's salary comes with every 20th of its transactio
 class Expected:
     balances: dict[str, Decimal] = field(default_factory=dict)
     emails: set[str] = field(default_factory=set)  # transaction ids that must cause one
-    fraud_accounts: set[str] = field(default_factory=set)
+    fraud_accounts: set[str] = field(default_factory=set)  # a burst of debits
+    card_testing_accounts: set[str] = field(default_factory=set)  # a probe, then a hit
     recorded: int = 0  # by transactions, well-formed
     rejected: int = 0  # malformed (transactions) or overdrawing (balances)
     rejected_ids: set[str] = field(default_factory=set)
@@ -49,32 +53,39 @@ def transactions(users: int, count: int, seed: int = 7) -> list[TransactionReque
     return list(stream(users, seed, count))
 
 
-def stream(users: int, seed: int = 7, count: int | None = None) -> Iterator[TransactionRequested]:
-    """An opening credit per account, then random debits and credits one simulated minute
-    apart per account, a salary with every ``SALARY_EVERY``-th transaction of an account, a
-    burst of quick debits on the fraud account, and one bad request; endless without
+def stream(
+    users: int, seed: int = 7, count: int | None = None, start: datetime = START
+) -> Iterator[TransactionRequested]:
+    """An opening credit per account, then random debits and credits, a salary with every
+    ``SALARY_EVERY``-th transaction of an account, a burst of quick debits on the fraud
+    account, a card test (a probe, a hit) on another, and one bad request; endless without
     ``count`` (the live demo). Debits outweigh credits: salaries keep accounts alive, and the
-    debits that would overdraw an account are refused."""
+    debits that would overdraw an account are refused.
+
+    One clock for all accounts, a simulated minute per transaction (5 s within the burst):
+    the transactions come in time order, as a bank feed sends them, so a partition's event
+    time only moves forward and the fraud service's windows and patterns see them in order."""
     rng = random.Random(seed)
-    clock = {f"acc-{i}": START for i in range(1, users + 1)}
-    made = dict.fromkeys(clock, 0)
+    clock = [start]
+    made = dict.fromkeys((f"acc-{i}" for i in range(1, users + 1)), 0)
 
     def make(i: int, kind: str, amount: Decimal, gap: timedelta) -> TransactionRequested:
-        account = f"acc-{i}"
-        clock[account] += gap
+        clock[0] += gap
         return TransactionRequested(
             transaction_id=uuid.UUID(int=rng.getrandbits(128)).hex,
-            account_id=account,
+            account_id=f"acc-{i}",
             user_id=f"u{i}",
             kind=kind,  # type: ignore[arg-type]
             amount=amount,
             description=f"{kind} {amount}",
-            at=clock[account],
+            at=clock[0],
         )
 
     for i in range(1, users + 1):
         yield make(i, "credit", Decimal(300), timedelta(minutes=1))
     burst_at = count // 2 if count is not None else 200
+    probe_at = burst_at + (count // 4 if count is not None else 100)
+    card = int(CARD_TESTING_ACCOUNT.split("-")[1])
     for n in itertools.count():
         if count is not None and n >= count:
             return
@@ -83,6 +94,10 @@ def stream(users: int, seed: int = 7, count: int | None = None) -> Iterator[Tran
             for _ in range(7):
                 yield make(index, "debit", Decimal(3), timedelta(seconds=5))
             yield make(1, "debit", Decimal(0), timedelta(minutes=1))  # refused
+        if n == probe_at and card <= users:
+            yield make(card, "debit", PROBE, timedelta(minutes=1))
+        if n == probe_at + 5 and card <= users:  # five minutes on: refused, and flagged
+            yield make(card, "debit", HIT, timedelta(minutes=1))
         i = rng.randint(1, users)
         made[f"acc-{i}"] += 1
         if made[f"acc-{i}"] % SALARY_EVERY == 0:
@@ -97,6 +112,7 @@ def expected(requests: list[TransactionRequested]) -> Expected:
     """What the services must produce from these requests, computed directly."""
     result = Expected()
     debits: dict[str, list[datetime]] = {}
+    probes: dict[str, list[datetime]] = {}
     for request in requests:
         if request.amount <= 0:
             result.rejected += 1
@@ -107,16 +123,24 @@ def expected(requests: list[TransactionRequested]) -> Expected:
         previous = result.balances.get(request.account_id, Decimal(0))
         balance = previous + signed
         if request.kind == "debit":
-            # Counted before the overdraft check: fraud judges attempts, refused or not.
+            # Judged before the overdraft check: fraud judges attempts, refused or not.
+            # More than 5 debits within a minute (bounds inclusive, as a sliding window's).
             recent = [
                 t
                 for t in debits.get(request.account_id, [])
-                if t > request.at - timedelta(minutes=1)
+                if t >= request.at - timedelta(minutes=1)
             ]
             recent.append(request.at)
             debits[request.account_id] = recent
             if len(recent) > 5:
                 result.fraud_accounts.add(request.account_id)
+            # A debit under 1 followed within 10 minutes by one over 500: card testing.
+            if request.amount < 1:
+                probes.setdefault(request.account_id, []).append(request.at)
+            elif request.amount > 500 and any(
+                request.at - t <= timedelta(minutes=10) for t in probes.get(request.account_id, [])
+            ):
+                result.card_testing_accounts.add(request.account_id)
         if balance < 0:  # balances refuses an overdraft
             result.rejected += 1
             result.rejected_ids.add(request.transaction_id)
