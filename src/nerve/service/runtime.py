@@ -233,6 +233,9 @@ class ServiceRunner:
             self.tables.append(self.handled)
         for table in self.tables:
             table.start(kafka, reader=self.reader)
+        for projection in self.service.projections:
+            ensure_topics(admin, {t: None for t in projection.by_topic})
+            projection.start(kafka, reader=self.reader)
         # Services are known by their name in the cluster (kafka-consumer-groups' CLIENT-ID,
         # broker logs, quotas), unless the run configuration names them otherwise.
         named = {"client.id": self.service.name, **self.config.client_config}
@@ -284,9 +287,13 @@ class ServiceRunner:
         topics = list(self.by_topic)
         if self.streams is not None:
             topics += [t for t in self.streams.topics if t not in self.by_topic]
-        self.consumer.subscribe(
-            topics, on_assign=self._on_assign, on_revoke=self._on_revoke, on_lost=self._on_revoke
-        )
+        if topics:  # a service of projections or tables only consumes nothing itself
+            self.consumer.subscribe(
+                topics,
+                on_assign=self._on_assign,
+                on_revoke=self._on_revoke,
+                on_lost=self._on_revoke,
+            )
         catalog.announce(self.service, self.config, self.schema_ids)
         self.observer.started(self.service)
         log.info(
@@ -445,6 +452,8 @@ class ServiceRunner:
             table.stop()
         if self.streams is not None:
             self.streams.close()
+        for projection in self.service.projections:
+            projection.stop()
 
     # -- the loop ----------------------------------------------------------------------------
 

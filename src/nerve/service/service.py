@@ -55,6 +55,7 @@ class Service:
         self.streams_builder: Any = None
         self.stream_emits: list[Any] = []
         self._client: Any = None  # nerve.es.CommandClient, made by the first send()
+        self.projections: list[Any] = []  # nerve.es.projection.Projection
 
     def on(
         self,
@@ -196,6 +197,21 @@ class Service:
 
         attach(self, cls)
         return cls
+
+    def projection(
+        self, *sources: type[Event], database: str | Any, name: str | None = None
+    ) -> Callable[[F], Any]:
+        """A read model: the decorated ``fn(event, db)`` folds the events of ``sources`` into
+        the SQLite database ``database``, its position stored in the same transaction
+        (``nerve.es.projection``)."""
+        from nerve.es.projection import Projection
+
+        def register(func: F) -> Any:
+            projection = Projection(self.name, name or func.__name__, func, sources, database)
+            self.projections.append(projection)
+            return projection
+
+        return register
 
     async def send(
         self, command: Event, *, expected_version: int | None = None, timeout: float = 10.0
