@@ -22,7 +22,7 @@ from nerve.broker.group_commit import GroupCommit
 from nerve.broker.groups.coordinator import GroupCoordinator
 from nerve.broker.handlers import HANDLERS, api_versions
 from nerve.broker.metrics import BrokerMetrics
-from nerve.broker.security import gate
+from nerve.broker.security import enforce, gate
 from nerve.broker.security.listeners import Listener
 from nerve.broker.security.session import Session
 from nerve.broker.security.state import BrokerSecurity
@@ -398,7 +398,10 @@ class KafkaConnection(asyncio.BufferedProtocol):
         self.broker.client_host = self.client_host
         self.broker.session = session
         try:
-            result = handler.handle(self.broker, header, body)
+            if self.broker.security.authorizer is None:
+                result = handler.handle(self.broker, header, body)
+            else:
+                result = enforce.handle(self.broker, session, header, body, handler.handle)
             if result is not None and not inspect.isawaitable(result):
                 result = codec.encode_response(header, result)
         except Exception:

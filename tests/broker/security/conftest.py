@@ -141,3 +141,45 @@ def client_tls(certs: Certs, who: Issued | None = None) -> dict[str, str]:
 
 
 __all__ = ["Path"]
+
+
+AUTHORIZER = {
+    "authorizer.class.name": "org.apache.kafka.metadata.authorizer.StandardAuthorizer",
+    # ANONYMOUS: the PLAINTEXT listener the tests set up through (and Kafka's controller).
+    "super.users": "User:ANONYMOUS;User:admin",
+}
+
+
+@pytest.fixture(scope="session")
+def nerve_acl(tmp_path_factory: pytest.TempPathFactory, certs: Certs) -> Iterator[SecureBroker]:
+    root = tmp_path_factory.mktemp("nerve-acl")
+    listeners = "PLAINTEXT://127.0.0.1:0," + ",".join(
+        f"{name}://127.0.0.1:0" for name in SECURE_LISTENERS
+    )
+    configs = {"listeners": listeners, **secure_configs(certs), **AUTHORIZER}
+    proc = BrokerProcess(root / "data", configs=configs)
+    proc.start()
+    try:
+        yield SecureBroker("nerve", proc.listeners["PLAINTEXT"], proc.listeners)
+    finally:
+        proc.close()
+
+
+@pytest.fixture(scope="session")
+def kafka_acl(tmp_path_factory: pytest.TempPathFactory, certs: Certs) -> Iterator[SecureBroker]:
+    root = tmp_path_factory.mktemp("kafka-acl")
+    proc = KafkaProcess(
+        root / "data", configs={**secure_configs(certs), **AUTHORIZER}, listeners=SECURE_LISTENERS
+    )
+    proc.start()
+    try:
+        yield SecureBroker("kafka", proc.bootstrap, dict(proc.listener_addresses))
+    finally:
+        proc.remove()
+
+
+@pytest.fixture(params=["nerve", "kafka"])
+def acl_broker(request: pytest.FixtureRequest) -> SecureBroker:
+    """A broker with StandardAuthorizer semantics: nerve and Kafka 4.4 configured alike."""
+    broker: SecureBroker = request.getfixturevalue(f"{request.param}_acl")
+    return broker

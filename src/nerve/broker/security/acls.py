@@ -68,9 +68,14 @@ class Permission(enum.IntEnum):
 WILDCARD = "*"
 CLUSTER_NAME = "kafka-cluster"
 _IMPLIES_DESCRIBE = frozenset(
-    {AclOperation.DESCRIBE, AclOperation.READ, AclOperation.WRITE, AclOperation.DELETE,
-     AclOperation.ALTER}
-)  # fmt: skip
+    {
+        AclOperation.DESCRIBE,
+        AclOperation.READ,
+        AclOperation.WRITE,
+        AclOperation.DELETE,
+        AclOperation.ALTER,
+    }
+)
 _IMPLIES_DESCRIBE_CONFIGS = frozenset({AclOperation.DESCRIBE_CONFIGS, AclOperation.ALTER_CONFIGS})
 
 

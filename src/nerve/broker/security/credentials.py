@@ -40,8 +40,7 @@ class Credential:
     def from_password(
         cls, mechanism: str, password: str, salt: bytes, iterations: int = MIN_ITERATIONS
     ) -> Credential:
-        salted = hashlib.pbkdf2_hmac(_HASHES[mechanism]().name, password.encode(), salt,
-                                     iterations)  # fmt: skip
+        salted = hashlib.pbkdf2_hmac(_HASHES[mechanism]().name, password.encode(), salt, iterations)
         return cls.from_salted_password(mechanism, salt, salted, iterations)
 
     def to_json(self) -> dict[str, object]:

@@ -85,8 +85,9 @@ def authenticate(broker: Broker, session: Session, token: bytes) -> Authenticate
     server = session.sasl
     if server is None:
         session.close_after_response = True
-        return Authenticated(ErrorCode.illegal_sasl_state,
-                             "SaslAuthenticate without a SaslHandshake first", b"", 0)  # fmt: skip
+        return Authenticated(
+            ErrorCode.illegal_sasl_state, "SaslAuthenticate without a SaslHandshake first", b"", 0
+        )
     try:
         if session.bad_reauth_mechanism:
             raise AuthenticationFailed(session.bad_reauth_message)
@@ -104,9 +105,13 @@ def authenticate(broker: Broker, session: Session, token: bytes) -> Authenticate
         message = str(exc)
         if session.reauthenticating:
             message = message.replace("during authentication", "during re-authentication")
-        log.info("SASL %s %s failed from %s: %s", session.mechanism,
-                 "re-authentication" if session.reauthenticating else "authentication",
-                 session.host, message)  # fmt: skip
+        log.info(
+            "SASL %s %s failed from %s: %s",
+            session.mechanism,
+            "re-authentication" if session.reauthenticating else "authentication",
+            session.host,
+            message,
+        )
         session.close_after_response = True
         session.sasl = None
         return Authenticated(ErrorCode.sasl_authentication_failed, message, b"", 0)

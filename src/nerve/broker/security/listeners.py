@@ -105,16 +105,22 @@ def parse_listeners(
     if not text:
         host, port = advertised
         return [
-            Listener("PLAINTEXT", "PLAINTEXT", default_host, default_port,
-                     host or (default_host if default_host not in ("", "0.0.0.0") else ""),
-                     port or (default_port if default_port else 0))
-        ]  # fmt: skip
+            Listener(
+                "PLAINTEXT",
+                "PLAINTEXT",
+                default_host,
+                default_port,
+                host or (default_host if default_host not in ("", "0.0.0.0") else ""),
+                port or (default_port if default_port else 0),
+            )
+        ]
     protocols = protocol_map(settings)
     advertised_by_name = {
         name: (host, port)
-        for name, host, port in _endpoints(settings.values.get("advertised.listeners", ""),
-                                           "advertised.listeners")
-    }  # fmt: skip
+        for name, host, port in _endpoints(
+            settings.values.get("advertised.listeners", ""), "advertised.listeners"
+        )
+    }
     listeners = []
     for name, host, port in _endpoints(text, "listeners"):
         protocol = protocols.get(name)

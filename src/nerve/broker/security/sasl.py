@@ -54,8 +54,9 @@ CredentialLookup = Callable[[str, str], ScramCredential | None]  # (mechanism, u
 def plain_password_matches(credential: ScramCredential, mechanism: str, password: str) -> bool:
     """Whether ``password`` is the one a SCRAM credential was made from (for PLAIN)."""
     digest = _HASHES[mechanism]
-    salted = hashlib.pbkdf2_hmac(digest().name, password.encode(), credential.salt,
-                                 credential.iterations)  # fmt: skip
+    salted = hashlib.pbkdf2_hmac(
+        digest().name, password.encode(), credential.salt, credential.iterations
+    )
     client_key = hmac.new(salted, b"Client Key", digest).digest()
     return hmac.compare_digest(digest(client_key).digest(), credential.stored_key)
 
@@ -127,8 +128,12 @@ class ScramServer:
             credential = credentials(mechanism, _sasl_name(username))
             if credential is None:
                 return None
-            return (credential.salt, credential.stored_key, credential.server_key,
-                    credential.iterations)  # fmt: skip
+            return (
+                credential.salt,
+                credential.stored_key,
+                credential.server_key,
+                credential.iterations,
+            )
 
         self._server = scramp.ScramMechanism(mechanism).make_server(auth_fn)
 

@@ -45,9 +45,11 @@ class BrokerSecurity:
         self.settings = SecuritySettings(config.security)
         try:
             self.listeners: list[Listener] = parse_listeners(
-                self.settings, config.host, config.port,
+                self.settings,
+                config.host,
+                config.port,
                 (config.advertised_host, config.advertised_port),
-            )  # fmt: skip
+            )
         except ListenerError as exc:
             raise SecurityError(str(exc)) from None
         self.contexts: dict[str, ssl.SSLContext] = {}
@@ -154,8 +156,9 @@ class BrokerSecurity:
         if self._stored_acls:
             log.warning(
                 "%d ACLs are stored but no authorizer is configured (authorizer.class.name): "
-                "they are not enforced", self._stored_acls,
-            )  # fmt: skip
+                "they are not enforced",
+                self._stored_acls,
+            )
 
     @property
     def enabled(self) -> bool:
