@@ -51,10 +51,24 @@ public final class NerveClients {
         }
     }
 
+    /** Client settings from the properties file NERVE_CLIENT_CONFIG names (TLS, SASL). */
+    static void security(Properties props) {
+        String path = System.getenv("NERVE_CLIENT_CONFIG");
+        if (path == null) {
+            return;
+        }
+        try (java.io.FileReader reader = new java.io.FileReader(path)) {
+            props.load(reader);
+        } catch (java.io.IOException e) {
+            throw new RuntimeException(e);
+        }
+    }
+
     /** The producer with the library's defaults: acks=all and idempotence on. */
     static void produce(String bootstrap, String topic, int count) throws Exception {
         Properties props = new Properties();
         props.put(ProducerConfig.BOOTSTRAP_SERVERS_CONFIG, bootstrap);
+        security(props);
         props.put(ProducerConfig.KEY_SERIALIZER_CLASS_CONFIG, StringSerializer.class.getName());
         props.put(ProducerConfig.VALUE_SERIALIZER_CLASS_CONFIG, StringSerializer.class.getName());
         try (KafkaProducer<String, String> producer = new KafkaProducer<>(props)) {
@@ -73,6 +87,7 @@ public final class NerveClients {
     static void consume(String bootstrap, String topic, String group, int count, String protocol) {
         Properties props = new Properties();
         props.put(ConsumerConfig.BOOTSTRAP_SERVERS_CONFIG, bootstrap);
+        security(props);
         props.put(ConsumerConfig.GROUP_ID_CONFIG, group);
         props.put(ConsumerConfig.GROUP_PROTOCOL_CONFIG, protocol);
         props.put(ConsumerConfig.AUTO_OFFSET_RESET_CONFIG, "earliest");
@@ -98,6 +113,7 @@ public final class NerveClients {
     static void transact(String bootstrap, String topic, String transactionalId) throws Exception {
         Properties props = new Properties();
         props.put(ProducerConfig.BOOTSTRAP_SERVERS_CONFIG, bootstrap);
+        security(props);
         props.put(ProducerConfig.TRANSACTIONAL_ID_CONFIG, transactionalId);
         props.put(ProducerConfig.KEY_SERIALIZER_CLASS_CONFIG, StringSerializer.class.getName());
         props.put(ProducerConfig.VALUE_SERIALIZER_CLASS_CONFIG, StringSerializer.class.getName());

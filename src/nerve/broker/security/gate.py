@@ -106,11 +106,12 @@ def authenticate(broker: Broker, session: Session, token: bytes) -> Authenticate
         if session.reauthenticating:
             message = message.replace("during authentication", "during re-authentication")
         log.info(
-            "SASL %s %s failed from %s: %s",
+            "SASL %s %s failed from %s: %s%s",
             session.mechanism,
             "re-authentication" if session.reauthenticating else "authentication",
             session.host,
             message,
+            f" ({exc.detail})" if exc.detail else "",
         )
         session.close_after_response = True
         session.sasl = None

@@ -24,7 +24,12 @@ _HASHES = {"SCRAM-SHA-256": hashlib.sha256, "SCRAM-SHA-512": hashlib.sha512}
 
 
 class AuthenticationFailed(Exception):
-    """The client is refused (SASL_AUTHENTICATION_FAILED with this message)."""
+    """The client is refused (SASL_AUTHENTICATION_FAILED with this message); ``detail`` is
+    for the broker's log only (which check failed), never sent to the client."""
+
+    def __init__(self, message: str, detail: str = "") -> None:
+        super().__init__(message)
+        self.detail = detail
 
 
 class ScramCredential(Protocol):
@@ -137,10 +142,11 @@ class ScramServer:
 
         self._server = scramp.ScramMechanism(mechanism).make_server(auth_fn)
 
-    def _fail(self) -> AuthenticationFailed:
+    def _fail(self, detail: str = "") -> AuthenticationFailed:
         return AuthenticationFailed(
             "Authentication failed during authentication due to invalid credentials with "
-            f"SASL mechanism {self.mechanism}"
+            f"SASL mechanism {self.mechanism}",
+            detail,
         )
 
     def evaluate(self, token: bytes) -> bytes:
@@ -162,8 +168,8 @@ class ScramServer:
                 self.principal_name = self._user
                 self.complete = True
                 return final.encode()
-        except scramp.ScramException:
-            raise self._fail() from None
+        except scramp.ScramException as exc:
+            raise self._fail(f"user {self._user!r}: {exc}") from None
         raise self._fail()
 
 
@@ -181,10 +187,11 @@ class OAuthBearerServer:
         self.principal_name = ""
         self.credential_expiry_ms: int | None = None
         self._error: str | None = None
+        self.detail = ""
 
     def evaluate(self, token: bytes) -> bytes:
         if token == b"\x01" and self._error is not None:
-            raise AuthenticationFailed(self._error)
+            raise AuthenticationFailed(self._error, self.detail)
         text = token.decode("utf-8", "replace")
         match = re.search(r"\x01auth=Bearer ([^\x01]+)\x01", text)
         if not text.startswith(("n,", "y,")) or match is None:
@@ -194,6 +201,7 @@ class OAuthBearerServer:
         try:
             subject, expiry_ms = self.validate(match.group(1).strip())
         except TokenRejected as exc:
+            self.detail = str(exc)
             self._error = json.dumps({"status": exc.status}, separators=(",", ":"))
             return self._error.encode()
         self.principal_name = subject
