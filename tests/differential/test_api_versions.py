@@ -26,7 +26,6 @@ ABSENT_OR_OLDER: dict[int, tuple[int | None, str]] = {
     55: (None, "DescribeQuorum: no KRaft quorum"),
     57: (None, "UpdateFeatures: no feature flags to finalize"),
     64: (None, "UnregisterBroker: one broker"),
-    77: (None, "ShareGroupDescribe: share groups are described by ListGroups only"),
     80: (None, "KRaft voters: no quorum"),
     81: (None, "KRaft voters: no quorum"),
     83: (None, "share group state: issue 19"),

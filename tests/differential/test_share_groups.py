@@ -11,8 +11,10 @@ from typing import Any
 
 from confluent_kafka.admin import AdminClient, AlterConfigOpType, ConfigEntry, ConfigResource
 from kio.schema.find_coordinator.v4.request import FindCoordinatorRequest
+from kio.schema.list_groups.v5.request import ListGroupsRequest
 from kio.schema.share_acknowledge.v1 import request as sa
 from kio.schema.share_fetch.v1 import request as sf
+from kio.schema.share_group_describe.v1.request import ShareGroupDescribeRequest
 from kio.schema.share_group_heartbeat.v1.request import ShareGroupHeartbeatRequest
 from kio.static.primitive import i8, i32, i32Timedelta, i64
 
@@ -224,4 +226,37 @@ def test_records_are_acquired_released_rejected_and_counted_as_kafka(
         "wrong epoch": 123,  # INVALID_SHARE_SESSION_EPOCH
         "unknown session": 122,  # SHARE_SESSION_NOT_FOUND
         "ack wrong epoch": 123,
+    }
+
+
+def test_share_groups_are_described_and_listed_as_kafka(
+    backend: Backend, topic_name: TopicNameFactory
+) -> None:
+    topic, group, absent = topic_name(), topic_name("share"), topic_name("none")
+    create(backend, topic)
+    with KioClient(backend.bootstrap) as client:
+        member = ShareMember(client, group, topic)
+        described = client.call(
+            ShareGroupDescribeRequest(
+                group_ids=(group, absent), include_authorized_operations=False
+            )
+        )
+        listed = client.call(ListGroupsRequest(types_filter=("share",)))
+    by_id = {g.group_id: g for g in described.groups}
+    ours, missing = by_id[group], by_id[absent]
+    (m,) = ours.members
+    (listed_group,) = [g for g in listed.groups if g.group_id == group]
+    got = {
+        "describe": (ours.error_code, ours.group_state, ours.assignor_name),
+        "member": (m.member_id, m.subscribed_topic_names, m.client_id),
+        "assignment": [(tp.topic_name, tp.partitions) for tp in m.assignment.topic_partitions],
+        "missing": missing.error_code,
+        "listed": (listed_group.group_type, listed_group.group_state),
+    }
+    assert got == {
+        "describe": (0, "Stable", "simple"),
+        "member": (member.id, (topic,), "kio-test"),
+        "assignment": [(topic, (0,))],
+        "missing": 69,  # GROUP_ID_NOT_FOUND
+        "listed": ("share", "Stable"),
     }

@@ -91,6 +91,7 @@ HANDLERS: dict[int, ApiHandler] = {
     74: ApiHandler(configs.handle_list_config_resources, 0, 1),
     75: ApiHandler(topic_partitions.handle_describe_topic_partitions, 0, 0),
     76: ApiHandler(share_groups.handle_share_group_heartbeat, 1, 1),
+    77: ApiHandler(share_groups.handle_share_group_describe, 1, 1),
     78: ApiHandler(share_groups.handle_share_fetch, 1, 2),
     79: ApiHandler(share_groups.handle_share_acknowledge, 1, 2),
 }

@@ -1,4 +1,5 @@
-"""Share groups' APIs (KIP-932): ShareGroupHeartbeat, ShareFetch, ShareAcknowledge.
+"""Share groups' APIs (KIP-932): ShareGroupHeartbeat, ShareGroupDescribe, ShareFetch,
+ShareAcknowledge.
 
 kio requests in, ``ShareProtocol`` calls (``broker/groups/share.py``), kio responses out.
 ShareFetch long-polls like Fetch when nothing can be acquired yet.
@@ -12,6 +13,7 @@ import time
 import uuid
 from typing import TYPE_CHECKING, Any
 
+from nerve.broker.authorization import ResourceType, authorized_operations
 from nerve.broker.errors import ErrorCode
 from nerve.broker.handlers.metadata import NO_THROTTLE
 from nerve.protocol import codec
@@ -21,6 +23,7 @@ if TYPE_CHECKING:
     from nerve.broker.topics import Partition
 
 HEARTBEAT_KEY = 76
+DESCRIBE_KEY = 77
 FETCH_KEY = 78
 ACKNOWLEDGE_KEY = 79
 
@@ -276,4 +279,79 @@ def handle_share_acknowledge(broker: Broker, header: codec.RequestHeader, reques
         error_message=None,
         responses=tuple(responses),
         node_endpoints=_node(broker, module),
+    )
+
+
+def handle_share_group_describe(broker: Broker, header: codec.RequestHeader, request: Any) -> Any:
+    module = codec.schema_module(DESCRIBE_KEY, header.api_version, True)
+    operations = authorized_operations(ResourceType.GROUP, request.include_authorized_operations)
+    names = {t.topic_id: t.name for t in broker.topics.topics.values()}
+    described = []
+    for group_id in request.group_ids:
+        group = broker.groups.groups.get(group_id)
+        sg = group.share if group is not None else None
+        if sg is None:
+            described.append(
+                codec.make(
+                    module,
+                    "DescribedGroup",
+                    error_code=ErrorCode.group_id_not_found,
+                    error_message=f"Group {group_id} not found."
+                    if group is None
+                    else f"Group {group_id} is not a share group.",
+                    group_id=group_id,
+                    group_state="Dead",
+                    group_epoch=-1,
+                    assignment_epoch=-1,
+                    assignor_name="",
+                    members=(),
+                    authorized_operations=operations,
+                )
+            )
+            continue
+        members = tuple(
+            codec.make(
+                module,
+                "Member",
+                member_id=m.member_id,
+                rack_id=m.rack_id,
+                member_epoch=m.member_epoch,
+                client_id=m.client_id,
+                client_host=m.client_host,
+                subscribed_topic_names=m.subscribed_topic_names,
+                assignment=codec.make(
+                    module,
+                    "Assignment",
+                    topic_partitions=tuple(
+                        codec.make(
+                            module,
+                            "TopicPartitions",
+                            topic_id=t,
+                            topic_name=names.get(t, ""),
+                            partitions=tuple(sorted(p)),
+                        )
+                        for t, p in sorted(m.assigned.items(), key=lambda i: names.get(i[0], ""))
+                        if p
+                    ),
+                ),
+            )
+            for m in sg.members.values()
+        )
+        described.append(
+            codec.make(
+                module,
+                "DescribedGroup",
+                error_code=ErrorCode.none,
+                error_message=None,
+                group_id=group_id,
+                group_state=sg.state(),
+                group_epoch=sg.group_epoch,
+                assignment_epoch=sg.assignment_epoch,
+                assignor_name="simple",
+                members=members,
+                authorized_operations=operations,
+            )
+        )
+    return codec.make(
+        module, "ShareGroupDescribeResponse", throttle_time=NO_THROTTLE, groups=tuple(described)
     )
