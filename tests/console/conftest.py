@@ -126,7 +126,7 @@ def _start_services(
         command = [sys.executable, "-m", "nerve", "run", str(FINANCE / f"{name}.py"),
                    "-b", system_broker.bootstrap, "-r", registry.url,
                    "--state-dir", str(root / "state"),  # streams' state: this run's own
-                   "-X", "session.timeout.ms=6000"]  # fmt: skip
+                   "-X", "session.timeout.ms=6000", "--metrics-port", "0"]  # fmt: skip
         procs.append(
             subprocess.Popen(command, stdout=log, stderr=log, stdin=subprocess.DEVNULL, env=env)
         )

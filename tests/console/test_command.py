@@ -39,7 +39,10 @@ def test_nerve_up_serves_the_console_beside_broker_and_registry(tmp_path: Path) 
         page = httpx.get(url + "/topics", timeout=10)
         assert page.status_code == 200 and "_schemas" not in page.text
         assert time.monotonic() - started < 5
-        assert "Schema registry" in httpx.get(url + "/", timeout=10).text
+        health = httpx.get(url + "/", timeout=10).text
+        assert "Schema registry" in health
+        assert 'id="broker-metrics"' in health  # nerve up's metrics port, read by the console
+        assert "<th>size</th>" in httpx.get(url + "/topics?internal=1", timeout=10).text
     finally:
         process.terminate()
         process.communicate(timeout=30)

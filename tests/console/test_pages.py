@@ -47,6 +47,11 @@ def test_health_shows_broker_registry_and_services_up(system: System) -> None:
     assert page.count('class="up"') >= 2 + 4, page  # Kafka, the registry, four services
     for name in ("transactions", "balances", "alerts", "notifier"):
         assert f'data-service="{name}"' in page
+    # Each service serves its metrics (nerve run --metrics-port) and the catalog says where.
+    row = re.search(r'data-service="transactions">(.*?)</tr>', page, re.S)
+    assert row is not None
+    consumed, errors, letters = re.findall(r'<td class="num">([^<]*)</td>', row.group(1))[1:4]
+    assert consumed not in ("-", "0") and errors != "-" and letters != "-", row.group(1)
 
 
 def test_topics_list_counts_records(system: System) -> None:

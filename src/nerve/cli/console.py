@@ -37,6 +37,12 @@ def add_parser(commands: Any) -> None:
         help="refuse every write: produce, topic changes, offset resets, replays",
     )
     parser.add_argument("--no-registry", action="store_true", help="run without a registry")
+    parser.add_argument(
+        "--broker-metrics",
+        metavar="URL",
+        help="the broker's Prometheus metrics (e.g. http://127.0.0.1:9404/metrics): topic "
+        "sizes and traffic on the health and topics pages",
+    )
 
 
 def config_from(args: argparse.Namespace) -> Any:
@@ -49,6 +55,7 @@ def config_from(args: argparse.Namespace) -> Any:
         bootstrap_servers=bootstrap,
         registry_url=None if getattr(args, "no_registry", False) else registry_url(args),
         client_config=kafka,
+        broker_metrics_url=args.broker_metrics,
         host=args.host,
         port=args.port,
         read_only=args.read_only,

@@ -280,6 +280,7 @@ async def run_broker(
                 f"{config.advertised_host or host}:{config.advertised_port or port}",
                 f"http://{r_host}:{r_port}" if registry is not None else None,
                 console_listen,
+                _metrics_url(metrics_server),
             )
         await stop.wait()
     finally:
@@ -293,7 +294,19 @@ async def run_broker(
         await broker.stop()
 
 
-async def _start_console(bootstrap: str, registry_url: str | None, listen: tuple[str, int]) -> Any:
+def _metrics_url(server: Any) -> str | None:
+    if server is None:
+        return None
+    host = "127.0.0.1" if server.host in ("", "0.0.0.0") else server.host
+    return f"http://{host}:{server.port}/metrics"
+
+
+async def _start_console(
+    bootstrap: str,
+    registry_url: str | None,
+    listen: tuple[str, int],
+    broker_metrics_url: str | None = None,
+) -> Any:
     from nerve.console.config import ConsoleConfig
     from nerve.console.server import ConsoleServer
 
@@ -301,6 +314,7 @@ async def _start_console(bootstrap: str, registry_url: str | None, listen: tuple
         ConsoleConfig(
             bootstrap_servers=bootstrap,
             registry_url=registry_url,
+            broker_metrics_url=broker_metrics_url,
             host=listen[0],
             port=listen[1],
         )

@@ -92,16 +92,8 @@ def run(args: argparse.Namespace) -> int:
         return 2
     kafka = client_config(args)
     registry = None if args.no_registry else registry_url(args)
-    config = RunConfig(
-        bootstrap_servers=kafka.pop("bootstrap.servers"),
-        registry_url=registry,
-        client_config={k: v for k, v in kafka.items() if k != "log_level"},
-    )
-    if args.state_dir is not None:
-        config.state_dir = str(args.state_dir)
-    if args.http_port is not None:
-        config.http_host, config.http_port = args.http_port
     observers: list[observability.Observer] = []
+    metrics_url = None
     if args.log_format == "json":
         observers.append(observability.LogContextObserver())
     if args.metrics_port is not None:
@@ -116,6 +108,17 @@ def run(args: argparse.Namespace) -> int:
         print(f"metrics on port {bound}", flush=True)
         print(f"serving metrics at http://{host}:{bound}/metrics", file=sys.stderr, flush=True)
         observers.append(metrics)
+        metrics_url = f"http://{'127.0.0.1' if host in ('', '0.0.0.0') else host}:{bound}/metrics"
+    config = RunConfig(
+        bootstrap_servers=kafka.pop("bootstrap.servers"),
+        registry_url=registry,
+        client_config={k: v for k, v in kafka.items() if k != "log_level"},
+        metrics_url=metrics_url,
+    )
+    if args.state_dir is not None:
+        config.state_dir = str(args.state_dir)
+    if args.http_port is not None:
+        config.http_host, config.http_port = args.http_port
     if observability.tracing_configured():  # by the services' files or opentelemetry-instrument
         observers.append(observability.TracingObserver())
     for service in services:

@@ -28,6 +28,7 @@ from nerve.console import (
     health,
     lineage,
     messages,
+    metrics,
     schemas,
     topics,
     trace,
@@ -74,9 +75,10 @@ def build_app(config: ConsoleConfig) -> Starlette:
     env.globals["read_only"] = config.read_only
     env.globals["bootstrap"] = config.bootstrap_servers
     env.globals["registry_url"] = config.registry_url
-    env.filters["number"] = lambda n: "-" if n is None else f"{n:,}"
+    env.filters["number"] = lambda n: "-" if n is None else f"{n:,.0f}"
     env.filters["tojson_pretty"] = lambda v: json.dumps(v, indent=2, ensure_ascii=False)
     env.filters["ms"] = _ms_text
+    env.filters["bytes"] = _bytes_text
 
     def page(name: str, request: Request, status: int = 200, **context: Any) -> Response:
         fragment = request.headers.get("HX-Request") == "true" and not request.headers.get(
@@ -125,7 +127,17 @@ def build_app(config: ConsoleConfig) -> Starlette:
     async def topic_list(request: Request) -> Response:
         show = request.query_params.get("internal") == "1"
         rows = await run_in_threadpool(topics.list_topics, console.cluster, console.rates, show)
-        return page("topics.html", request, topics=rows, internal=show)
+        url = config.broker_metrics_url
+        sizes = url is not None
+        if url is not None:
+            try:
+                found = await run_in_threadpool(metrics.broker, url)
+            except ConsoleError:
+                sizes = False
+            else:
+                for row in rows:
+                    row.size = found.log_bytes.get(row.name)
+        return page("topics.html", request, topics=rows, internal=show, sizes=sizes)
 
     async def topic_detail(request: Request) -> Response:
         name = request.path_params["name"]
@@ -581,3 +593,13 @@ def _ms_text(value: int | float | None) -> str:
     if value < 1000:
         return f"{value:.0f} ms"
     return f"{value / 1000:.2f} s"
+
+
+def _bytes_text(value: float | None) -> str:
+    if value is None:
+        return "-"
+    for unit in ("B", "KiB", "MiB", "GiB"):
+        if value < 1024 or unit == "GiB":
+            return f"{value:,.0f} {unit}" if unit == "B" else f"{value:,.1f} {unit}"
+        value /= 1024
+    return f"{value:,.1f} TiB"

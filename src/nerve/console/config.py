@@ -11,6 +11,8 @@ from typing import Any
 class ConsoleConfig:
     bootstrap_servers: str = "127.0.0.1:9092"
     registry_url: str | None = "http://127.0.0.1:8081"
+    # The broker's Prometheus metrics (nerve broker/up --metrics-port): sizes, traffic.
+    broker_metrics_url: str | None = None
     # Extra librdkafka settings for every client the console makes (security.protocol, ...).
     client_config: dict[str, Any] = field(default_factory=dict)
     host: str = "127.0.0.1"  # not served to the network unless told

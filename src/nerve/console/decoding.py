@@ -18,6 +18,8 @@ from nerve.cli.decode import MAGIC, FramedDecoder, _plain
 from nerve.console.cluster import Cluster, ConsoleError
 
 _HEX_LIMIT = 4096  # bytes of a binary value shown as hex
+_JSON_START = frozenset(bytes([c]) for c in b'{["-0123456789tfn')  # raw_decode: no blanks first
+_raw_decode = json.JSONDecoder().raw_decode
 
 
 @dataclass(frozen=True)
@@ -130,19 +132,26 @@ class Decoder:
         return decode(data[5:]), schema_id
 
     def data(self, raw: bytes | None) -> Any:
-        """The value as an object for filters: framed and decoded, else JSON, else text."""
+        """The value as an object for filters: framed and decoded, else JSON, else text.
+        Runs per record of a scan: JSON is tried only on what can start a JSON text (an
+        exception per plain-text key costs more than the rest of the record's work)."""
         if raw is None:
             return None
-        try:
-            framed = self.framed(raw)
-        except Exception:
-            framed = None
-        if framed is not None:
-            return framed[0]
-        try:
-            return json.loads(raw)
-        except ValueError:
+        if raw[:1] == b"\x00":
+            try:
+                framed = self.framed(raw)
+            except Exception:
+                framed = None
+            if framed is not None:
+                return framed[0]
+        elif raw[:1] not in _JSON_START:
             return raw.decode("utf-8", "replace")
+        text = raw.decode("utf-8", "replace")
+        try:  # the C scanner without json.loads' layers; text after the value: not JSON
+            value, end = _raw_decode(text)
+        except ValueError:
+            return text
+        return value if end == len(text) or not text[end:].strip() else text
 
     def decode(self, raw: bytes | None, topic: str | None = None, part: str = "value") -> Decoded:
         if raw is None:

@@ -209,7 +209,7 @@ def _call(name: str, args: list[ast.expr], where: ast.AST) -> ast.AST:
     return ast.copy_location(ast.Call(ast.Name(name, ast.Load()), args, []), where)
 
 
-_GLOBALS: dict[str, Any] = {
+GLOBALS: dict[str, Any] = {
     "__builtins__": {},
     "_field": _field,
     **{f"_m_{n}": f for n, f in _METHODS.items()},
@@ -224,10 +224,10 @@ class Filter:
 
     text: str
     names: frozenset[str]
-    _code: Any
+    code: Any  # evaluate with eval(code, GLOBALS, fields)
 
     def matches(self, fields: dict[str, Any]) -> bool:
-        return bool(eval(self._code, _GLOBALS, fields))  # checked AST, no builtins
+        return bool(eval(self.code, GLOBALS, fields))  # checked AST, no builtins
 
     @property
     def needs_value(self) -> bool:

@@ -42,6 +42,8 @@ class Health:
     registry: Probe | None
     services: list[ServiceHealth] = field(default_factory=list)
     catalog_error: str | None = None
+    broker_metrics: Any = None  # metrics.BrokerNumbers, when the broker's URL is known
+    broker_metrics_error: str | None = None
 
 
 def _timed(name: str, check: Any) -> Probe:
@@ -76,21 +78,6 @@ def registry(cluster: Cluster) -> Probe | None:
         return f"{len(response.json())} subject(s) at {cluster.config.registry_url}"
 
     return _timed("Schema registry", check)
-
-
-def parse_metrics(text: str) -> dict[str, float]:
-    """Sums of Prometheus samples by metric name (labels summed over)."""
-    sums: dict[str, float] = {}
-    for line in text.splitlines():
-        if not line or line.startswith("#"):
-            continue
-        name_part, _, value = line.rpartition(" ")
-        name = name_part.split("{", 1)[0].strip()
-        try:
-            sums[name] = sums.get(name, 0.0) + float(value)
-        except ValueError:
-            continue
-    return sums
 
 
 def services(cluster: Cluster, catalog: dict[str, dict[str, Any]]) -> list[ServiceHealth]:
@@ -139,23 +126,30 @@ def services(cluster: Cluster, catalog: dict[str, dict[str, Any]]) -> list[Servi
 
 
 def _metrics(health: ServiceHealth) -> None:
-    import httpx
+    from nerve.console import metrics
 
     assert health.metrics_url is not None
     try:
-        response = httpx.get(health.metrics_url, timeout=PROBE_TIMEOUT_S)
-        response.raise_for_status()
-    except httpx.HTTPError as exc:
-        health.detail = f"metrics at {health.metrics_url} did not answer: {exc}"
+        found = metrics.fetch(health.metrics_url)
+    except ConsoleError as exc:
+        health.detail = exc.message
         return
-    sums = parse_metrics(response.text)
-    health.consumed = sums.get("nerve_events_consumed_total")
-    health.errors = sums.get("nerve_handler_errors_total")
-    health.dead_letters = sums.get("nerve_dead_letters_total")
+    # A counter without a sample yet (nothing failed) is zero, not unknown.
+    health.consumed = found.total("nerve_events_consumed_total") or 0.0
+    health.errors = found.total("nerve_handler_errors_total") or 0.0
+    health.dead_letters = found.total("nerve_dead_letters_total") or 0.0
 
 
 def check(cluster: Cluster, catalog: Any) -> Health:
+    from nerve.console import metrics
+
     result = Health(broker(cluster), registry(cluster))
+    url = cluster.config.broker_metrics_url
+    if url:
+        try:
+            result.broker_metrics = metrics.broker(url)
+        except ConsoleError as exc:
+            result.broker_metrics_error = exc.message
     if result.broker.up:
         try:
             result.services = services(cluster, catalog.services())

@@ -26,6 +26,7 @@ class TopicRow:
     retention_ms: str | None
     cleanup_policy: str | None
     internal: bool
+    size: float | None = None  # bytes on disk, from the broker's metrics when it serves them
 
 
 class Rates:

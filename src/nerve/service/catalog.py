@@ -127,6 +127,7 @@ def describe(
         "streams": streams,
         "group": service.name,
         "registry": config.registry_url,
+        "metrics": getattr(config, "metrics_url", None),
         "announced_at": datetime.now(UTC).isoformat(timespec="milliseconds"),
         "nerve_version": __version__,
     }

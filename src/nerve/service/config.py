@@ -27,6 +27,9 @@ class RunConfig:
     http_host: str = "127.0.0.1"
     http_port: int | None = None
     poll_timeout_s: float = 0.1
+    # Where this process serves its Prometheus metrics (nerve run --metrics-port), announced in
+    # the catalog so that the console can read them.
+    metrics_url: str | None = None
 
     def kafka(self, **extra: Any) -> dict[str, Any]:
         return {
