@@ -1,9 +1,11 @@
 """``nerve cdc doctor DSN``: checks a PostgreSQL database's settings for change data capture
-and says what to change (exit 1 while something must be fixed)."""
+and says what to change (exit 1 while something must be fixed). ``nerve cdc postgres DSN``:
+streams its changes into Kafka without a JVM (nerve.connect.cdc)."""
 
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from typing import Any
 
@@ -17,6 +19,7 @@ def add_parser(commands: Any) -> None:
     doctor.add_argument(
         "dsn", help="the database, e.g. 'host=127.0.0.1 dbname=shop user=app' or postgresql://..."
     )
+    add_postgres(actions)
 
 
 def run(args: argparse.Namespace) -> int:
@@ -28,6 +31,8 @@ def run(args: argparse.Namespace) -> int:
             file=sys.stderr,
         )
         return 2
+    if args.action == "postgres":
+        return run_postgres(args)
     from nerve.connect.doctor import FIX, examine
 
     try:
@@ -41,3 +46,45 @@ def run(args: argparse.Namespace) -> int:
     to_fix = sum(f.level == FIX for f in findings)
     print(f"{to_fix} to fix" if to_fix else "ready for change data capture")
     return 1 if to_fix else 0
+
+
+def add_postgres(actions: Any) -> None:
+    capture = actions.add_parser(
+        "postgres", help="stream a PostgreSQL database's changes into Kafka (no JVM)"
+    )
+    capture.add_argument("dsn", help="the database (its user needs REPLICATION)")
+    capture.add_argument(
+        "--prefix", required=True, help="topics are PREFIX.SCHEMA.TABLE (Debezium's topic.prefix)"
+    )
+    capture.add_argument(
+        "--table", action="append", required=True, metavar="SCHEMA.TABLE", help="repeatable"
+    )
+    capture.add_argument("--slot", default="", help="the replication slot (default from --prefix)")
+    capture.add_argument(
+        "-b",
+        "--bootstrap-servers",
+        default=os.environ.get("NERVE_BOOTSTRAP_SERVERS", "127.0.0.1:9092"),
+        help="Kafka (default: $NERVE_BOOTSTRAP_SERVERS or 127.0.0.1:9092)",
+    )
+
+
+def run_postgres(args: argparse.Namespace) -> int:
+    import signal
+
+    from nerve.connect.cdc import CaptureConfig, PostgresCapture
+
+    capture = PostgresCapture(
+        CaptureConfig(
+            dsn=args.dsn,
+            bootstrap_servers=args.bootstrap_servers,
+            prefix=args.prefix,
+            tables=args.table,
+            slot=args.slot,
+        )
+    )
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(signum, lambda *_: capture.stop())
+    print(f"capturing {', '.join(args.table)} into {args.prefix}.*", flush=True)
+    capture.run()
+    print(f"stopped after {capture.published} changes", flush=True)
+    return 0
