@@ -84,3 +84,32 @@ def test_share_partition_state_survives_a_broker_kill(
     # are as last written: the delivery in progress at the kill is not counted (as Kafka's
     # persister, which writes on acknowledgements and released locks, not on acquisition).
     assert acquired(after) == [(2, 5, 2)]
+
+
+def test_group_configs_set_the_lock_and_the_consumer_heartbeat_of_one_group(
+    broker_factory: BrokerFactory, topic_name: TopicNameFactory
+) -> None:
+    """share.record.lock.duration.ms and consumer.heartbeat.interval.ms set on one group
+    (IncrementalAlterConfigs) override the broker's defaults for that group only."""
+    from confluent_kafka.admin import AdminClient, AlterConfigOpType, ConfigEntry, ConfigResource
+
+    from tests.differential.test_consumer_groups import join
+
+    broker = broker_factory({})
+    backend = Backend("nerve", broker.bootstrap)
+    topic, share_group, consumer_group = topic_name(), topic_name("share"), topic_name("cg")
+    create(backend, topic)
+    admin = AdminClient({"bootstrap.servers": broker.bootstrap})
+    for group, name, value in (
+        (share_group, "share.record.lock.duration.ms", "15000"),
+        (consumer_group, "consumer.heartbeat.interval.ms", "7000"),
+    ):
+        entry = ConfigEntry(name, value, incremental_operation=AlterConfigOpType.SET)
+        resource = ConfigResource("group", group, incremental_configs=[entry])
+        admin.incremental_alter_configs([resource])[resource].result(10)
+    with KioClient(broker.bootstrap) as client:
+        member = ShareMember(client, share_group, topic)
+        fetched = member.fetch()
+        _, joined = join(client, consumer_group, topic)
+    assert fetched.acquisition_lock_timeout.total_seconds() == 15
+    assert joined.heartbeat_interval.total_seconds() == 7

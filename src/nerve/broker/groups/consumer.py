@@ -171,6 +171,15 @@ class ConsumerProtocol:
         self.config = coordinator.config
         self.broker = coordinator.broker
 
+    def setting(self, group_id: str, name: str, default: int) -> int:
+        """A group config (``consumer.session.timeout.ms``, ...) set on the group with
+        IncrementalAlterConfigs, else the broker's ``group.``-prefixed default."""
+        value = self.broker.dynamic_configs.groups.get(group_id, {}).get(name)
+        try:
+            return int(value) if value is not None else default
+        except ValueError:
+            return default
+
     @property
     def assignors(self) -> list[str]:
         return [a.strip() for a in self.config.group_consumer_assignors.split(",") if a.strip()]
@@ -249,7 +258,11 @@ class ConsumerProtocol:
             ErrorCode.none,
             member_id=member.member_id,
             member_epoch=member.member_epoch,
-            heartbeat_interval_ms=self.config.group_consumer_heartbeat_interval_ms,
+            heartbeat_interval_ms=self.setting(
+                group.group_id,
+                "consumer.heartbeat.interval.ms",
+                self.config.group_consumer_heartbeat_interval_ms,
+            ),
             assignment={t: set(p) for t, p in member.assigned.items()} if send else None,
         )
 
@@ -590,7 +603,11 @@ class ConsumerProtocol:
 
     def _keep_alive(self, group: Group, member: ConsumerMember) -> None:
         loop = asyncio.get_running_loop()
-        session_ms = self.config.group_consumer_session_timeout_ms
+        session_ms = self.setting(
+            group.group_id,
+            "consumer.session.timeout.ms",
+            self.config.group_consumer_session_timeout_ms,
+        )
         if member.classic is not None:
             session_ms = member.classic.session_timeout_ms
         member.session_deadline = loop.time() + session_ms / 1000

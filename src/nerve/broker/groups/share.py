@@ -286,7 +286,11 @@ class ShareProtocol:
             ErrorCode.none,
             member_id=member_id,
             member_epoch=member.member_epoch,
-            heartbeat_interval_ms=self.config.group_share_heartbeat_interval_ms,
+            heartbeat_interval_ms=self._setting(
+                group_id,
+                "share.heartbeat.interval.ms",
+                self.config.group_share_heartbeat_interval_ms,
+            ),
             assignment=member.assigned if changed else None,
         )
 
@@ -337,7 +341,10 @@ class ShareProtocol:
 
     def _keep_alive(self, group: Group, member: ShareMember) -> None:
         loop = asyncio.get_running_loop()
-        member.session_deadline = loop.time() + self.config.group_share_session_timeout_ms / 1000
+        session_ms = self._setting(
+            group.group_id, "share.session.timeout.ms", self.config.group_share_session_timeout_ms
+        )
+        member.session_deadline = loop.time() + session_ms / 1000
         if member.session_timer is None:
             member.session_timer = loop.call_at(
                 member.session_deadline, self._check_session, group, member
@@ -419,6 +426,22 @@ class ShareProtocol:
                 del sp.records[offset]
         return sp
 
+    def _setting(self, group_id: str, name: str, default: int) -> int:
+        """A share group config set on the group (IncrementalAlterConfigs), else the
+        broker's ``group.``-prefixed default."""
+        value = self.broker.dynamic_configs.groups.get(group_id, {}).get(name)
+        try:
+            return int(value) if value is not None else default
+        except ValueError:
+            return default
+
+    def lock_ms(self, group_id: str) -> int:
+        default = self.config.group_share_record_lock_duration_ms
+        return self._setting(group_id, "share.record.lock.duration.ms", default)
+
+    def _lock_s(self, group_id: str) -> float:
+        return self.lock_ms(group_id) / 1000
+
     def _expire_locks(self, sp: SharePartition, now: float) -> bool:
         expired = False
         for record in sp.records.values():
@@ -459,7 +482,7 @@ class ShareProtocol:
             self._advance_start(sp)
             self._persist(group_id, (partition.topic.topic_id, partition.index), sp)
         self._advance_start(sp)
-        lock_s = self.config.group_share_record_lock_duration_ms / 1000
+        lock_s = self._lock_s(group_id)
         partition_log = partition.log
         acquired: list[int] = []
         available = sorted(
@@ -533,7 +556,7 @@ class ShareProtocol:
                 ):
                     return ErrorCode.invalid_record_state
                 changes.append((record, kind))
-        lock_s = self.config.group_share_record_lock_duration_ms / 1000
+        lock_s = self._lock_s(group_id)
         for record, kind in changes:
             if kind in (AckType.ACCEPT,):
                 record.state, record.member = RecordState.ACKNOWLEDGED, ""

@@ -88,7 +88,7 @@ def handle_share_fetch(broker: Broker, header: codec.RequestHeader, request: Any
     sg, session, error = share.session(
         group_id, member_id, request.share_session_epoch, wanted, forgotten
     )
-    lock = datetime.timedelta(milliseconds=broker.config.group_share_record_lock_duration_ms)
+    lock = datetime.timedelta(milliseconds=share.lock_ms(request.group_id or ""))
 
     def top(code: ErrorCode) -> Any:
         return codec.make(
