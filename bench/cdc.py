@@ -1,5 +1,6 @@
-"""Change data capture speed (issue 18's figures): Debezium's PostgreSQL connector on Kafka
-Connect 4.4 on nerve, and the same on Apache Kafka 4.4, in one run on one PostgreSQL.
+"""Change data capture speed (issue 18's figures), in one run on one PostgreSQL: Debezium's
+PostgreSQL connector on Kafka Connect 4.4 on nerve, the same on Apache Kafka 4.4, and
+``nerve cdc postgres`` (logical decoding without a JVM) on nerve.
 
 Why this shape: what a team sees of CDC is how many row changes per second reach a consumer
 and how long after its commit a change arrives. Each broker gets its own Connect worker (same
@@ -20,6 +21,7 @@ from __future__ import annotations
 import argparse
 import json
 import statistics
+import subprocess
 import sys
 import tempfile
 import threading
@@ -111,20 +113,55 @@ def connector(pg: PostgresProcess, worker: ConnectWorker, table: str) -> str:
     return name
 
 
-def measure(
-    pg: PostgresProcess, worker: ConnectWorker, bootstrap: str, args: Any
-) -> dict[str, Any]:
+class Pipeline:
+    """What turns a table's changes into records: a Debezium connector on a worker, or a
+    ``nerve cdc postgres`` process. ``start(table)`` returns the topic; ``stop()`` ends it."""
+
+    def __init__(self, pg: PostgresProcess, bootstrap: str, worker: ConnectWorker | None) -> None:
+        self.pg, self.bootstrap, self.worker = pg, bootstrap, worker
+        self.name = ""
+        self.proc: subprocess.Popen[bytes] | None = None
+
+    def start(self, table: str) -> str:
+        if self.worker is not None:
+            self.name = connector(self.pg, self.worker, table)
+        else:
+            self.name = f"bench{uuid.uuid4().hex[:8]}"
+            self.proc = subprocess.Popen(
+                [sys.executable, "-m", "nerve", "cdc", "postgres", self.pg.dsn,
+                 "--prefix", self.name, "--table", f"public.{table}", "-b", self.bootstrap],
+            )  # fmt: skip
+        return f"{self.name}.public.{table}"
+
+    def stop(self) -> None:
+        if self.worker is not None:
+            self.worker.request("DELETE", f"/connectors/{self.name}")
+            slot = f"{self.name}_slot"
+        else:
+            assert self.proc is not None
+            self.proc.terminate()
+            self.proc.wait(30)
+            slot = f"nerve_cdc_{self.name}"
+        time.sleep(2)
+        self.pg.execute(
+            "SELECT pg_drop_replication_slot(slot_name) FROM pg_replication_slots"
+            " WHERE slot_name = %s AND NOT active",
+            (slot,),
+        )
+
+
+def measure(pg: PostgresProcess, pipeline: Pipeline, args: Any) -> dict[str, Any]:
     import psycopg
 
     result: dict[str, Any] = {}
     for case in ("throughput", "latency"):
         table = f"bench_{case}_{uuid.uuid4().hex[:6]}"
         pg.execute(f"CREATE TABLE {table} (id int PRIMARY KEY, payload text NOT NULL)")
-        name = connector(pg, worker, table)
-        arrivals = Arrivals(bootstrap, f"{name}.public.{table}")
-        # The connector's slot exists once it runs; one warm-up change also creates the topic.
+        topic = pipeline.start(table)
+        arrivals = Arrivals(pipeline.bootstrap, topic)
+        # The slot exists once the pipeline runs; one warm-up change also creates the topic.
         pg.execute(f"INSERT INTO {table} VALUES (0, 'warm-up')")
-        arrivals.wait(1, 120)
+        arrivals.wait(1, 180)
         payload = "x" * 100
         with psycopg.connect(pg.dsn) as conn:
             if case == "throughput":
@@ -153,13 +190,7 @@ def measure(
                 result["p50_ms"] = statistics.median(latencies)
                 result["p99_ms"] = latencies[int(len(latencies) * 0.99) - 1]
         arrivals.close()
-        worker.request("DELETE", f"/connectors/{name}")
-        time.sleep(2)
-        pg.execute(
-            "SELECT pg_drop_replication_slot(slot_name) FROM pg_replication_slots"
-            " WHERE slot_name = %s AND NOT active",
-            (f"{name}_slot",),
-        )
+        pipeline.stop()
     return result
 
 
@@ -169,51 +200,62 @@ def main() -> int:
     parser.add_argument("--batch", type=int, default=100, help="rows per transaction")
     parser.add_argument("--rate", type=float, default=50, help="transactions/s, latency case")
     parser.add_argument("--latency-changes", type=int, default=500)
-    parser.add_argument("--only", choices=("nerve", "kafka"), help="one broker only")
+    parser.add_argument("--only", choices=("nerve", "kafka", "nerve cdc"), help="one pipeline only")
     parser.add_argument("--markdown", type=Path, help="write the table here")
     args = parser.parse_args()
 
     plugins = debezium_plugins()
-    pg = PostgresProcess().start()
+    # Commits wait for the WAL flush: logical decoding reads only flushed WAL, so with the
+    # rig's asynchronous commit every pipeline would wait for the WAL writer (up to 600 ms).
+    pg = PostgresProcess(settings={"synchronous_commit": "on"}).start()
     root = Path(tempfile.mkdtemp(prefix="nerve-bench-cdc-"))
     rows: dict[str, dict[str, Any]] = {}
     try:
-        for label in ("nerve", "kafka"):
+        for label in ("nerve", "kafka", "nerve cdc"):
             if args.only and label != args.only:
                 continue
             broker: BrokerProcess | KafkaProcess
-            if label == "nerve":
-                broker = BrokerProcess(root / "nerve" / "data")
-                broker.start()
-            else:
+            if label == "kafka":
                 broker = KafkaProcess(root / "kafka" / "data")
-                broker.start()
-            worker = ConnectWorker(
-                root / f"connect-{label}", broker.bootstrap, plugin_path=plugins
-            ).start()
+            else:
+                broker = BrokerProcess(root / label.replace(" ", "-") / "data")
+            broker.start()
+            worker = None
+            if label != "nerve cdc":
+                worker = ConnectWorker(
+                    root / f"connect-{label}", broker.bootstrap, plugin_path=plugins
+                ).start()
             try:
-                rows[label] = measure(pg, worker, broker.bootstrap, args)
+                rows[label] = measure(pg, Pipeline(pg, broker.bootstrap, worker), args)
             finally:
-                worker.close()
+                if worker is not None:
+                    worker.close()
                 broker.close()
             print(label, rows[label], flush=True)
     finally:
         pg.close()
     lines = [
-        "| Debezium PostgreSQL on Connect 4.4 | changes/s | commit-to-event p50 ms | p99 ms |",
+        "| PostgreSQL changes into Kafka | changes/s | commit-to-event p50 ms | p99 ms |",
         "| --- | --- | --- | --- |",
     ]
+    names = {
+        "nerve": "Debezium on Connect 4.4 on nerve",
+        "kafka": "Debezium on Connect 4.4 on Apache Kafka 4.4",
+        "nerve cdc": "nerve cdc postgres on nerve",
+    }
     for label, row in rows.items():
         lines.append(
-            f"| on {label} | {row['changes_per_s']:,.0f} | {row['p50_ms']:.0f} | "
+            f"| {names[label]} | {row['changes_per_s']:,.0f} | {row['p50_ms']:.0f} | "
             f"{row['p99_ms']:.0f} |"
         )
-    if len(rows) == 2:
-        n, k = rows["nerve"], rows["kafka"]
-        lines.append(
-            f"| nerve / Kafka | {n['changes_per_s'] / k['changes_per_s']:.2f} | "
-            f"{n['p50_ms'] / k['p50_ms']:.2f} | {n['p99_ms'] / k['p99_ms']:.2f} |"
-        )
+    k = rows.get("kafka")
+    for label in ("nerve", "nerve cdc"):
+        n = rows.get(label)
+        if n is not None and k is not None:
+            lines.append(
+                f"| {label} / Debezium on Kafka | {n['changes_per_s'] / k['changes_per_s']:.2f} | "
+                f"{n['p50_ms'] / k['p50_ms']:.2f} | {n['p99_ms'] / k['p99_ms']:.2f} |"
+            )
     text = "\n".join(lines)
     print(text)
     if args.markdown:
