@@ -332,3 +332,40 @@ def test_unknown_things_are_404_with_a_reason(system: System, path: str) -> None
     response = httpx.get(system.url + path, timeout=10)
     assert response.status_code == 404
     assert "unknown" in response.text
+
+
+def test_a_cancelled_scan_stops_and_says_so(system: System) -> None:
+    """Cancel is checked before every batch: a scan cancelled before it reads reads nothing."""
+    from nerve.console.cluster import Cluster
+    from nerve.console.config import ConsoleConfig
+    from nerve.console.decoding import Decoder
+    from nerve.console.filters import compile_filter
+    from nerve.console.scans import Scan, run_scan
+
+    cluster = Cluster(ConsoleConfig(bootstrap_servers=system.broker.bootstrap, registry_url=None))
+    scan = Scan("s", system.json_topic, "true", {0: 0, 1: 0, 2: 0}, {0: 1000, 1: 1000, 2: 1000},
+                10**6, 30.0, 10**6)  # fmt: skip
+    scan.cancelled.set()
+    run_scan(cluster, Decoder(cluster), scan, compile_filter("true"))
+    assert scan.stopped_by == "cancelled" and scan.read == 0
+    bounded = Scan("t", system.json_topic, "true", {0: 0}, {0: 1000}, 10**6, 30.0, 7)
+    run_scan(cluster, Decoder(cluster), bounded, compile_filter("true"))
+    assert bounded.stopped_by == "matches (7)" and len(bounded.matches) == 7
+
+
+def test_pages_show_what_consumers_see_not_aborted_records(system: System) -> None:
+    from confluent_kafka import Producer
+
+    topic = "console-transactions"
+    create_topic(system.broker.bootstrap, topic)
+    producer = Producer(
+        {"bootstrap.servers": system.broker.bootstrap, "transactional.id": "console-test"}
+    )
+    producer.init_transactions(10)
+    for value, commit in ((b"aborted-one", False), (b"committed-one", True)):
+        producer.begin_transaction()
+        producer.produce(topic, value=value)
+        producer.flush(10)
+        (producer.commit_transaction if commit else producer.abort_transaction)(10)
+    page = get(system, f"/topics/{topic}/messages", **{"from": "start"}).text
+    assert "committed-one" in page and "aborted-one" not in page

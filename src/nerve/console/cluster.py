@@ -72,6 +72,9 @@ class Cluster:
             "enable.partition.eof": True,
             "auto.offset.reset": "earliest",
             "fetch.wait.max.ms": 50,
+            # What consumers see: an aborted transaction's records (an exactly-once service
+            # retrying a batch) are not part of the history a page or a trace shows.
+            "isolation.level": "read_committed",
             **extra,
         }
         return Consumer(self.config.kafka(**settings))

@@ -134,7 +134,10 @@ def read_range(
                         continue
                     raise ConsoleError(error.str(), 502)
                 end = wanted.get(partition)
-                if end is None or message.offset() >= end:
+                if end is None:
+                    continue
+                if message.offset() >= end:  # control records or aborted ones skipped past it
+                    wanted.pop(partition, None)
                     continue
                 out.append(convert(message))
                 if message.offset() + 1 >= end:

@@ -15,10 +15,9 @@ import re
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
-from nerve.service.events import Event
-
-if TYPE_CHECKING:
+if TYPE_CHECKING:  # readers (the console, nerve catalog) do not pay for pydantic
     from nerve.service.config import RunConfig
+    from nerve.service.events import Event
     from nerve.service.service import Service
 
 log = logging.getLogger("nerve.service")
@@ -153,6 +152,8 @@ def _event_fields(event_type: type[Event] | None) -> dict[str, Any]:
 def _model_fields(model: Any) -> dict[str, Any]:
     """A table's model: an event type, a plain pydantic model (no CloudEvents type), or none
     (rows are the records' JSON)."""
+    from nerve.service.events import Event
+
     if isinstance(model, type) and issubclass(model, Event) and hasattr(model, "topic"):
         return _event_fields(model)
     if model is not None and hasattr(model, "model_json_schema"):
