@@ -102,3 +102,45 @@ def test_nerve_connect_says_what_connect_refused(connect_on_nerve: ConnectCluste
     )
     assert unreachable.returncode == 1
     assert "cannot reach Kafka Connect at http://127.0.0.1:1" in unreachable.stderr
+
+
+def test_nerve_connect_catalog_announces_connectors_and_forgets_deleted_ones(
+    connect_on_nerve: ConnectCluster, tmp_path: Path, topic_name
+) -> None:
+    from nerve.service import catalog
+
+    name, topic = f"cat-{uuid.uuid4().hex[:8]}", topic_name()
+    source = tmp_path / "in.txt"
+    source.write_text("one\n")
+    connect_on_nerve.worker.request(
+        "PUT",
+        f"/connectors/{name}/config",
+        {
+            "connector.class": "org.apache.kafka.connect.file.FileStreamSourceConnector",
+            "file": str(source),
+            "topic": topic,
+        },
+    )
+    await_status(connect_on_nerve.worker, name)
+    kafka = {"bootstrap.servers": connect_on_nerve.bootstrap, "log_level": 0}
+    # The worker tracks a source's topics once it has written to them.
+    deadline = time.monotonic() + 30
+    record: dict[str, object] = {}
+    while time.monotonic() < deadline and not record.get("emits"):
+        done = nerve_connect(connect_on_nerve, "catalog", "-b", connect_on_nerve.bootstrap)
+        assert done.returncode == 0, done.stderr
+        assert f"connect:{name}" in done.stdout
+        record = catalog.read(kafka)[f"connect:{name}"]
+        time.sleep(1)
+    assert record["kind"] == "connector"
+    assert record["connector"] == {
+        "class": "org.apache.kafka.connect.file.FileStreamSourceConnector",
+        "type": "source",
+        "database": f"file://{source}",
+    }
+    assert [e["topic"] for e in record["emits"]] == [topic]  # type: ignore[attr-defined]
+    connect_on_nerve.worker.request("DELETE", f"/connectors/{name}")
+    assert (
+        nerve_connect(connect_on_nerve, "catalog", "-b", connect_on_nerve.bootstrap).returncode == 0
+    )
+    assert f"connect:{name}" not in catalog.read(kafka)

@@ -1,5 +1,6 @@
-"""``nerve connect list|plugins|create|status|pause|resume|stop|restart|delete``: connectors on
-any Kafka Connect cluster through its REST API (``--connect`` or ``NERVE_CONNECT_URL``)."""
+"""``nerve connect list|plugins|create|status|pause|resume|stop|restart|delete|catalog``:
+connectors on any Kafka Connect cluster through its REST API (``--connect`` or
+``NERVE_CONNECT_URL``); ``catalog`` announces them in nerve's catalog."""
 
 from __future__ import annotations
 
@@ -20,6 +21,15 @@ def add_parser(commands: Any) -> None:
     actions = parser.add_subparsers(dest="action", required=True)
     actions.add_parser("list", help="connectors with their state and tasks")
     actions.add_parser("plugins", help="the connector classes the workers have")
+    announce = actions.add_parser(
+        "catalog", help="announce the connectors in nerve's catalog (lineage: database -> topic)"
+    )
+    announce.add_argument(
+        "-b",
+        "--bootstrap-servers",
+        default=os.environ.get("NERVE_BOOTSTRAP_SERVERS", "127.0.0.1:9092"),
+        help="the Kafka holding the catalog (default: $NERVE_BOOTSTRAP_SERVERS or 127.0.0.1:9092)",
+    )
     create = actions.add_parser("create", help="create a connector (or replace its config)")
     create.add_argument("name", help="the connector's name")
     create.add_argument(
@@ -118,6 +128,12 @@ def _run(args: argparse.Namespace) -> int:
     if args.action == "plugins":
         plugins = [(p["class"], p["type"], p.get("version", "")) for p in client.plugins()]
         print(table(plugins, ("CLASS", "TYPE", "VERSION")))
+        return 0
+    if args.action == "catalog":
+        from nerve.connect.catalog import announce
+
+        names = announce(client, {"bootstrap.servers": args.bootstrap_servers, "log_level": 0})
+        print(f"announced {len(names)} connector(s): {', '.join(names) or '-'}")
         return 0
     if args.action == "create":
         answer = client.create(args.name, _settings(args))

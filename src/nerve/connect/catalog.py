@@ -1,0 +1,88 @@
+"""Connectors in nerve's catalog: each connector of a Connect cluster is announced like a
+service (``connect:<name>``), a source emitting its topics, a sink consuming them, with the
+database it reads or writes named, so the lineage graph shows database → topic → service."""
+
+from __future__ import annotations
+
+import json
+from datetime import UTC, datetime
+from typing import Any
+
+from nerve.connect.rest import ConnectClient
+
+PREFIX = "connect:"
+
+
+def _database(config: dict[str, str]) -> str | None:
+    """Where a connector's data lives outside Kafka, as a URL-like name (no credentials)."""
+    if "database.hostname" in config:
+        cls = config.get("connector.class", "")
+        kind = "postgresql" if "postgres" in cls.lower() else cls.rsplit(".", 1)[-1]
+        port = config.get("database.port", "")
+        name = config.get("database.dbname", "")
+        return f"{kind}://{config['database.hostname']}{':' + port if port else ''}/{name}"
+    url = config.get("connection.url")
+    if url:
+        return url.split("?", 1)[0]
+    if "file" in config:
+        return f"file://{config['file']}"
+    return None
+
+
+def describe(client: ConnectClient, name: str, info: dict[str, Any]) -> dict[str, Any]:
+    """The catalog record of one connector (``info``: its entry of ``?expand=info``)."""
+    config: dict[str, str] = info.get("config", {})
+    kind = info.get("type", "unknown")
+    try:
+        topics = sorted(
+            client._call("GET", f"/connectors/{client._name(name)}/topics")[name]["topics"]
+        )
+    except Exception:  # a cluster with topic tracking off (topic.tracking.enable=false)
+        topics = []
+    if kind == "sink":
+        topics = sorted(set(topics) | {t.strip() for t in config.get("topics", "").split(",") if t})
+    entries = [{"topic": t, "event": None, "type": None, "schema": None} for t in topics]
+    database = _database(config)
+    return {
+        "name": PREFIX + name,
+        "description": f"Kafka Connect {kind} connector {config.get('connector.class', '?')}",
+        "owner": None,
+        "kind": "connector",
+        "connector": {"class": config.get("connector.class"), "type": kind, "database": database},
+        "consumes": [{**e, "handlers": [], "filtered": False} for e in entries]
+        if kind == "sink"
+        else [],
+        "emits": [{**e, "key": None, "schema_id": None} for e in entries] if kind != "sink" else [],
+        "tables": [],
+        "streams": None,
+        "group": None,
+        "registry": None,
+        "metrics": None,
+        "announced_at": datetime.now(UTC).isoformat(timespec="milliseconds"),
+    }
+
+
+def announce(client: ConnectClient, kafka: dict[str, Any]) -> list[str]:
+    """Announce every connector of the cluster, and remove from the catalog the connectors it
+    no longer has; the names announced."""
+    from confluent_kafka import Producer
+    from confluent_kafka.admin import AdminClient
+
+    from nerve.service import catalog
+    from nerve.service.runtime import ensure_topics
+
+    ensure_topics(AdminClient(kafka), {catalog.CATALOG_TOPIC: 1}, compact=True)
+    current = catalog.read(kafka)
+    found = client.connectors()
+    producer = Producer({**kafka, "linger.ms": 0})
+    announced = []
+    for name in sorted(found):
+        record = describe(client, name, found[name].get("info", {}))
+        producer.produce(catalog.CATALOG_TOPIC, key=record["name"], value=json.dumps(record))
+        announced.append(record["name"])
+    for gone in current:
+        if gone.startswith(PREFIX) and gone not in announced:
+            producer.produce(catalog.CATALOG_TOPIC, key=gone, value=None)
+    if producer.flush(10):
+        raise RuntimeError(f"the catalog topic {catalog.CATALOG_TOPIC} did not acknowledge")
+    return announced
