@@ -139,6 +139,15 @@ def test_nerve_connect_catalog_announces_connectors_and_forgets_deleted_ones(
         "database": f"file://{source}",
     }
     assert [e["topic"] for e in record["emits"]] == [topic]  # type: ignore[attr-defined]
+    for command in (["catalog"], ["catalog", "asyncapi"]):  # nerve's own readers of the catalog
+        shown = subprocess.run(
+            [sys.executable, "-m", "nerve", *command, "-b", connect_on_nerve.bootstrap],
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
+        assert shown.returncode == 0, shown.stderr
+        assert f"connect:{name}" in shown.stdout and topic in shown.stdout
     connect_on_nerve.worker.request("DELETE", f"/connectors/{name}")
     assert (
         nerve_connect(connect_on_nerve, "catalog", "-b", connect_on_nerve.bootstrap).returncode == 0

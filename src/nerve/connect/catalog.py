@@ -52,7 +52,11 @@ def describe(client: ConnectClient, name: str, info: dict[str, Any]) -> dict[str
         "consumes": [{**e, "handlers": [], "filtered": False} for e in entries]
         if kind == "sink"
         else [],
-        "emits": [{**e, "key": None, "schema_id": None} for e in entries] if kind != "sink" else [],
+        # A source's records carry no CloudEvents type; the topic stands for it, which is also
+        # the type of a ChangeEvent bound to that topic (so the lineage links the two).
+        "emits": [{**e, "type": e["topic"], "key": None, "schema_id": None} for e in entries]
+        if kind != "sink"
+        else [],
         "tables": [],
         "streams": None,
         "group": None,
