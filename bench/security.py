@@ -20,6 +20,8 @@ import time
 from pathlib import Path
 from typing import Any
 
+import psutil
+
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
 sys.path.insert(0, str(HERE.parent))
@@ -84,7 +86,7 @@ def prepare(plaintext: str, acls: bool) -> None:
                    "*", op, AclPermissionType.ALLOW)
         for op in (AclOperation.WRITE, AclOperation.READ, AclOperation.DESCRIBE)
     ] + [
-        AclBinding(ResourceType.GROUP, "bench-", ResourcePatternType.PREFIXED, f"User:{USER}",
+        AclBinding(ResourceType.GROUP, "nerve-bench-", ResourcePatternType.PREFIXED, f"User:{USER}",
                    "*", AclOperation.READ, AclPermissionType.ALLOW)
     ]  # fmt: skip
     others = [
@@ -99,23 +101,44 @@ def prepare(plaintext: str, acls: bool) -> None:
             future.result(120)
 
 
-def run(address: str, plaintext: str, client: dict[str, Any], spec: pc.CaseSpec) -> tuple:
+def _cpu(process: psutil.Process) -> float:
+    times = process.cpu_times()
+    return float(times.user + times.system)
+
+
+def run(
+    address: str,
+    plaintext: str,
+    client: dict[str, Any],
+    spec: pc.CaseSpec,
+    broker: psutil.Process,
+) -> tuple[float, float, float, float]:
     """One case over one listener: the topic is made over PLAINTEXT, the clients use
-    ``client``'s security settings."""
+    ``client``'s security settings. MB/s and the broker's CPU ms per MiB, produce and
+    consume: on a shared machine the CPU figures are the steadier."""
     topic = f"bench-{spec.msg_size}b-{spec.partitions}p-{time.monotonic_ns()}"
     pc.create_topic(plaintext, topic, spec.partitions)
     saved = dict(pc.PRODUCER_CONFIG), dict(pc.CONSUMER_CONFIG)
     pc.PRODUCER_CONFIG.update(client)
     pc.CONSUMER_CONFIG.update(client)
     try:
+        before = _cpu(broker)
         produced = pc.produce_phase(address, topic, spec, stall_timeout_s=60)
+        middle = _cpu(broker)
         consumed = pc.consume_phase(address, topic, spec, stall_timeout_s=60)
+        after = _cpu(broker)
     finally:
         pc.PRODUCER_CONFIG.clear()
         pc.PRODUCER_CONFIG.update(saved[0])
         pc.CONSUMER_CONFIG.clear()
         pc.CONSUMER_CONFIG.update(saved[1])
-    return produced.mb_per_s, consumed.mb_per_s
+    mib = produced.bytes / pc.MIB
+    return (
+        produced.mb_per_s,
+        consumed.mb_per_s,
+        1000 * (middle - before) / mib,
+        1000 * (after - middle) / mib,
+    )
 
 
 class PinnedBroker(BrokerProcess):
@@ -155,6 +178,7 @@ def main() -> int:
                 proc.start()
                 plaintext = proc.bootstrap
                 addresses = {"PLAINTEXT": plaintext, **proc.listener_addresses}
+            process = psutil.Process(proc.pid)
             try:
                 prepare(plaintext, with_acls)
                 kinds = ["SASL_PLAINTEXT"] if with_acls else list(clients)
@@ -162,28 +186,31 @@ def main() -> int:
                     for kind in kinds:
                         label = f"{kind} + {ACLS:,} ACLs" if with_acls else kind
                         for spec in specs:
-                            figures = run(addresses[kind], plaintext, clients[kind], spec)
+                            figures = run(addresses[kind], plaintext, clients[kind], spec, process)
                             results.setdefault((name, label, spec.name), []).append(figures)
                             print(f"{name:6} {label:28} {spec.name:10} produce "
-                                  f"{figures[0]:7.1f} MB/s consume {figures[1]:7.1f} MB/s",
+                                  f"{figures[0]:7.1f} MB/s {figures[2]:6.1f} ms/MiB consume "
+                                  f"{figures[1]:7.1f} MB/s {figures[3]:6.1f} ms/MiB",
                                   file=sys.stderr, flush=True)  # fmt: skip
             finally:
                 if name == "nerve":
                     proc.close()
                 else:
                     proc.remove()
-    print(f"\nnerve vs Apache Kafka {KAFKA_VERSION}, median of {args.repeat}; MB/s and the "
-          "ratio to PLAINTEXT on the same broker\n")  # fmt: skip
-    print("| broker | listener | case | produce MB/s | ratio | consume MB/s | ratio |")
-    print("| --- | --- | --- | ---: | ---: | ---: | ---: |")
+    print(f"\nnerve vs Apache Kafka {KAFKA_VERSION}, median of {args.repeat}: MB/s, the broker's "
+          "CPU ms per MiB, and each as a ratio to PLAINTEXT on the same broker (throughput: "
+          "higher is better; CPU: lower is)\n")  # fmt: skip
+    print("| broker | listener | case | produce MB/s | ratio | CPU ms/MiB | ratio "
+          "| consume MB/s | ratio | CPU ms/MiB | ratio |")  # fmt: skip
+    print("| --- | --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |")
     for (name, label, case), runs in results.items():
-        produce = statistics.median(r[0] for r in runs)
-        consume = statistics.median(r[1] for r in runs)
         base = results[(name, "PLAINTEXT", case)]
-        base_p = statistics.median(r[0] for r in base)
-        base_c = statistics.median(r[1] for r in base)
-        print(f"| {name} | {label} | {case} | {produce:.1f} | {produce / base_p:.2f} | "
-              f"{consume:.1f} | {consume / base_c:.2f} |")  # fmt: skip
+        cells = []
+        for k in (0, 2, 1, 3):
+            value = statistics.median(r[k] for r in runs)
+            reference = statistics.median(r[k] for r in base)
+            cells += [f"{value:.1f}", f"{value / reference:.2f}"]
+        print(f"| {name} | {label} | {case} | " + " | ".join(cells) + " |")
     return 0
 
 

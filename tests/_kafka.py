@@ -62,6 +62,7 @@ class KafkaProcess:
         # name -> security protocol; ``listener_addresses`` gives each one's HOST:PORT.
         self.extra_listeners = dict(listeners or {})
         self.listener_addresses: dict[str, str] = {}
+        self.starts_retried = False
         self.port = 0
         self.controller_port = 0
         self.log_path = self.data_dir.with_name(self.data_dir.name + ".kafka.log")
@@ -122,6 +123,19 @@ class KafkaProcess:
         return argv
 
     def start(self) -> None:
+        try:
+            self._start()
+        except KafkaStartError as exc:
+            # A free port picked for a listener was taken by another process before Kafka
+            # bound it (other brokers start on this machine too): once more, new ports.
+            if "Address already in use" not in str(exc) or self.starts_retried:
+                raise
+            self.starts_retried = True
+            self.kill()
+            self.port = 0
+            self._start()
+
+    def _start(self) -> None:
         self.home = self.home or kafka_home()
         fresh = not (self.data_dir / "meta.properties").exists()
         if not self.port:

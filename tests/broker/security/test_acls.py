@@ -10,7 +10,7 @@ import uuid
 from collections.abc import Callable, Iterator
 
 import pytest
-from confluent_kafka import Consumer, KafkaError, KafkaException, Producer
+from confluent_kafka import Consumer, KafkaError, KafkaException, Producer, TopicCollection
 from confluent_kafka.admin import (
     AclBinding,
     AclBindingFilter,
@@ -310,3 +310,69 @@ def test_list_offsets_without_describe_is_refused(acl_broker: SecureBroker, name
         )
         [entry] = response.topics
         assert [p.error_code for p in entry.partitions] == [KafkaError.TOPIC_AUTHORIZATION_FAILED]
+
+
+def test_authorized_operations_are_the_principals(acl_broker: SecureBroker, names: str) -> None:
+    topic = _topic(acl_broker, f"acl-ops-{names}")
+    group = f"acl-ops-group-{names}"
+    _grant(
+        acl_broker,
+        _acl(ResourceType.TOPIC, topic, AclOperation.READ),
+        _acl(ResourceType.TOPIC, topic, AclOperation.ALTER_CONFIGS),
+        _acl(ResourceType.BROKER, "kafka-cluster", AclOperation.DESCRIBE),
+        _acl(ResourceType.GROUP, group, AclOperation.READ),
+    )
+    admin = AdminClient(_alice(acl_broker))
+
+    def topic_ops() -> object:
+        described = admin.describe_topics(
+            TopicCollection([topic]), include_authorized_operations=True
+        )[topic].result(30)
+        return sorted(op.name for op in described.authorized_operations or [])
+
+    assert _eventually(topic_ops, ["ALTER_CONFIGS", "DESCRIBE", "DESCRIBE_CONFIGS", "READ"])
+    cluster = admin.describe_cluster(include_authorized_operations=True).result(30)
+    assert sorted(op.name for op in cluster.authorized_operations or []) == ["DESCRIBE"]
+
+
+def test_the_consumer_group_protocol_needs_read_on_the_group_and_topic(
+    acl_broker: SecureBroker, names: str
+) -> None:
+    """KIP-848's ConsumerGroupHeartbeat is authorized as Kafka does it."""
+    topic = _topic(acl_broker, f"acl-kip848-{names}")
+    group = f"acl-kip848-group-{names}"
+    producer = Producer({"bootstrap.servers": acl_broker.plaintext, "log_level": 0})
+    producer.produce(topic, b"hello")
+    producer.flush(10)
+
+    def first_error_or_value() -> object:
+        consumer = Consumer(
+            _alice(
+                acl_broker,
+                **{
+                    "group.id": group,
+                    "group.protocol": "consumer",
+                    "auto.offset.reset": "earliest",
+                },
+            )
+        )
+        consumer.subscribe([topic])
+        try:
+            for _ in range(40):
+                message = consumer.poll(0.5)
+                if message is None:
+                    continue
+                if message.error() is not None:
+                    return message.error().code()
+                return message.value()
+        finally:
+            consumer.close()
+        return None
+
+    assert first_error_or_value() == KafkaError.GROUP_AUTHORIZATION_FAILED
+    _grant(
+        acl_broker,
+        _acl(ResourceType.GROUP, group, AclOperation.READ),
+        _acl(ResourceType.TOPIC, topic, AclOperation.READ),
+    )
+    assert _eventually(first_error_or_value, b"hello")

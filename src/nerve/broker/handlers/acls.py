@@ -33,6 +33,7 @@ from nerve.broker.security.store import Key, Value
 from nerve.protocol import codec
 
 if TYPE_CHECKING:
+    from nerve.broker.security.session import Session
     from nerve.broker.server import Broker
 
 
@@ -100,7 +101,8 @@ def handle_describe_acls(broker: Broker, header: codec.RequestHeader, request: A
 def handle_create_acls(broker: Broker, header: codec.RequestHeader, request: Any) -> Any:
     module = codec.schema_module(30, header.api_version, True)
     if broker.security.authorizer is not None:
-        return _create_acls(broker, module, request)
+        assert broker.session is not None
+        return _create_acls(broker, broker.session, module, request)
     result = codec.make(
         module,
         "AclCreationResult",
@@ -118,7 +120,8 @@ def handle_create_acls(broker: Broker, header: codec.RequestHeader, request: Any
 def handle_delete_acls(broker: Broker, header: codec.RequestHeader, request: Any) -> Any:
     module = codec.schema_module(31, header.api_version, True)
     if broker.security.authorizer is not None:
-        return _delete_acls(broker, module, request)
+        assert broker.session is not None
+        return _delete_acls(broker, broker.session, module, request)
     result = codec.make(
         module,
         "DeleteAclsFilterResult",
@@ -189,8 +192,9 @@ def _invalid_acl(creation: Any) -> str | None:
     return None
 
 
-async def _create_acls(broker: Broker, module: Any, request: Any) -> Any:
-    session = broker.session
+async def _create_acls(broker: Broker, session: Session, module: Any, request: Any) -> Any:
+    # ``session`` is the caller's: by the time this coroutine runs, broker.session may be
+    # another connection's.
     assert session is not None and broker.security.authorizer is not None
     results: list[tuple[ErrorCode, str | None]] = []
     if not broker.security.authorize(
@@ -233,8 +237,7 @@ async def _create_acls(broker: Broker, module: Any, request: Any) -> Any:
     )
 
 
-async def _delete_acls(broker: Broker, module: Any, request: Any) -> Any:
-    session = broker.session
+async def _delete_acls(broker: Broker, session: Session, module: Any, request: Any) -> Any:
     authorizer = broker.security.authorizer
     assert session is not None and authorizer is not None
     allowed = broker.security.authorize(
@@ -354,15 +357,22 @@ def handle_describe_user_scram_credentials(
     )
 
 
-async def handle_alter_user_scram_credentials(
+def handle_alter_user_scram_credentials(
     broker: Broker, header: codec.RequestHeader, request: Any
+) -> Any:
+    """Takes the requesting session now: the coroutine runs later, when broker.session may be
+    another connection's."""
+    assert broker.session is not None
+    return _alter_user_scram_credentials(broker, broker.session, header, request)
+
+
+async def _alter_user_scram_credentials(
+    broker: Broker, session: Session, header: codec.RequestHeader, request: Any
 ) -> Any:
     """KIP-554: the client salts the password; the broker keeps salt, StoredKey and ServerKey
     in the security topic, fsynced before it answers. Validation and texts are Kafka's
     (ScramControlManager); a user may be altered once per request."""
     module = codec.schema_module(51, header.api_version, True)
-    session = broker.session
-    assert session is not None
     security = broker.security
     if not security.authorize(session, AclOperation.ALTER, ResourceType.CLUSTER, CLUSTER_NAME):
         users = dict.fromkeys(

@@ -474,10 +474,13 @@ def _metadata(ctx: Context, request: Any, handler: Handler) -> Any:
                     topic_authorized_operations=-(2**31),
                 )
             )
-        return dataclasses.replace(response, topics=tuple(topics))
+        changed: dict[str, Any] = {"topics": tuple(topics)}
+        if getattr(request, "include_cluster_authorized_operations", False):  # v8-v10
+            changed["cluster_authorized_operations"] = authorized_operations(
+                ctx, RT.CLUSTER, CLUSTER_NAME
+            )
+        return dataclasses.replace(response, **changed)
 
-    if not everything and not request.topics and refused:
-        return _then(_run(ctx, handler, request), patch)
     return _then(_run(ctx, handler, request), patch)
 
 
@@ -621,6 +624,45 @@ def _delete_topic_fields(entry: Any) -> dict[str, Any]:
     return {"name": entry.name, "topic_id": entry.topic_id, "error_message": None}
 
 
+def _consumer_group_heartbeat(ctx: Context, request: Any, handler: Handler) -> Any:
+    """KIP-848: READ on the group; DESCRIBE on every subscribed topic named."""
+    if not ctx.allowed(Op.READ, RT.GROUP, request.group_id):
+        return error_response(ctx, ErrorCode.group_authorization_failed)
+    names = request.subscribed_topic_names or ()
+    refused = [n for n in names if not ctx.allowed(Op.DESCRIBE, RT.TOPIC, n)]
+    if refused:
+        return error_response(
+            ctx,
+            ErrorCode.topic_authorization_failed,
+            "The group is not authorized to describe topics: " + ", ".join(sorted(refused)),
+        )
+    return _run(ctx, handler, request)
+
+
+def _list_transactions(ctx: Context, request: Any, handler: Handler) -> Any:
+    return _then(
+        _run(ctx, handler, request),
+        lambda r: dataclasses.replace(
+            r,
+            transaction_states=tuple(
+                t
+                for t in r.transaction_states
+                if ctx.allowed(Op.DESCRIBE, RT.TRANSACTIONAL_ID, t.transactional_id)
+            ),
+        ),
+    )
+
+
+def _describe_topic_partitions(ctx: Context, request: Any, handler: Handler) -> Any:
+    return _per_item(
+        "topics",
+        _topic_check(Op.DESCRIBE),
+        "topics",
+        "DescribeTopicPartitionsResponseTopic",
+        lambda t: {"name": t.name, "topic_authorized_operations": -(2**31)},
+    )(ctx, request, handler)
+
+
 # -- the rules ----------------------------------------------------------------------------------
 
 RULES: dict[int, Rule] = {
@@ -674,7 +716,22 @@ RULES: dict[int, Rule] = {
     46: _cluster(Op.DESCRIBE),
     48: _cluster(Op.DESCRIBE_CONFIGS),
     49: _cluster(Op.ALTER_CONFIGS),
+    47: _group(Op.DELETE),
     60: _describe_cluster,
+    61: _per_topic(Op.READ, "topics", "partition_indexes", "topics", "TopicResponse",
+                   "PartitionResponse", "partitions", "partition_index"),
+    65: _per_item("transactional_ids",
+                  lambda ctx, t: None if ctx.allowed(Op.DESCRIBE, RT.TRANSACTIONAL_ID, t)
+                  else ErrorCode.transactional_id_authorization_failed,
+                  "transaction_states", "TransactionState",
+                  lambda t: {"transactional_id": t}),
+    66: _list_transactions,
+    68: _consumer_group_heartbeat,
+    69: _per_item("group_ids", _group_check(Op.DESCRIBE), "groups", "DescribedGroup",
+                  lambda g: {"group_id": g, "authorized_operations": -(2**31),
+                             "error_message": None}),
+    74: _cluster(Op.DESCRIBE_CONFIGS),
+    75: _describe_topic_partitions,
 }  # fmt: skip
 
 # Answered for anyone (the SASL exchange, versions), or authorized by their handlers
