@@ -5,8 +5,9 @@
 2. browsing an offset of a topic of N records (10,000,000 by default): a page of 50 records
    from a random offset, through the console, against kcat reading the same 50 (``-o OFFSET
    -c 50``), the median and p95 of several;
-3. the filter scan: records/s of a bounded scan (a value filter that decodes every JSON value,
-   and a key filter that does not), against kcat reading the same records raw to /dev/null.
+3. the filter scan: records/s of a bounded scan (a numeric value filter that decodes every
+   JSON value, a string equality the raw-bytes prefilter answers, and a key filter), against
+   kcat reading the same records raw to /dev/null.
 
 The broker runs pinned to CPU 0, the console and kcat to CPU 1 (``--no-pin`` leaves them
 free). Prints a Markdown table; ``--json PATH`` writes the figures.
@@ -202,6 +203,7 @@ def main() -> int:
                 pages, peer = browse(url, bootstrap, args.records, kcat, client_cpu)
                 value_scan = scan(url, "value.amount == -1", args.scan_records)
                 key_scan = scan(url, 'key == "none"', args.scan_records)
+                string_scan = scan(url, 'value.account == "none"', args.scan_records)
             finally:
                 console.terminate()
                 console.wait(30)
@@ -218,6 +220,7 @@ def main() -> int:
         "kcat_browse_median_s": statistics.median(peer) if peer else None,
         "value_scan": value_scan,
         "key_scan": key_scan,
+        "string_scan": string_scan,
         "kcat_records_per_s": peer_rate,
     }
     rows = [
@@ -231,7 +234,11 @@ def main() -> int:
             f"{results['browse_median_s'] / results['kcat_browse_median_s']:.2f}" if peer else "",
         ),
     ]
-    for name, found in (("value filter (JSON decoded)", value_scan), ("key filter", key_scan)):
+    for name, found in (
+        ("`value.amount == -1` (every JSON value decoded)", value_scan),
+        ('`value.account == "none"` (string prefilter)', string_scan),
+        ('`key == "none"`', key_scan),
+    ):
         rows.append(
             (
                 f"scan, {name}, {found['records']:,.0f} records",

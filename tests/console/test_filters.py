@@ -81,3 +81,12 @@ def test_the_filter_says_what_it_needs_decoded() -> None:
     assert compile_filter("value.x == 1").needs_value
     assert compile_filter('ce.type == "t"').needs_headers
     assert not compile_filter("partition == 1").needs_headers
+
+
+def test_required_strings_let_a_scan_skip_values_that_cannot_match() -> None:
+    flt = compile_filter('value.status == "big" && value.total > 3 && "x" == value.a.b')
+    assert flt.needles == (b'"big"', b'"x"')
+    assert compile_filter('value.status == "big" || key == "k"').needles == ()  # not required
+    assert compile_filter('value == "plain"').needles == ()  # a text value has no quotes
+    assert compile_filter("value.n == 3").needles == ()  # numbers have many spellings
+    assert compile_filter('value.name == "Zoë"').needles == ('"Zoë"'.encode(),)

@@ -369,3 +369,24 @@ def test_pages_show_what_consumers_see_not_aborted_records(system: System) -> No
         (producer.commit_transaction if commit else producer.abort_transaction)(10)
     page = get(system, f"/topics/{topic}/messages", **{"from": "start"}).text
     assert "committed-one" in page and "aborted-one" not in page
+
+
+def test_the_string_prefilter_never_hides_a_match(system: System) -> None:
+    """A value spelling the string with an escape, or framed, is still decoded and compared."""
+    from confluent_kafka import Producer
+
+    topic = "console-prefilter"
+    create_topic(system.broker.bootstrap, topic)
+    producer = Producer({"bootstrap.servers": system.broker.bootstrap})
+    for value in (b'{"status": "big"}', b'{"status": "b\\u0069g"}', b'{"status": "small"}',
+                  b'"big"', b"big"):  # fmt: skip
+        producer.produce(topic, value=value)
+    producer.flush(10)
+    started = post(system, f"/topics/{topic}/scan", {"filter": 'value.status == "big"'})
+    scan_id = re.search(r'id="scan-(\w+)"', started).group(1)  # type: ignore[union-attr]
+    for _ in range(100):
+        page = text(get(system, f"/scans/{scan_id}"))
+        if "done (" in page:
+            break
+        time.sleep(0.2)
+    assert 'class="matched">2<' in page and 'class="read">5<' in page, page

@@ -225,6 +225,11 @@ class Filter:
     text: str
     names: frozenset[str]
     code: Any  # evaluate with eval(code, GLOBALS, fields)
+    # JSON texts a JSON value must contain to match: the string literals the expression
+    # requires a value field to equal (in a top-level && chain). A JSON value without them,
+    # and without a backslash (an escape could spell the string otherwise), cannot match, so
+    # the scan skips decoding it.
+    needles: tuple[bytes, ...] = ()
 
     def matches(self, fields: dict[str, Any]) -> bool:
         return bool(eval(self.code, GLOBALS, fields))  # checked AST, no builtins
@@ -248,6 +253,37 @@ def compile_filter(text: str) -> Filter:
         tree = ast.parse(_to_python(text).strip(), mode="eval")
     except SyntaxError as exc:
         raise FilterError(f"not an expression: {exc.msg} at column {exc.offset}") from None
+    needles = _needles(tree.body)
     rewrite = _Rewrite()
     checked = ast.fix_missing_locations(rewrite.visit(tree))
-    return Filter(text, frozenset(rewrite.names), compile(checked, "<filter>", "eval"))
+    code = compile(checked, "<filter>", "eval")
+    return Filter(text, frozenset(rewrite.names), code, needles)
+
+
+def _is_value_field(node: ast.expr) -> bool:
+    while isinstance(node, (ast.Attribute, ast.Subscript)):
+        node = node.value
+    return isinstance(node, ast.Name) and node.id == "value"
+
+
+def _needles(node: ast.expr) -> tuple[bytes, ...]:
+    """The ``value.path == "literal"`` conjuncts' literals as JSON text (see Filter.needles)."""
+    import json
+
+    parts = node.values if isinstance(node, ast.BoolOp) and isinstance(node.op, ast.And) else [node]
+    found = []
+    for part in parts:
+        if not (isinstance(part, ast.Compare) and len(part.ops) == 1):
+            continue
+        if not isinstance(part.ops[0], ast.Eq):
+            continue
+        left, right = part.left, part.comparators[0]
+        for field, literal in ((left, right), (right, left)):
+            if (
+                _is_value_field(field)
+                and not isinstance(field, ast.Name)  # value itself may be plain text
+                and isinstance(literal, ast.Constant)
+                and isinstance(literal.value, str)
+            ):
+                found.append(json.dumps(literal.value, ensure_ascii=False).encode())
+    return tuple(found)

@@ -173,6 +173,7 @@ def run_scan(cluster: Cluster, decoder: Decoder, scan: Scan, flt: Filter) -> Non
         matches = scan.matches
         data = decoder.data
         code, names = flt.code, GLOBALS
+        needles = flt.needles
         ends = {p: scan.end[p] for p in pending}  # the partitions still read, to where
         read, errors, max_records = 0, 0, scan.max_records
         eof = KafkaError._PARTITION_EOF
@@ -211,7 +212,20 @@ def run_scan(cluster: Cluster, decoder: Decoder, scan: Scan, flt: Filter) -> Non
                 if wants_key:
                     fields["key"] = data(message.key())
                 if wants_value:
-                    fields["value"] = data(message.value())
+                    raw = message.value()
+                    if (
+                        needles
+                        and raw
+                        and raw[:1] != b"\x00"  # not framed: JSON or text
+                        and b"\\" not in raw
+                        and not all(n in raw for n in needles)
+                    ):
+                        if read >= max_records:
+                            scan.read, scan.errors = read, errors
+                            scan.stopped_by = f"records ({max_records:,})"
+                            return
+                        continue  # cannot match: a required string is not in it
+                    fields["value"] = data(raw)
                 if wants_headers:
                     _header_fields(message.headers(), fields)
                 try:
