@@ -194,10 +194,31 @@ class StreamsEngine:
         )
         restored = 0
         try:
+            marks = {
+                (tp.topic, tp.partition): consumer.get_watermark_offsets(tp, timeout=10)
+                for tp in wanted
+            }
+            # A checkpoint past the changelog's end was made against another changelog (a
+            # new cluster, a changelog deleted): the local state is not this one's.
+            stale = {
+                owner[(tp.topic, tp.partition)]
+                for tp in wanted
+                if tp.offset >= 0 and tp.offset > marks[(tp.topic, tp.partition)][1]
+            }
+            for task in stale:
+                log.warning(
+                    "%s: task %s: its local checkpoint is past the end of its changelog (state "
+                    "left by another cluster?): restoring it from the changelog's start instead",
+                    self.topology.service,
+                    task.id,
+                )
+                task.state.reset()
             # Empty changelogs need no reading: their high watermark says so.
             pending = []
             for tp in wanted:
-                low, high = consumer.get_watermark_offsets(tp, timeout=10)
+                if owner[(tp.topic, tp.partition)] in stale:
+                    tp.offset = OFFSET_BEGINNING
+                low, high = marks[(tp.topic, tp.partition)]
                 start = low if tp.offset < 0 else tp.offset
                 if high > start:
                     pending.append(tp)

@@ -159,6 +159,17 @@ class TaskState:
         for store in changed:
             store.undo.clear()
 
+    def reset(self) -> None:
+        """Forget the local state (memory, database, checkpoint): it belongs to another
+        changelog than the cluster's, so the task restores from the changelog's start."""
+        for store in self.stores.values():
+            store.data.clear()
+            store.undo.clear()
+        self.offsets = {}
+        if self._db is not None:
+            for key in list(self._db.keys()):
+                del self._db[key]
+
     def rollback(self) -> None:
         for store in self.stores.values():
             store.rollback()
