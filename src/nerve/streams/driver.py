@@ -209,7 +209,7 @@ class TestDriver:
         out: dict[Any, Any] = {}
         for (_, p), task in self.engine.tasks.items():
             if name in task.state.stores and (partition is None or p == partition):
-                out.update(task.state.stores[name].data)
+                out.update(task.state.stores[name].snapshot())
         return out
 
     def restart(self) -> None:
