@@ -36,7 +36,7 @@ SERVICE = textwrap.dedent(
     counts = Service("{name}", exactly_once={exactly_once})
     (
         counts.stream("{topic}", time="record")
-        .peek(lambda v: time.sleep(0.002))  # slow enough to be killed mid-stream
+        .peek(lambda v: time.sleep(0.005))  # slow enough to be killed mid-stream, thrice
         .group_by_key()
         .window(tumbling(timedelta(seconds=10)))
         .count()
@@ -114,7 +114,7 @@ def run_with_kills(broker: BrokerProcess, tmp_path: Path, *, exactly_once: bool)
     want = expected()
     service = start()
     kills = 0
-    deadline = time.monotonic() + 240
+    deadline = time.monotonic() + 360
     try:
         seen = 0
         while kills < 3 and time.monotonic() < deadline:
