@@ -206,6 +206,13 @@ def run(check: bool, data_dir: Path | None, users: int, count: int, rate: float)
     if data_dir is None:
         own_dir = tempfile.TemporaryDirectory(prefix="nerve-demo-") if check else None
         data_dir = Path(own_dir.name) if own_dir else Path(".nerve/demo")
+    if (data_dir / "platform").exists() and not (data_dir / "state").exists():
+        # Its services kept their state in their events' topics; the streams services start
+        # from their own changelogs, empty here, at the offsets the old ones committed.
+        print(
+            f"{data_dir} holds the data of a demo from before its services ran on streams: "
+            f"balances start from zero there; remove {data_dir} for a fresh run"
+        )
     data_dir.mkdir(parents=True, exist_ok=True)
     logs = data_dir / "logs"
     logs.mkdir(exist_ok=True)
