@@ -263,6 +263,13 @@ class KafkaConnection(asyncio.BufferedProtocol):
         except PermissionError as exc:
             log.warning("closing connection from %s: %s", self.peer, exc)
             self.close()
+            return
+        if not self.session.authenticated:
+            # Before authentication a frame is a SASL token: Kafka's sasl.server.max.receive.size
+            # keeps an unauthenticated peer from making the broker buffer 100 MB requests.
+            self.decoder.max_frame_bytes = min(
+                self.decoder.max_frame_bytes, self.broker.security.max_receive_size(self.listener)
+            )
 
     def connection_lost(self, exc: Exception | None) -> None:
         self.broker.connections.discard(self)
@@ -425,6 +432,8 @@ class KafkaConnection(asyncio.BufferedProtocol):
         )
         if session.close_after_response:
             self.close()  # the transport writes what it holds first
+        elif header.api_key == gate.SASL_AUTHENTICATE and session.authenticated:
+            self.decoder.max_frame_bytes = self.broker.config.socket_request_max_bytes
 
     def _raw_sasl_token(self, frame: bytes | memoryview) -> None:
         """After SaslHandshake v0 a SASL token arrives bare and its answer leaves bare."""
@@ -435,6 +444,8 @@ class KafkaConnection(asyncio.BufferedProtocol):
             return
         self._respond_now(memoryview(len(reply).to_bytes(4, "big") + reply))
         gate.schedule_expiry(self.broker, self.session, self._loop)
+        if self.session.authenticated:
+            self.decoder.max_frame_bytes = self.broker.config.socket_request_max_bytes
 
     def _respond_now(self, data: memoryview) -> None:
         if not self.pending:

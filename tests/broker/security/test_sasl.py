@@ -12,6 +12,7 @@ from confluent_kafka import Consumer, KafkaError, Producer
 from confluent_kafka.admin import NewTopic
 from kio.schema.errors import ErrorCode
 from kio.schema.metadata.v12.request import MetadataRequest
+from kio.schema.sasl_handshake.v0.request import SaslHandshakeRequest as SaslHandshakeV0
 
 from tests.broker._kio_client import KioClient
 from tests.broker.security._sasl_wire import authenticate, closed_by_peer, handshake
@@ -179,3 +180,37 @@ def test_librdkafka_reports_a_wrong_password_as_an_authentication_error(
             break
     assert errors and errors[0].code() == KafkaError._AUTHENTICATION
     assert "Authentication failed during authentication" in errors[0].str()
+
+
+def test_an_unauthenticated_frame_larger_than_sasl_server_max_receive_size_closes(
+    secure: SecureBroker,
+) -> None:
+    """Kafka's sasl.server.max.receive.size (512 KiB): a peer cannot make the broker buffer
+    a large request before it has authenticated."""
+    with KioClient(secure.listeners["SASL_PLAINTEXT"]) as client:
+        client.sock.sendall((600_000).to_bytes(4, "big") + b"\0" * 1000)
+        assert closed_by_peer(client)
+
+
+def test_after_authentication_large_requests_are_served(secure: SecureBroker) -> None:
+    config = _sasl_client(secure.listeners["SASL_PLAINTEXT"], "PLAIN", "alice", "alice-secret")
+    topic = f"sasl-large-{uuid.uuid4().hex[:6]}"
+    admin = secure.admin()
+    admin.create_topics([NewTopic(topic, 1)])[topic].result(30)
+    producer = Producer({**config, "compression.type": "none"})
+    producer.produce(topic, b"x" * 800_000)
+    assert producer.flush(20) == 0
+
+
+def test_sasl_handshake_v0_takes_bare_tokens(secure: SecureBroker) -> None:
+    """SaslHandshake v0: the tokens that follow travel without Kafka's request framing."""
+    with KioClient(secure.listeners["SASL_PLAINTEXT"]) as client:
+        response = client.call(SaslHandshakeV0(mechanism="PLAIN"))
+        assert response.error_code == ErrorCode.none
+        token = b"\0alice\0alice-secret"
+        client.sock.sendall(len(token).to_bytes(4, "big") + token)
+        assert client._read(4) == b"\0\0\0\0"  # PLAIN's empty reply
+        assert client.call(
+            MetadataRequest(topics=None, allow_auto_topic_creation=False,
+                            include_topic_authorized_operations=False)
+        ).brokers  # fmt: skip

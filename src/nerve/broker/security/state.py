@@ -192,6 +192,10 @@ class BrokerSecurity:
             return sasl.ScramServer(mechanism, self.credentials.get)
         return sasl.OAuthBearerServer(self.jwt[name])
 
+    def max_receive_size(self, listener: Listener) -> int:
+        """The largest frame an unauthenticated client may send (Kafka's setting)."""
+        return int(self.settings.get("sasl.server.max.receive.size", listener.name) or 524288)
+
     def reauth_ms(self, session: Session) -> int:
         value = self.settings.get(
             "connections.max.reauth.ms", session.listener.name, session.mechanism
