@@ -194,6 +194,7 @@ class TaskState:
         for store in self.stores.values():
             store.data.clear()
             store.undo.clear()
+            store.encoded.clear()
         self.offsets = {}
         if self._db is not None:
             for key in list(self._db.keys()):
