@@ -390,3 +390,28 @@ def test_the_string_prefilter_never_hides_a_match(system: System) -> None:
             break
         time.sleep(0.2)
     assert 'class="matched">2<' in page and 'class="read">5<' in page, page
+
+
+def test_json_schema_values_decoded_and_produce_validated(system: System) -> None:
+    from confluent_kafka import Producer
+    from confluent_kafka.schema_registry import SchemaRegistryClient
+    from confluent_kafka.schema_registry.json_schema import JSONSerializer
+    from confluent_kafka.serialization import MessageField, SerializationContext
+
+    from tests.registry.test_serializers import PAYMENT_JSON
+
+    topic = "payments.jsonschema"
+    create_topic(system.broker.bootstrap, topic)
+    serializer = JSONSerializer(PAYMENT_JSON, SchemaRegistryClient({"url": system.registry.url}))
+    producer = Producer({"bootstrap.servers": system.broker.bootstrap})
+    context = SerializationContext(topic, MessageField.VALUE)
+    producer.produce(topic, value=serializer({"id": "j1", "amount": 4.5}, context))
+    assert producer.flush(10) == 0
+    page = text(get(system, f"/topics/{topic}/messages", **{"from": "start"}))
+    assert f"JSON Schema · {topic}-value v1" in page and '"id": "j1"' in page
+    refused = post(system, f"/topics/{topic}/produce", {"value": '{"id": "j2"}'}, 422)
+    assert "the JSON Schema refuses it: 'amount' is a required property" in refused
+    done = post(system, f"/topics/{topic}/produce", {"value": '{"id": "j3", "amount": 1}'})
+    assert f"with JSON Schema · {topic}-value v1" in done
+    page = text(get(system, f"/topics/{topic}/messages", **{"from": "end"}, limit="1"))
+    assert '"id": "j3"' in page and "JSON Schema · " in page
