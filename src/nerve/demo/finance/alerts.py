@@ -4,6 +4,8 @@ A stream-table join (``nerve.streams``): each falling BalanceChanged, re-keyed b
 (a repartition topic, co-partitioned with ``user.profile``), looks up the user's profile (the
 latest per user, as a table) and goes on with it: the LowBalance carries the user's email. A
 balance change whose user has no profile yet finds no row and alerts nobody, as before.
+At-least-once: after a crash an alert may be sent again, and notifier, which names each email
+after its transaction, writes the same email again rather than a second one.
 """
 
 from __future__ import annotations
