@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import time
 import uuid
+import uuid as _uuid
 from collections.abc import Callable, Iterator
 
 import pytest
@@ -29,10 +30,13 @@ from kio.schema.list_offsets.v7.request import (
     ListOffsetsRequest,
     ListOffsetsTopic,
 )
+from kio.schema.metadata.v12.request import MetadataRequest, MetadataRequestTopic
 
 from tests.broker._kio_client import KioClient
 from tests.broker.security._sasl_wire import authenticate, handshake
 from tests.broker.security.conftest import Certs, SecureBroker, client_tls
+
+ZERO = _uuid.UUID(int=0)
 
 
 def _as(broker: SecureBroker, user: str, password: str, **extra: object) -> dict[str, object]:
@@ -376,3 +380,35 @@ def test_the_consumer_group_protocol_needs_read_on_the_group_and_topic(
         _acl(ResourceType.TOPIC, topic, AclOperation.READ),
     )
     assert _eventually(first_error_or_value, b"hello")
+
+
+@pytest.mark.parametrize("grant", [None, "READ", "CREATE", "CREATE+DESCRIBE"])
+def test_metadata_auto_creation_needs_create(
+    acl_broker: SecureBroker, names: str, grant: str | None
+) -> None:
+    """A topic the principal may describe but not create is TOPIC_AUTHORIZATION_FAILED when
+    its Metadata request would auto-create it, as Kafka answers."""
+    topic = f"acl-auto-{(grant or 'none').replace('+', '-')}-{names}"
+    for operation in (grant or "").split("+") if grant else ():
+        _grant(acl_broker, _acl(ResourceType.TOPIC, topic, getattr(AclOperation, operation)))
+    with KioClient(acl_broker.listeners["SASL_PLAINTEXT"]) as client:
+        handshake(client, "PLAIN")
+        assert authenticate(client, b"\0alice\0alice-secret").error_code == 0
+
+        def code() -> object:
+            response = client.call(
+                MetadataRequest(
+                    topics=(MetadataRequestTopic(topic_id=ZERO, name=topic),),
+                    allow_auto_topic_creation=True,
+                    include_topic_authorized_operations=False,
+                )
+            )
+            return response.topics[0].error_code
+
+        expected = {
+            None: KafkaError.TOPIC_AUTHORIZATION_FAILED,
+            "READ": KafkaError.TOPIC_AUTHORIZATION_FAILED,
+            "CREATE": KafkaError.TOPIC_AUTHORIZATION_FAILED,  # CREATE does not imply DESCRIBE
+            "CREATE+DESCRIBE": KafkaError.UNKNOWN_TOPIC_OR_PART,  # created; Kafka 4's answer
+        }[grant]
+        assert _eventually(code, expected)
