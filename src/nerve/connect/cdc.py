@@ -16,7 +16,7 @@ How it keeps its promises:
   offsets topic and every database transaction at or below it is skipped, so a transaction
   committed to Kafka but not yet acknowledged to the slot is not published again.
 - **An idle slot does not pin WAL.** When nothing committed, the slot is advanced to the WAL
-  position read before looking (no transaction can commit below it unseen).
+  flush position read before looking (no transaction can commit below it unseen).
 """
 
 from __future__ import annotations
@@ -99,38 +99,21 @@ class PostgresCapture:
                     raise
 
     def committed(self) -> dict[str, Any] | None:
-        """The last position committed to Kafka for this slot (None: nothing yet)."""
-        from confluent_kafka import Consumer, TopicPartition
+        """The last position committed to Kafka for this slot (None: nothing yet), read to the
+        end of the offsets topic (read_committed: the killed capture's open transaction was
+        aborted by this one's init_transactions)."""
+        from nerve.service.topic_reader import read_to_end
 
-        consumer = Consumer(
-            {
-                "bootstrap.servers": self.config.bootstrap_servers,
-                "group.id": f"nerve-cdc-reader-{self.config.slot}",
-                "enable.auto.commit": False,
-                "isolation.level": "read_committed",
-                "log_level": 0,
-            }
+        records = read_to_end(
+            {"bootstrap.servers": self.config.bootstrap_servers, "log_level": 0},
+            self.offsets_topic,
+            timeout_s=60,
         )
-        try:
-            partition = TopicPartition(self.offsets_topic, 0)
-            _, high = consumer.get_watermark_offsets(partition, timeout=30)
-            if high <= 0:
-                return None
-            consumer.assign([TopicPartition(self.offsets_topic, 0, 0)])
-            last: dict[str, Any] | None = None
-            deadline = time.monotonic() + 30
-            while time.monotonic() < deadline:
-                messages = consumer.consume(1000, timeout=0.5)
-                for msg in messages:
-                    if msg.error() is None and msg.key() == self.config.slot.encode():
-                        last = json.loads(msg.value() or b"null")
-                position = consumer.position([partition])[0].offset
-                if not messages and (position < 0 or position >= high - 1):
-                    # read_committed stops at the LSO; markers occupy the last offsets
-                    break
-            return last
-        finally:
-            consumer.close()
+        last: dict[str, Any] | None = None
+        for msg in records or ():
+            if msg.key() == self.config.slot.encode() and msg.value():
+                last = json.loads(msg.value() or b"null")
+        return last
 
     def _offset_record(self, producer: Any, lsn: int) -> None:
         """The commit LSN of what this transaction publishes (first: the snapshot's point)."""
@@ -248,7 +231,9 @@ class PostgresCapture:
     # -- streaming ----------------------------------------------------------------------------
 
     def _changes(self, conn: Any) -> tuple[int, list[dict[str, Any]]]:
-        (current,) = conn.execute("SELECT pg_current_wal_lsn()::text").fetchone()
+        # The flushed position, not the written one: decoding reads only flushed WAL, so an
+        # asynchronous commit written but not yet flushed must stay ahead of an idle advance.
+        (current,) = conn.execute("SELECT pg_current_wal_flush_lsn()::text").fetchone()
         rows = conn.execute(
             "SELECT data FROM pg_logical_slot_peek_changes(%s, NULL, %s,"
             " 'format-version', '2', 'include-xids', '1', 'include-lsn', '1',"
