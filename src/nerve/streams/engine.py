@@ -240,8 +240,8 @@ class StreamsEngine:
                     restored += 1
         finally:
             consumer.close()
-        for task in tasks:
-            task.state.persist()
+        # What was read back goes to the local RocksDB with the next commit, not here: the
+        # tasks may start processing at once.
         log.info(
             "%s: %d task(s) restored (%d changelog records read) in %.2f s: %s",
             self.topology.service,

@@ -45,7 +45,7 @@ class Raw(bytes):
 class Store:
     """A key-value store of one task. Values are Python objects (see ``serde``)."""
 
-    __slots__ = ("changelog", "data", "encoded", "name", "undo")
+    __slots__ = ("changelog", "data", "encoded", "name", "restored", "undo")
 
     def __init__(self, name: str, changelog: str | None) -> None:
         self.name = name
@@ -55,6 +55,9 @@ class Store:
         self.undo: dict[Any, Any] = {}
         # Values encoded for the changelog, written to RocksDB as they are at the commit.
         self.encoded: dict[Any, bytes | None] = {}
+        # Keys read back from the changelog: already in Kafka, written to RocksDB at the next
+        # commit (not at the restore: processing starts sooner), never rolled back.
+        self.restored: set[Any] = set()
 
     def get(self, key: Any, default: Any = None) -> Any:
         value = self.data.get(key, _MISSING)
@@ -164,7 +167,7 @@ class TaskState:
 
     def persist(self) -> None:
         """After a commit: the changed keys and the changelog offsets, in one write batch."""
-        changed = [s for s in self.stores.values() if s.undo]
+        changed = [s for s in self.stores.values() if s.undo or s.restored]
         if self._db is not None and (changed or self.offsets):
             from rocksdict import WriteBatch
 
@@ -172,7 +175,8 @@ class TaskState:
             for store in changed:
                 prefix = store.name.encode() + b"\x00"
                 encoded = store.encoded
-                for key in store.undo:
+                keys = store.undo.keys() | store.restored if store.restored else store.undo
+                for key in keys:
                     raw = prefix + (encode_key(key) or b"")
                     value = store.data.get(key, _MISSING)
                     if value is _MISSING:
@@ -187,6 +191,7 @@ class TaskState:
         for store in changed:
             store.undo.clear()
             store.encoded.clear()
+            store.restored.clear()
 
     def reset(self) -> None:
         """Forget the local state (memory, database, checkpoint): it belongs to another
@@ -235,7 +240,7 @@ class TaskState:
             store.data.pop(decoded, None)
         else:
             store.data[decoded] = Raw(value)
-        store.undo[decoded] = _MISSING  # persisted with the next checkpoint
+        store.restored.add(decoded)
 
     def close(self) -> None:
         if self._db is not None:
