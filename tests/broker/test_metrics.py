@@ -224,7 +224,14 @@ def test_a_subscribed_group_that_read_everything_has_no_lag_and_its_member_count
         assert found.value("kafka_coordinator_group_groupmetadatamanager_numoffsets") >= 2
     finally:
         consumer.close()
-    found = _scrape(metered)
+    # The member's LeaveGroup may reach the broker a moment after close() returns.
+    deadline = time.monotonic() + 15
+    while True:
+        found = _scrape(metered)
+        left = found.value("kafka_consumergroup_members", consumergroup=group) == 0
+        if left or time.monotonic() > deadline:
+            break
+        time.sleep(0.2)
     assert found.value("kafka_consumergroup_members", consumergroup=group) == 0
     assert found.value("kafka_coordinator_group_groupmetadatamanager_numgroupsempty") >= 1
 
