@@ -119,6 +119,13 @@ def test_thirty_two_writers_on_ten_aggregates_never_interleave_or_lose_an_event(
     path.write_text(SERVICE.format(prefix=prefix))
     module = load_services(path)[0]
     deposit = sys.modules[f"nerve_services_{path.stem}"].Deposit
+    # The command topic with its four partitions before anything writes to it (a broker that
+    # auto-creates would give it one if a command came first).
+    from confluent_kafka.admin import AdminClient, NewTopic
+
+    admin = AdminClient({"bootstrap.servers": server.bootstrap})
+    for future in admin.create_topics([NewTopic(f"{prefix}.deposits", 4, 1)]).values():
+        future.result(30)
     procs = _replicas(server.bootstrap, path, tmp_path, 2)
     config = RunConfig(bootstrap_servers=server.bootstrap, registry_url=None)
     clients = [CommandClient(module, config) for _ in range(4)]
