@@ -19,6 +19,8 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from confluent_kafka import KafkaError
+
 from nerve.service import envelope
 from nerve.service.content import EventReader
 from nerve.service.events import Event
@@ -107,7 +109,13 @@ class Projection:
     def _run(self, consumer: Any, db: sqlite3.Connection) -> None:
         try:
             while not self._stop.is_set():
-                messages = [m for m in consumer.consume(500, 0.2) if m.error() is None]
+                messages = []
+                for message in consumer.consume(500, 0.2):
+                    error = message.error()
+                    if error is None:
+                        messages.append(message)
+                    elif error.code() != KafkaError._PARTITION_EOF:
+                        log.warning("projection %s: %s", self.name, error)
                 if messages:
                     self._apply(db, messages)
                 # Where the consumer is now, past transaction markers too: what settled() asks.

@@ -300,6 +300,9 @@ class TableSourceNode(Node):
 
     def process(self, task: Any, record: Any) -> None:
         if record.key is None:
+            from nerve.streams.aggregations import _skipped
+
+            _skipped(self.name, record)  # a table row needs a key, as in Kafka Streams
             return
         store = task.store(self.store)
         held = store.get(record.key)
