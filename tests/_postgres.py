@@ -38,6 +38,14 @@ def _free_port() -> int:
         return int(s.getsockname()[1])
 
 
+def _known_settings(bindir: Path) -> set[str]:
+    """The names of the settings this server version has (older ones refuse unknown names)."""
+    done = subprocess.run(
+        [str(bindir / "postgres"), "--describe-config"], capture_output=True, text=True, timeout=60
+    )
+    return {line.split("\t", 1)[0] for line in done.stdout.splitlines()}
+
+
 class PostgresProcess:
     """One PostgreSQL cluster with one database, ``nerve``, owned by the superuser ``nerve``."""
 
@@ -89,8 +97,14 @@ class PostgresProcess:
             )  # fmt: skip
             if done.returncode != 0:
                 raise PostgresError(f"initdb failed: {done.stderr}")
+            settings = dict(self.settings)
+            if "output_plugin_libraries" in _known_settings(bindir):
+                # PostgreSQL 15.20 and later let a REPLICATION role use only the output plugins
+                # listed here (pgoutput and test_decoding by default); nerve cdc uses wal2json.
+                plugins = "'pgoutput, test_decoding, wal2json'"
+                settings.setdefault("output_plugin_libraries", plugins)
             with (self.data / "postgresql.conf").open("a") as conf:
-                conf.writelines(f"{k} = {v}\n" for k, v in self.settings.items())
+                conf.writelines(f"{k} = {v}\n" for k, v in settings.items())
             with (self.data / "pg_hba.conf").open("w") as hba:
                 hba.write("local all all trust\nhost all all 127.0.0.1/32 trust\n")
                 hba.write("host replication all 127.0.0.1/32 trust\n")

@@ -10,7 +10,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from tests._postgres import PostgresProcess
+from tests._postgres import PostgresProcess, _bindir, _known_settings
 
 
 def doctor(dsn: str) -> subprocess.CompletedProcess[str]:
@@ -73,3 +73,23 @@ def test_doctor_says_when_it_cannot_reach_the_database() -> None:
     done = doctor("host=127.0.0.1 port=1 dbname=none user=none connect_timeout=2")
     assert done.returncode == 2
     assert done.stderr.startswith("nerve cdc doctor: cannot check the database:")
+
+
+def test_doctor_names_the_setting_that_keeps_out_wal2json() -> None:
+    proc = PostgresProcess(settings={"output_plugin_libraries": "'pgoutput'"})
+    if "output_plugin_libraries" not in _known_settings(_bindir()):
+        proc.close()
+        pytest.skip("this PostgreSQL lets every role use any output plugin (before 15.20)")
+    proc.start()
+    try:
+        done = doctor(proc.dsn)
+        lines = done.stdout.splitlines()
+        refused = 'library "wal2json" may not be used as an output plugin'
+        at = lines.index(f"warn plugin wal2json: {refused}")
+        assert lines[at + 1] == (
+            "     -> ALTER SYSTEM SET output_plugin_libraries = 'pgoutput, wal2json';"
+            " SELECT pg_reload_conf();"
+        )
+        assert done.returncode == 0  # Debezium needs only pgoutput
+    finally:
+        proc.close()

@@ -134,6 +134,20 @@ def _try_plugin(conn: Any, plugin: str) -> Finding:
     except psycopg.Error as exc:
         message = (exc.diag.message_primary or str(exc)).strip()
         fix = "apt-get install postgresql-<version>-wal2json" if plugin == "wal2json" else ""
+        if "may not be used as an output plugin" in message:
+            # PostgreSQL 15.20 / 16.11 / 17.7 and later let REPLICATION roles use only the
+            # plugins that the superuser-only setting output_plugin_libraries lists.
+            allowed = _setting(conn, "output_plugin_libraries") or "pgoutput, test_decoding"
+            fix = (
+                f"ALTER SYSTEM SET output_plugin_libraries = '{allowed}, {plugin}';"
+                " SELECT pg_reload_conf();"
+            )
         level = WARN if plugin == "wal2json" else FIX  # Debezium needs only pgoutput
         return Finding(level, f"plugin {plugin}", message, fix)
     return Finding(OK, f"plugin {plugin}", "a logical slot can use it")
+
+
+def _setting(conn: Any, name: str) -> str | None:
+    """A server setting's value, or None where this server version has no such setting."""
+    row = conn.execute("SELECT current_setting(%s, true)", (name,)).fetchone()
+    return row[0] if row else None
