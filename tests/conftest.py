@@ -13,6 +13,7 @@ import pytest
 
 from tests._broker import BrokerProcess
 from tests._kafka import KafkaProcess
+from tests._postgres import PostgresProcess
 from tests._registry import RegistryFactory, RegistryProcess
 
 BrokerFactory = Callable[..., BrokerProcess]
@@ -88,6 +89,17 @@ def broker_factory(tmp_path: Path) -> Iterator[BrokerFactory]:
 def broker(broker_factory: BrokerFactory) -> BrokerProcess:
     """A private broker for this test only (free to kill, restart or corrupt)."""
     return broker_factory()
+
+
+@pytest.fixture(scope="session")
+def postgres() -> Iterator[PostgresProcess]:
+    """PostgreSQL 15 (wal_level=logical) for the whole session; tests use their own tables,
+    schemas, slots and publications (connect, es)."""
+    proc = PostgresProcess().start()
+    try:
+        yield proc
+    finally:
+        proc.close()
 
 
 @pytest.fixture(scope="session")

@@ -17,7 +17,6 @@ import pytest
 from tests._broker import BrokerProcess
 from tests._connect import ConnectWorker, debezium_plugins
 from tests._kafka import KafkaProcess
-from tests._postgres import PostgresProcess
 
 _groups = itertools.count()
 
@@ -90,14 +89,3 @@ def worker_factory(tmp_path: Path) -> Iterator[WorkerFactory]:
     finally:
         for worker in started:
             worker.close()
-
-
-@pytest.fixture(scope="session")
-def postgres() -> Iterator[PostgresProcess]:
-    """PostgreSQL 15 (wal_level=logical) for the whole session; tests use their own tables,
-    slots and publications."""
-    proc = PostgresProcess().start()
-    try:
-        yield proc
-    finally:
-        proc.close()
