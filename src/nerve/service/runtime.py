@@ -22,6 +22,7 @@ from collections.abc import Awaitable, Callable, Iterable
 from typing import Any
 
 from confluent_kafka import (
+    AcknowledgeType,
     Consumer,
     KafkaError,
     KafkaException,
@@ -32,7 +33,7 @@ from confluent_kafka import (
 from confluent_kafka.admin import AdminClient, NewTopic
 from pydantic import BaseModel, ValidationError
 
-from nerve.service import catalog, compatibility, dead_letters, envelope
+from nerve.service import catalog, compatibility, dead_letters, envelope, work_queue
 from nerve.service.avro import CONTENT_TYPE as AVRO_CONTENT_TYPE
 from nerve.service.avro import AvroCodec
 from nerve.service.config import RunConfig
@@ -167,6 +168,10 @@ class ServiceRunner:
         self.avro: AvroCodec | None = None
         self.reader = EventReader(None)  # given the registry (and Avro codec) at start
         self.consumer: Consumer | None = None
+        # A share-group member (Service(..., share_group=True)) instead of a consumer group's.
+        self.share: Any = None  # confluent_kafka.ShareConsumer
+        self.acks = work_queue.Acknowledgements()
+        self.delivery_limit = work_queue.DEFAULT_DELIVERY_LIMIT
         self.producer: Producer | None = None
         self.handled: Table[Any] | None = None
         self.tables: list[Table[Any]] = list(service.tables)
@@ -268,11 +273,38 @@ class ServiceRunner:
             # KIP-848: the broker assigns (its range co-partitions too) and keeps the session.
             remote = "range" if self.streams is not None else "uniform"
             group = {"group.protocol": "consumer", "group.remote.assignor": remote}
+        if self.service.share_group:
+            self._start_share(admin, named["client.id"])
+        else:
+            self._start_consumer(group, named["client.id"])
+        catalog.announce(self.service, self.config, self.schema_ids)
+        self.observer.started(self.service)
+        log.info(
+            "service %s started%s: consumes %s, emits %s",
+            self.service.name,
+            " (share group)" if self.share is not None else "",
+            ", ".join([*self.by_topic, *sorted(self.streams.topics if self.streams else ())])
+            or "nothing",
+            ", ".join(e.topic for e in self.service.emits) or "nothing",
+        )
+
+    def _start_share(self, admin: AdminClient, client_id: str) -> None:
+        name = self.service.name
+        if not self.by_topic:
+            return
+        work_queue.prepare_group(admin, name, self.service.start, name)
+        self.delivery_limit = work_queue.delivery_limit(admin, name)
+        self.share = work_queue.make_consumer(
+            self.config.kafka(**{"group.id": name, "client.id": client_id})
+        )
+        self.share.subscribe(list(self.by_topic))
+
+    def _start_consumer(self, group: dict[str, object], client_id: str) -> None:
         self.consumer = Consumer(
             self.config.kafka(
                 **{
                     "group.id": self.service.name,
-                    "client.id": named["client.id"],
+                    "client.id": client_id,
                     "auto.offset.reset": self.service.start,
                     "enable.auto.commit": not self.service.exactly_once,
                     "enable.auto.offset.store": False,
@@ -294,15 +326,6 @@ class ServiceRunner:
                 on_revoke=self._on_revoke,
                 on_lost=self._on_revoke,
             )
-        catalog.announce(self.service, self.config, self.schema_ids)
-        self.observer.started(self.service)
-        log.info(
-            "service %s started: consumes %s, emits %s",
-            self.service.name,
-            ", ".join([*self.by_topic, *sorted(self.streams.topics if self.streams else ())])
-            or "nothing",
-            ", ".join(e.topic for e in self.service.emits) or "nothing",
-        )
 
     def _register_schemas(self) -> None:
         """Register what the service emits (JSON Schema, or Avro for ``format="avro"``);
@@ -448,6 +471,12 @@ class ServiceRunner:
             self._on_revoke(self.consumer, [])
             self.consumer.close()
             self.consumer = None
+        if self.share is not None:
+            try:
+                self.share.close()  # sends the last batch's acknowledgements, leaves the group
+            except KafkaException as exc:
+                log.warning("%s: closing the share consumer: %s", self.service.name, exc)
+            self.share = None
         for table in self.tables:
             table.stop()
         if self.streams is not None:
@@ -458,6 +487,9 @@ class ServiceRunner:
     # -- the loop ----------------------------------------------------------------------------
 
     async def run(self, stop: asyncio.Event) -> None:
+        if self.service.share_group:
+            await self._run_share(stop)
+            return
         loop = asyncio.get_running_loop()
         assert self.consumer is not None
         consumer = self.consumer
@@ -476,6 +508,24 @@ class ServiceRunner:
             if self.observer is not NULL_OBSERVER and time.monotonic() >= lag_due:
                 lag_due = time.monotonic() + 5
                 self._report_lag(consumer)
+
+    async def _run_share(self, stop: asyncio.Event) -> None:
+        """A share-group member's loop: poll what the broker hands out (at most its
+        ``max.poll.records``), handle it, acknowledge each record once the batch is durable;
+        the acknowledgements go with the next poll."""
+        loop = asyncio.get_running_loop()
+        share = self.share
+        while not stop.is_set():
+            if share is None:  # consumes nothing itself (tables, projections only)
+                await asyncio.sleep(self.config.poll_timeout_s)
+                continue
+            messages = list(
+                await loop.run_in_executor(None, share.poll, self.config.poll_timeout_s)
+            )
+            if messages:
+                await self.handle_batch(messages)
+            elif self.producer is not None:
+                self.producer.poll(0)
 
     async def _commit_positions(self) -> None:
         """Exactly-once, idle: commit positions that moved past the last commit without a
@@ -517,7 +567,7 @@ class ServiceRunner:
                 self.observer.lag(self.service.name, tp.topic, tp.partition, high - tp.offset)
 
     async def handle_batch(self, messages: list[Message]) -> None:
-        assert self.producer is not None and self.consumer is not None
+        assert self.producer is not None and (self.consumer or self.share) is not None
         by_partition: dict[tuple[str, int], list[Message]] = defaultdict(list)
         for message in messages:
             error = message.error()
@@ -586,8 +636,23 @@ class ServiceRunner:
     async def _make_durable(
         self, offsets: list[TopicPartition], batch: dict[tuple[str, int], list[Message]]
     ) -> None:
-        assert self.producer is not None and self.consumer is not None
+        assert self.producer is not None
         loop = asyncio.get_running_loop()
+        if self.share is not None:
+            remaining = await loop.run_in_executor(None, self.producer.flush, 30)
+            records = [m for records in batch.values() for m in records]
+            failed = bool(remaining or self._failed_deliveries)
+            if failed:
+                failures = self._note_refused()
+                log.error(
+                    "%s: %d emits not acknowledged (%s); the batch's records are released",
+                    self.service.name,
+                    remaining + len(failures),
+                    failures[0] if failures else "timeout",
+                )
+            self.acks.settle(self.share, records, release_all=failed)
+            return
+        assert self.consumer is not None
         if self.service.exactly_once:
             metadata = self.consumer.consumer_group_metadata()
             try:
@@ -663,6 +728,10 @@ class ServiceRunner:
         return limit
 
     def _rewind(self, batch: dict[tuple[str, int], list[Message]]) -> None:
+        if self.share is not None:
+            records = [m for records in batch.values() for m in records]
+            self.acks.settle(self.share, records, release_all=True)
+            return
         assert self.consumer is not None
         if self.streams is not None:
             self.streams.failed()
@@ -763,6 +832,12 @@ class ServiceRunner:
         if self._refused:  # the broker refused what earlier attempts emitted
             position = (meta.topic or "", meta.partition or 0, meta.offset or 0, handler.name)
             attempt = self._refused.pop(position, (0, ""))[0]
+        attempts = handler.retry.attempts
+        if self.share is not None:
+            # A share group tries again by redelivery (to any replica): this delivery is the
+            # attempt its count says, and the broker's limit caps the attempts.
+            attempt = max(attempt, (message.delivery_count() or 1) - 1)
+            attempts = min(attempts, self.delivery_limit)
         while True:
             attempt += 1
             started = time.perf_counter()
@@ -777,10 +852,24 @@ class ServiceRunner:
                     raise _BatchAborted from exc
                 self.errors += 1
                 self.observer.failed(self.service.name, handler.name, meta, exc)
-                if attempt >= handler.retry.attempts:
+                if attempt >= attempts:
                     await self._dead_letter(message, exc, attempt, handler.name, meta)
                     return
                 await asyncio.sleep(handler.retry.delay(attempt))
+                if self.share is not None:
+                    log.info(
+                        "%s: %s failed on event %s (attempt %d of %d), released to be tried "
+                        "again: %s: %s",
+                        self.service.name,
+                        handler.name,
+                        meta.id,
+                        attempt,
+                        attempts,
+                        type(exc).__name__,
+                        exc,
+                    )
+                    self.acks.mark(message, AcknowledgeType.RELEASE)
+                    return
         if self.observer is not NULL_OBSERVER:
             elapsed = time.perf_counter() - started
             self.observer.handled(self.service.name, handler.name, meta, elapsed)
@@ -900,6 +989,9 @@ class ServiceRunner:
     ) -> None:
         assert self.producer is not None
         topic = message.topic() or ""
+        if self.share is not None:
+            # Never delivered again once its dead letter is durable (with the batch's emits).
+            self.acks.mark(message, AcknowledgeType.REJECT)
         self.observer.dead_lettered(self.service.name, topic, meta, error)
         target = dead_letters.dlq_topic(topic)
         event_id = meta.id if meta is not None else _record_id(message)

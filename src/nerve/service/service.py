@@ -24,6 +24,10 @@ class Service:
     ``group_protocol`` is the consumer group protocol its replicas use: ``"classic"``, or
     ``"consumer"`` (KIP-848: the broker assigns, and a replica joining or leaving moves only
     the partitions that change owner; Kafka 4 or nerve).
+    ``share_group=True`` makes the replicas members of a share group instead (KIP-932, a work
+    queue: Kafka 4.2+ or nerve): records of one partition are spread over every replica, each
+    acknowledged on its own (accepted when handled, released to be tried again, rejected once
+    dead-lettered). It gives up per-key order and exactly-once (see docs/services.md).
     """
 
     def __init__(
@@ -36,11 +40,20 @@ class Service:
         start: str = "earliest",
         max_in_flight: int | None = None,
         group_protocol: str = "classic",
+        share_group: bool = False,
     ) -> None:
         if group_protocol not in ("classic", "consumer"):
             raise ValueError(
                 f"{name}: group_protocol must be 'classic' or 'consumer', not {group_protocol!r}"
             )
+        if share_group and exactly_once:
+            raise ValueError(
+                f"{name}: a share group acknowledges records one by one, outside any "
+                "transaction: share_group=True cannot be exactly_once"
+            )
+        if share_group and group_protocol != "classic":
+            raise ValueError(f"{name}: share_group=True has its own protocol; drop group_protocol")
+        self.share_group = share_group
         self.group_protocol = group_protocol
         self.name = name
         self.description = description
@@ -136,6 +149,11 @@ class Service:
         """
         from nerve.streams.dsl import Stream, StreamsBuilder
 
+        if self.share_group:
+            # State is partitioned by key; a share group hands one key's records to anyone.
+            raise ValueError(
+                f"{self.name}: streams need partitions of their own, not a share group"
+            )
         if self.streams_builder is None:
             self.streams_builder = StreamsBuilder(self)
         builder = self.streams_builder
