@@ -26,6 +26,7 @@ from nerve.cli import (
     dlq,
     groups,
     produce,
+    projection,
     run,
     schemas,
     topics,
@@ -158,6 +159,7 @@ def build_parser() -> argparse.ArgumentParser:
     cdc.add_parser(commands)
     run.add_parser(commands)
     dlq.add_parser(commands)
+    projection.add_parser(commands)
     catalog.add_parser(commands)
     console.add_parser(commands)
     demo.add_parser(commands)
@@ -400,6 +402,7 @@ def main(argv: list[str] | None = None) -> int:
         "cdc": cdc.run,
         "run": run.run,
         "dlq": dlq.run,
+        "projection": projection.run,
         "catalog": catalog.run,
         "console": console.run,
         "demo": demo.run,

@@ -217,15 +217,22 @@ class Service:
         return cls
 
     def projection(
-        self, *sources: type[Event], database: str | Any, name: str | None = None
+        self,
+        *sources: type[Event],
+        database: str | Any,
+        name: str | None = None,
+        version: int = 1,
     ) -> Callable[[F], Any]:
         """A read model: the decorated ``fn(event, db)`` folds the events of ``sources`` into
-        the SQLite database ``database``, its position stored in the same transaction
-        (``nerve.es.projection``)."""
+        ``database`` (a SQLite file, or a ``postgresql://`` URL), its position stored in the
+        same transaction; ``version`` is raised when the function changes, and the view
+        rebuilt beside the old one (``nerve.es.projection``)."""
         from nerve.es.projection import Projection
 
         def register(func: F) -> Any:
-            projection = Projection(self.name, name or func.__name__, func, sources, database)
+            projection = Projection(
+                self.name, name or func.__name__, func, sources, database, version
+            )
             self.projections.append(projection)
             return projection
 
