@@ -7,7 +7,11 @@ from __future__ import annotations
 
 import asyncio
 import sqlite3
+import subprocess
+import sys
+import textwrap
 import threading
+import time
 import uuid
 from pathlib import Path
 
@@ -106,3 +110,134 @@ def test_a_projection_resumes_from_its_database_and_records_what_it_cannot_fold(
     assert failures == [(topic, "ValueError: a negative payment")]
     (position,) = db.execute("select sum(next_offset) from nerve_positions").fetchone()
     assert position == 501
+
+
+VIEWS = textwrap.dedent(
+    """
+    from nerve import Event, Service
+
+    class Paid(Event, topic={topic!r}, key="customer"):
+        customer: str
+        amount: int
+
+    views = Service("sqlre")
+
+    @views.projection(Paid, database={database!r}, version={version})
+    def totals(event, db):
+        db.execute("create table if not exists totals (customer text primary key, {columns})")
+        db.execute("create index if not exists by_total on totals (total)")
+        db.execute({upsert!r}, (event.customer, event.amount))
+    """
+)
+V1 = {
+    "version": 1,
+    "columns": "total int",
+    "upsert": "insert into totals values (?, ?) on conflict (customer) "
+    "do update set total = total + excluded.total",
+}
+V2 = {
+    "version": 2,
+    "columns": "total int, payments int",
+    "upsert": "insert into totals values (?, ?, 1) on conflict (customer) "
+    "do update set total = total + excluded.total, payments = payments + 1",
+}
+
+
+def test_nerve_projection_rebuild_builds_a_new_version_beside_the_sqlite_view_and_switches(
+    broker: BrokerProcess, tmp_path: Path
+) -> None:
+    from nerve.service.host import load_services
+
+    topic = f"sqlre-{uuid.uuid4().hex[:6]}.paid"
+    database = tmp_path / "totals.db"
+    v1, v2 = tmp_path / "views_v1.py", tmp_path / "views_v2.py"
+    v1.write_text(VIEWS.format(topic=topic, database=str(database), **V1))
+    v2.write_text(VIEWS.format(topic=topic, database=str(database), **V2))
+    (old,) = load_services(v1)
+    (old_totals,) = old.projections
+
+    class Paid(Event, topic=topic, key="customer"):
+        customer: str
+        amount: int
+
+    producer = Producer({"bootstrap.servers": broker.bootstrap})
+    sent: list[tuple[str, int]] = []
+
+    def pay(n: int, pause: float = 0.0) -> None:
+        for _ in range(n):
+            i = len(sent)
+            event = Paid(customer=f"c{i % 7}", amount=1 + i % 5)
+            sent.append((event.customer, event.amount))
+            meta = event.meta
+            meta.source, meta.type = "/test", event.event_type
+            producer.produce(
+                topic,
+                key=event.customer.encode(),
+                value=event.model_dump_json().encode(),
+                headers=envelope.to_headers(meta),
+            )
+            if pause:
+                producer.flush(5)
+                time.sleep(pause)
+        producer.flush(30)
+
+    config = RunConfig(bootstrap_servers=broker.bootstrap, registry_url=None)
+    pay(300)
+    thread, _, box = _running(old, config)
+    old_totals.settled(config.kafka(), timeout=60)
+
+    read_errors: list[str] = []
+    reads = 0
+    reading = threading.Event()
+
+    def read() -> None:  # a reader of totals.db all through the rebuild and switch
+        nonlocal reads
+        db = sqlite3.connect(database, timeout=60)
+        while not reading.is_set():
+            try:
+                db.execute("select count(*), sum(total) from totals").fetchone()
+                reads += 1
+            except sqlite3.Error as exc:
+                read_errors.append(str(exc))
+            time.sleep(0.002)
+        db.close()
+
+    reader = threading.Thread(target=read, daemon=True)
+    reader.start()
+    writer = threading.Thread(target=pay, args=(100, 0.01), daemon=True)
+    writer.start()
+    nerve = [sys.executable, "-m", "nerve"]
+    done = subprocess.run(
+        [*nerve, "projection", "rebuild", str(v2), "totals", "-b", broker.bootstrap],
+        capture_output=True, text=True, timeout=120,
+    )  # fmt: skip
+    writer.join(30)
+    assert done.returncode == 0, done.stderr
+    assert "generation 2 (version 2) is live" in done.stdout, done.stdout
+    assert not (tmp_path / "totals.rebuild.db").exists()
+    (new,) = load_services(v2)
+    (new_totals,) = new.projections
+    new_thread, _, new_box = _running(new, config)
+    pay(20)
+    new_totals.settled(config.kafka(), timeout=60)
+    _stop(thread, box)
+    _stop(new_thread, new_box)
+    reading.set()
+    reader.join(10)
+    want: dict[str, tuple[int, int]] = {}
+    for customer, amount in sent:
+        total, count = want.get(customer, (0, 0))
+        want[customer] = (total + amount, count + 1)
+    db = sqlite3.connect(database)
+    rows = db.execute("select customer, total, payments from totals").fetchall()
+    assert {c: (t, n) for c, t, n in rows} == want
+    assert db.execute("select generation, version from nerve_projections").fetchall() == [(2, 2)]
+    indexes = db.execute("select name from sqlite_master where type = 'index'").fetchall()
+    assert ("by_total",) in indexes
+    assert reads > 0 and not read_errors, read_errors[:3]
+    listed = subprocess.run(
+        [*nerve, "projection", "list", str(v1)], capture_output=True, text=True, timeout=60
+    )
+    assert listed.returncode == 0, listed.stderr
+    row = listed.stdout.splitlines()[1].split()
+    assert row[:4] == ["sqlre", "totals", "1", "2"], listed.stdout
