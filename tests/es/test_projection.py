@@ -241,3 +241,21 @@ def test_nerve_projection_rebuild_builds_a_new_version_beside_the_sqlite_view_an
     assert listed.returncode == 0, listed.stderr
     row = listed.stdout.splitlines()[1].split()
     assert row[:4] == ["sqlre", "totals", "1", "2"], listed.stdout
+
+
+def test_one_rebuild_of_a_sqlite_view_at_a_time(tmp_path: Path) -> None:
+    from nerve.es.views import ViewError, open_views
+
+    first, second = (open_views(tmp_path / "v.db", "totals") for _ in range(2))
+    with first.rebuilding(), pytest.raises(ViewError, match="another rebuild"), second.rebuilding():
+        pass
+    with second.rebuilding():  # released with the first
+        pass
+
+
+def test_a_shared_sqlite_file_is_not_rebuilt(tmp_path: Path) -> None:
+    from nerve.es.views import ViewError, open_views
+
+    open_views(tmp_path / "v.db", "a").adopt(1)
+    with pytest.raises(ViewError, match="each projection needs a file of its own"):
+        open_views(tmp_path / "v.db", "b").start_build(1)

@@ -251,3 +251,14 @@ def test_a_new_version_is_built_beside_the_live_view_and_switched(
     reading.set()
     reader.join(10)
     assert reads > 0 and not read_errors, read_errors[:3]
+
+
+def test_one_rebuild_of_a_postgresql_view_at_a_time(postgres: PostgresProcess) -> None:
+    from nerve.es.views import ViewError, open_views
+
+    name = f"once_{uuid.uuid4().hex[:6]}"
+    first, second = (open_views(_url(postgres), name) for _ in range(2))
+    with first.rebuilding(), pytest.raises(ViewError, match="another rebuild"), second.rebuilding():
+        pass
+    with second.rebuilding():  # released with the first
+        pass

@@ -255,11 +255,28 @@ class Projection:
         where its positions say), and switch to it in one transaction once it has caught up
         with the topics' ends; the old generation is dropped after. Returns the new live
         generation and the old one. One rebuild of a projection at a time."""
-        from confluent_kafka import OFFSET_BEGINNING, Consumer, TopicPartition
-
         if reader is not None:
             self._reader = reader
         say = progress or (lambda line: log.info("%s", line))
+        with self.views.rebuilding():
+            build, applied = self._build(kafka, say)
+            old = self.views.switch(build)
+        was = (
+            f"generation {old.number} (version {old.version}), live before, dropped"
+            if old
+            else "there was no view before"
+        )
+        say(
+            f"projection {self.name}: generation {build.number} (version {build.version}) is "
+            f"live, {applied} events applied; {was}"
+        )
+        return build, old
+
+    def _build(self, kafka: dict[str, Any], say: Callable[[str], None]) -> tuple[Generation, int]:
+        """Fold the topics into the build until it has caught up; the build and how many
+        events this run applied."""
+        from confluent_kafka import OFFSET_BEGINNING, Consumer, TopicPartition
+
         build, resumed = self.views.start_build(self.version)
         session = self.views.session(build, building=True)
         consumer = Consumer(
@@ -302,13 +319,7 @@ class Projection:
         finally:
             consumer.close()
             session.close()
-        old = self.views.switch(build)
-        was = f"generation {old.number} (version {old.version})" if old else "no view"
-        say(
-            f"projection {self.name}: generation {build.number} (version {build.version}) is "
-            f"live, {applied} events applied; {was} before, dropped"
-        )
-        return build, old
+        return build, applied
 
     def _behind(self, consumer: Any, partitions: list[Any]) -> int:
         """How many offsets the consumer is short of the partitions' ends (0: caught up)."""

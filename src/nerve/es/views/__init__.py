@@ -10,6 +10,7 @@ pointer in one transaction (:mod:`nerve.es.projection`).
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
+from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -83,6 +84,11 @@ class Views(ABC):
     @abstractmethod
     def building(self) -> Generation | None:
         """The build in progress beside the live view, if any (left by an interrupted rebuild)."""
+
+    @abstractmethod
+    def rebuilding(self) -> AbstractContextManager[None]:
+        """Held for the whole of a rebuild: two at once would both fold every event into the
+        same build. Raises ViewError if another process holds it."""
 
     @abstractmethod
     def start_build(self, version: int) -> tuple[Generation, bool]:

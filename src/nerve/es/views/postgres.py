@@ -7,6 +7,8 @@ tables are in the schema ``nerve``: ``projections`` (the live generation), ``bui
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any
 
 import psycopg
@@ -133,6 +135,16 @@ class PostgresViews(Views):
     def building(self) -> Generation | None:
         with self._connect() as conn:
             return _generation(conn, "builds", self.projection)
+
+    @contextmanager
+    def rebuilding(self) -> Iterator[None]:
+        with psycopg.connect(self.dsn, autocommit=True) as conn:  # a session-level lock
+            row = conn.execute(
+                "select pg_try_advisory_lock(hashtext(%s))", (f"nerve.rebuild.{self.projection}",)
+            ).fetchone()
+            if not row or not row[0]:
+                raise ViewError(f"another rebuild of {self.describe()} is running")
+            yield  # released when the connection closes
 
     def adopt(self, version: int) -> Generation:
         with self._connect() as conn:

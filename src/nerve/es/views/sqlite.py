@@ -6,8 +6,11 @@ never a mix. Tables whose names start with ``nerve_`` are the projection's own."
 
 from __future__ import annotations
 
+import fcntl
 import sqlite3
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 from nerve.es.views import Generation, Session, ViewError, Views
@@ -139,6 +142,16 @@ class SQLiteViews(Views):
             return _generation(db, self.projection)
         finally:
             db.close()
+
+    @contextmanager
+    def rebuilding(self) -> Iterator[None]:
+        path = self.path.with_name(f"{self.path.stem}.rebuild.lock")
+        with path.open("a") as lock:
+            try:
+                fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                raise ViewError(f"another rebuild of {self.path} is running") from None
+            yield  # the lock goes with the file's closing
 
     def _others(self) -> list[str]:
         db = _connect(self.path)
