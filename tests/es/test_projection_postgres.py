@@ -262,3 +262,52 @@ def test_one_rebuild_of_a_postgresql_view_at_a_time(postgres: PostgresProcess) -
         pass
     with second.rebuilding():  # released with the first
         pass
+
+
+def test_a_rebuild_sigkilled_mid_way_resumes_and_applies_every_event_once(
+    broker: BrokerProcess, postgres: PostgresProcess, tmp_path: Path
+) -> None:
+    topic = _topic(broker, "pgrekill", 2)
+    name = f"rekill_{uuid.uuid4().hex[:6]}"
+    path = tmp_path / "views.py"
+    path.write_text(SERVICE.format(topic=topic, url=_url(postgres), name=name))
+
+    class Booked(Event, topic=topic, key="account"):
+        id: int
+        account: str
+
+    total = 1500
+    producer = Producer({"bootstrap.servers": broker.bootstrap})
+    for i in range(total):
+        _produce(producer, topic, Booked(id=i, account=f"a{i % 11}"), f"a{i % 11}")
+    producer.flush(30)
+    command = [sys.executable, "-m", "nerve", "projection", "rebuild", str(path), name,
+               "-b", broker.bootstrap]  # fmt: skip
+
+    def built() -> int:
+        found = postgres.execute(
+            "select count(*) from pg_tables where schemaname = %s and tablename = 'applied'",
+            (f"{name}__g1",),
+        )
+        if found[0][0] == 0:
+            return 0
+        return int(postgres.execute(f'select count(*) from "{name}__g1".applied')[0][0])  # type: ignore[call-overload]
+
+    rebuild = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.monotonic() + 60
+    while built() == 0 and time.monotonic() < deadline:
+        time.sleep(0.05)
+    rebuild.send_signal(signal.SIGKILL)
+    rebuild.wait(10)
+    part = built()
+    assert 0 < part < total, "the rebuild finished before it could be killed"
+    done = subprocess.run(command, capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    assert "resuming generation 1 (version 1)" in done.stdout, done.stdout
+    assert "generation 1 (version 1) is live" in done.stdout, done.stdout
+    counts = dict(postgres.execute(f'select id, n from "{name}".applied'))
+    assert sorted(counts) == list(range(total)), "an event was skipped"
+    assert all(n == 1 for n in counts.values()), "an event was applied twice"
+    assert postgres.execute(
+        "select count(*) from pg_namespace where nspname = %s", (f"{name}__g1",)
+    ) == [(0,)]

@@ -172,6 +172,7 @@ class PostgresViews(Views):
         with self._connect() as conn:
             conn.execute("select pg_advisory_xact_lock(%s)", (_SETUP_LOCK,))
             found = _generation(conn, "builds", self.projection)
+            self._drop_retired(conn, found.number if found else None)
             if found is not None and found.version == version:
                 conn.commit()
                 return found, True
@@ -188,6 +189,18 @@ class PostgresViews(Views):
             )
             conn.commit()
             return build, False
+
+    def _drop_retired(self, conn: psycopg.Connection[Any], keep: int | None) -> None:
+        """Generations a process killed between a switch and its drop left behind."""
+        prefix = f"{self.projection}__g"
+        rows = conn.execute(
+            "select nspname from pg_namespace where left(nspname, %s) = %s",
+            (len(prefix), prefix),
+        ).fetchall()
+        for (schema,) in rows:
+            number = schema[len(prefix) :]
+            if number.isdigit() and int(number) != keep:
+                self._drop(conn, int(number), schema)
 
     def _drop(self, conn: psycopg.Connection[Any], number: int, schema: str) -> None:
         conn.execute(sql.SQL("drop schema if exists {} cascade").format(sql.Identifier(schema)))
