@@ -166,6 +166,11 @@ def test_thirty_two_writers_on_ten_aggregates_never_interleave_or_lose_an_event(
 
     try:
         asyncio.run(main())
+    except BaseException:
+        # What the replicas said is what tells a stall from a wrong answer.
+        for log in sorted(tmp_path.glob("replica-*.log")):
+            print(f"--- {log.name}\n{log.read_text(errors='replace')[-4000:]}")
+        raise
     finally:
         for client in clients:
             client.close()
