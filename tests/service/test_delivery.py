@@ -79,6 +79,7 @@ def booked_ids(broker: BrokerProcess) -> Counter[int]:
 
 
 @pytest.mark.slow
+@pytest.mark.timeout(600)
 def test_exactly_once_survives_sigkill(broker: BrokerProcess, tmp_path: Path) -> None:
     path = tmp_path / "ledger.py"
     path.write_text(EXACTLY_ONCE)
@@ -102,7 +103,8 @@ def test_exactly_once_survives_sigkill(broker: BrokerProcess, tmp_path: Path) ->
         # Kill it three times while it works through the backlog, each time after it made
         # progress (so transactions are open or just committed when it dies).
         seen = 0
-        deadline = time.monotonic() + 120
+        # Each restart waits out the killed member's session; a loaded machine needs minutes.
+        deadline = time.monotonic() + 300
         while kills < 3 and time.monotonic() < deadline:
             time.sleep(0.3)
             now = sum(booked_ids(broker).values())
@@ -119,7 +121,11 @@ def test_exactly_once_survives_sigkill(broker: BrokerProcess, tmp_path: Path) ->
     finally:
         service.send_signal(signal.SIGTERM)
         service.wait(30)
-    assert kills == 3, "the service finished before it could be killed three times"
+    assert kills == 3, f"killed {kills} times: " + (
+        "the service finished before it could be killed three times"
+        if time.monotonic() < deadline
+        else f"{sum(booked_ids(broker).values())} of {total} booked when time ran out"
+    )
     assert len(ids) == total
     duplicates = {i: n for i, n in ids.items() if n > 1}
     assert not duplicates, f"{len(duplicates)} inputs booked more than once"
