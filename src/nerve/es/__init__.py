@@ -12,5 +12,17 @@ from __future__ import annotations
 
 from nerve.es.aggregate import Aggregate, Rejected, command
 from nerve.es.commands import CommandClient, Conflict, Outcome
+from nerve.es.history import Histories, History, load, upcast
 
-__all__ = ["Aggregate", "CommandClient", "Conflict", "Outcome", "Rejected", "command"]
+__all__ = [
+    "Aggregate",
+    "CommandClient",
+    "Conflict",
+    "Histories",
+    "History",
+    "Outcome",
+    "Rejected",
+    "command",
+    "load",
+    "upcast",
+]

@@ -21,6 +21,7 @@ log = logging.getLogger("nerve.es")
 EXPECTED_VERSION = "nerveexpectedversion"
 REPLY_TO = "nervereplyto"
 VERSION = "nerveversion"
+REVISION = "nerverevision"
 
 
 class AggregateNode(Node):
@@ -70,6 +71,9 @@ class AggregateNode(Node):
             return
         for offset, event in enumerate(events, start=1):
             event.meta.extensions[VERSION] = str(version + offset)
+            revision = getattr(event, "revision", 1)
+            if revision != 1:  # absent means 1: events of types never revised carry nothing
+                event.meta.extensions[REVISION] = str(revision)
         version += len(events)
         store.put(key, (version, work))
         task.sink.emit(events, record, self.name)

@@ -250,6 +250,24 @@ class Service:
             self._client = CommandClient(self)
         return await self._client.send(command, expected_version=expected_version, timeout=timeout)
 
+    async def history(
+        self,
+        cls: Any,
+        key: str,
+        *,
+        as_of_version: int | None = None,
+        as_of: Any = None,
+        timeout: float = 30.0,
+        config: Any = None,
+    ) -> Any:
+        """An aggregate's events read back from Kafka and folded as of a version or a time
+        (``nerve.es.history``; ``config`` a ``RunConfig``, else from the environment)."""
+        from nerve.es.history import load_async
+
+        return await load_async(
+            cls, key, as_of_version=as_of_version, as_of=as_of, timeout=timeout, config=config
+        )
+
     @property
     def topics(self) -> list[str]:
         return list(dict.fromkeys(h.topic for h in self.handlers))
