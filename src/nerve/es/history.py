@@ -92,13 +92,34 @@ class History(Generic[A]):
     records_read: int = 0
 
 
-def _event_ms(meta: Any, record_ms: int) -> int:
-    if meta.time:
+def _event_ms(ce_time: str | None, record_ms: int) -> int:
+    if ce_time:
         try:
-            return int(datetime.fromisoformat(meta.time).timestamp() * 1000)
+            return int(datetime.fromisoformat(ce_time).timestamp() * 1000)
         except ValueError:
             pass
     return record_ms
+
+
+_PLAIN_JSON = (None, envelope.JSON)
+_VERSION_HEADER = f"ce_{VERSION}"
+_REVISION_HEADER = f"ce_{REVISION}"
+
+
+def _marks(headers: Any) -> tuple[int, int, str | None, str | None]:
+    """Version, revision, CloudEvents time and content type from a record's headers (the
+    few a fold needs, without building its whole envelope)."""
+    version, revision, ce_time, content_type = 0, 1, None, None
+    for name, raw in headers or ():
+        if name == _VERSION_HEADER:
+            version = int(raw)
+        elif name == "ce_time":
+            ce_time = raw.decode() if raw is not None else None
+        elif name == "content-type" or name == "ce_datacontenttype":
+            content_type = raw.decode() if raw is not None else None
+        elif name == _REVISION_HEADER:
+            revision = int(raw)
+    return version, revision, ce_time, content_type
 
 
 class Histories:
@@ -132,9 +153,11 @@ class Histories:
         as_of_version: int | None = None,
         as_of: datetime | None = None,
         timeout: float = 30.0,
+        keep_events: bool = True,
     ) -> History[A]:
         """Read ``key``'s events of aggregate ``cls`` from Kafka and fold them (up to
-        ``as_of_version`` events, or those whose event time is at or before ``as_of``)."""
+        ``as_of_version`` events, or those whose event time is at or before ``as_of``).
+        ``keep_events=False`` folds them without keeping them (nor their envelopes: faster)."""
         from confluent_kafka import OFFSET_BEGINNING, Consumer, KafkaError, TopicPartition
 
         if self._consumer is None:
@@ -150,6 +173,9 @@ class Histories:
             )
         consumer = self._consumer
         by_topic = {t.topic: t for t in cls.emits()}
+        # Looked up once: a missing attribute on a pydantic class goes through its metaclass's
+        # __getattr__ (measured ~7 us a call, a fifth of a 1,000-event load).
+        revisions = {topic: revision_of(t) for topic, t in by_topic.items()}
         raw_key = key.encode()
         limit_ms = None if as_of is None else int(as_of.timestamp() * 1000)
         reader = self._reader
@@ -175,7 +201,12 @@ class Histories:
                     raise TimeoutError(
                         f"reading {cls.__name__} {key}'s events took over {timeout} s"
                     )
-                for message in consumer.consume(10_000, 0.5):
+                # consume(n, timeout) waits for n records or the timeout: poll for the first,
+                # then take what has come with it without waiting.
+                first = consumer.poll(0.5)
+                if first is None:
+                    continue
+                for message in [first, *consumer.consume(10_000, 0)]:
                     error = message.error()
                     topic = message.topic() or ""
                     if error is not None:
@@ -188,24 +219,39 @@ class Histories:
                     read += 1
                     if message.key() != raw_key:
                         continue
-                    meta, data, content_type = envelope.read(message.headers(), message.value())
-                    version = int(meta.extensions.get(VERSION, 0))
+                    version, revision, ce_time, content_type = _marks(message.headers())
                     if as_of_version is not None and version > as_of_version:
                         remaining.discard(topic)  # versions only grow within a topic
                         continue
-                    if limit_ms is not None and _event_ms(meta, message.timestamp()[1]) > limit_ms:
+                    if (
+                        limit_ms is not None
+                        and _event_ms(ce_time, message.timestamp()[1]) > limit_ms
+                    ):
                         remaining.discard(topic)
                         continue
                     event_type = by_topic[topic]
-                    revision = int(meta.extensions.get(REVISION, 1))
-                    if revision != revision_of(event_type):
+                    meta = None
+                    data = message.value()
+                    if keep_events or content_type not in _PLAIN_JSON:
+                        meta, data, content_type = envelope.read(message.headers(), data)
+                        if VERSION in meta.extensions:  # structured mode: they are in the value
+                            version = int(meta.extensions[VERSION])
+                            revision = int(meta.extensions.get(REVISION, 1))
+                            if as_of_version is not None and version > as_of_version:
+                                remaining.discard(topic)
+                                continue
+                    if revision != revisions[topic]:
                         data = json.dumps(
                             upcast_data(event_type, revision, json.loads(data or b"null"))
                         ).encode()
-                    event = reader.read(event_type, data, content_type)
-                    meta.topic, meta.partition = topic, message.partition()
-                    meta.offset, meta.key = message.offset(), raw_key
-                    event.attach(meta)
+                    if content_type in _PLAIN_JSON and data is not None:
+                        event = event_type.model_validate_json(data, extra="allow")
+                    else:
+                        event = reader.read(event_type, data, content_type)
+                    if meta is not None:
+                        meta.topic, meta.partition = topic, message.partition()
+                        meta.offset, meta.key = message.offset(), raw_key
+                        event.attach(meta)
                     found.append((version, event))
         finally:
             consumer.unassign()
@@ -219,7 +265,8 @@ class Histories:
         state = cls()
         for _, event in found:
             state.apply(event)
-        return History(state, len(found), [e for _, e in found], read)
+        events = [e for _, e in found] if keep_events else []
+        return History(state, len(found), events, read)
 
 
 def load(
