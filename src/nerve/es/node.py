@@ -54,7 +54,7 @@ class AggregateNode(Node):
         if handler is None:
             self._reply(task, record, "error", version, f"no handler for {type(command).__name__}")
             raise TypeError(f"{self.cls.__name__} has no command handler for {type(command)}")
-        work = state.model_copy(deep=True)
+        work = _copy(state)
         try:
             result = getattr(work, handler)(command)
             events = _events(result)
@@ -70,10 +70,11 @@ class AggregateNode(Node):
             self._reply(task, record, "accepted", version, None, [])
             return
         for offset, event in enumerate(events, start=1):
-            event.meta.extensions[VERSION] = str(version + offset)
-            revision = getattr(event, "revision", 1)
+            extensions = event.meta.extensions
+            extensions[VERSION] = str(version + offset)
+            revision = _revision(type(event))
             if revision != 1:  # absent means 1: events of types never revised carry nothing
-                event.meta.extensions[REVISION] = str(revision)
+                extensions[REVISION] = str(revision)
         version += len(events)
         store.put(key, (version, work))
         task.sink.emit(events, record, self.name)
@@ -97,19 +98,49 @@ class AggregateNode(Node):
                     self.cls.__name__, record.key, type(record.value).__name__, status, reason,
                 )  # fmt: skip
             return
-        body = {
+        head = {
             "command_id": meta.id,
             "aggregate": self.cls.__name__,
             "key": record.key,
             "status": status,
             "version": version,
             "reason": reason,
-            "events": [
-                {"type": e.event_type, "topic": e.topic, "data": e.model_dump(mode="json")}
-                for e in events or []
-            ],
         }
-        task.sink.send(reply_to, meta.id.encode(), json.dumps(body).encode(), -1)
+        # The events' data as pydantic writes it, spliced in (measured: a fifth of a command's
+        # cost went to model_dump and json.dumps of the same data).
+        parts = [
+            b'{"type":%s,"topic":%s,"data":%s}'
+            % (_text(e.event_type), _text(e.topic), e.__pydantic_serializer__.to_json(e))
+            for e in events or []
+        ]
+        body = _dumps(head)[:-1].encode() + b',"events":[' + b",".join(parts) + b"]}"
+        task.sink.send(reply_to, meta.id.encode(), body, -1)
+
+
+_dumps = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False).encode
+_IMMUTABLE = frozenset({int, str, float, bool, type(None), bytes})
+_REVISIONS: dict[type, int] = {}
+
+
+def _text(value: str) -> bytes:
+    return _dumps(value).encode()
+
+
+def _revision(event_type: type) -> int:
+    # Cached: a missing attribute on a pydantic class costs a trip through its __getattr__.
+    found = _REVISIONS.get(event_type)
+    if found is None:
+        found = _REVISIONS[event_type] = int(getattr(event_type, "revision", 1))
+    return found
+
+
+def _copy(state: Aggregate) -> Aggregate:
+    """The state to decide and fold on, leaving the stored one as it was (a batch that fails
+    rolls back to it): a shallow copy when every field holds an immutable value (numbers,
+    text), else a deep one (measured: the deep copy was a fifth of a command's cost)."""
+    if all(type(v) in _IMMUTABLE for v in state.__dict__.values()):
+        return state.model_copy()
+    return state.model_copy(deep=True)
 
 
 def _events(result: Any) -> list[Event]:
