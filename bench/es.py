@@ -61,7 +61,7 @@ SERVICE = textwrap.dedent(
         ledger: str
         amount: int
 
-    bank = Service("{prefix}-bank", exactly_once=True)
+    bank = Service("{prefix}-bank", exactly_once=True, max_in_flight={batch})
 
     @bank.aggregate
     class Account(Aggregate, key="account"):
@@ -108,7 +108,7 @@ def nerve_case(args: argparse.Namespace, bootstrap: str, work: Path) -> dict[str
 
     prefix = f"bes{uuid.uuid4().hex[:6]}"
     path = work / f"{prefix}.py"
-    path.write_text(SERVICE.format(prefix=prefix))
+    path.write_text(SERVICE.format(prefix=prefix, batch=args.batch))
     service = load_services(path)[0]
     names = sys.modules[f"nerve_services_{path.stem}"]
     replies = f"{service.name}.replies"
@@ -196,7 +196,8 @@ def nerve_case(args: argparse.Namespace, bootstrap: str, work: Path) -> dict[str
         with Histories(config) as once:
             once.load(names.Ledger, "big", keep_events=False)
         fresh = time.perf_counter() - fresh_started
-    return {"system": "nerve", "commands_per_s": rate, "commands": total,
+    name = "nerve" if args.batch is None else f"nerve (batches of {args.batch:,})"
+    return {"system": name, "commands_per_s": rate, "commands": total,
             "load_ms": statistics.median(loads[1:]) * 1000, "first_load_ms": fresh * 1000,
             "records_read": history.records_read}  # fmt: skip
 
@@ -282,6 +283,8 @@ def main() -> int:
     parser.add_argument("--per", type=int, default=20, help="commands per aggregate")
     parser.add_argument("--events", type=int, default=1000, help="events of the loaded one")
     parser.add_argument("--loads", type=int, default=20)
+    parser.add_argument("--batch", type=int, default=None,
+                        help="nerve's records per batch (transaction): max_in_flight")  # fmt: skip
     parser.add_argument("--systems", default="nerve,eventsourcing-sqlite,eventsourcing-postgres")
     parser.add_argument("--max-seconds", type=float, default=300.0)
     parser.add_argument("--broker-cpu", type=int, default=0)
