@@ -311,3 +311,45 @@ def test_a_rebuild_sigkilled_mid_way_resumes_and_applies_every_event_once(
     assert postgres.execute(
         "select count(*) from pg_namespace where nspname = %s", (f"{name}__g1",)
     ) == [(0,)]
+
+
+def test_two_processes_writing_one_view_apply_each_event_once(
+    broker: BrokerProcess, postgres: PostgresProcess
+) -> None:
+    """As when a replica that lost its partitions in a rebalance still finishes its batch: here
+    two services (two consumer groups) both read every partition into one view, and the
+    positions locked in each transaction let only one of them apply each event."""
+    topic = _topic(broker, "pgtwo", 2)
+    name = f"two_{uuid.uuid4().hex[:6]}"
+
+    class Booked(Event, topic=topic, key="account"):
+        id: int
+        account: str
+
+    def fold(event: Booked, db: Any) -> None:
+        db.execute("create table if not exists applied (id int primary key, n int not null)")
+        db.execute(
+            "insert into applied values (%s, 1) on conflict (id) do update set n = applied.n + 1",
+            (event.id,),
+        )
+
+    first, second = Service("pgtwo-a"), Service("pgtwo-b")
+    projections = [s.projection(Booked, database=_url(postgres), name=name)(fold) for s in
+                   (first, second)]  # fmt: skip
+    config = RunConfig(bootstrap_servers=broker.bootstrap, registry_url=None)
+    producer = Producer({"bootstrap.servers": broker.bootstrap})
+    running = [_running(first, config), _running(second, config)]
+    total = 3000
+    for i in range(total):
+        _produce(producer, topic, Booked(id=i, account=f"a{i % 13}"), f"a{i % 13}")
+        if i % 100 == 0:
+            producer.flush(5)
+    producer.flush(30)
+    for projection in projections:
+        projection.settled(config.kafka(), timeout=60)
+    for thread, _, box in running:
+        _stop(thread, box)
+    counts = dict(postgres.execute(f'select id, n from "{name}".applied'))
+    assert sorted(counts) == list(range(total))
+    doubled = {i: n for i, n in counts.items() if n != 1}
+    assert not doubled, f"{len(doubled)} events applied by both"

@@ -164,7 +164,9 @@ class Projection:
                         return
                     checked = time.monotonic()
                 elif time.monotonic() - checked > _CHECK_S:
-                    if self.views.live() != live:
+                    still = session.begin() is not None  # on the session's own connection
+                    session.rollback()
+                    if not still:
                         log.info("projection %s: its view was switched; following", self.name)
                         return
                     checked = time.monotonic()
@@ -194,12 +196,14 @@ class Projection:
     def _apply(self, session: Session, messages: list[Any]) -> bool:
         """A batch in one transaction; if it fails, each event in its own, so one bad event
         is recorded in the failures (and logged) without holding back the others. False if
-        the session's generation is no longer the one to write (a switch): nothing applied."""
+        the session's generation is no longer the one to write (a switch): nothing applied.
+        Events below a partition's stored position are skipped: another process applied them
+        (one that held the partition before a rebalance, still finishing its batch)."""
         try:
             if session.begin() is None:
                 session.rollback()
                 return False
-            for message in messages:
+            for message in self._unapplied(session, messages):
                 self._one(session, message)
             session.commit()
             return True
@@ -210,7 +214,8 @@ class Projection:
                 if session.begin() is None:
                     session.rollback()
                     return False
-                self._one(session, message)
+                for unapplied in self._unapplied(session, [message]):
+                    self._one(session, unapplied)
                 session.commit()
             except Exception as exc:
                 session.rollback()
@@ -220,13 +225,30 @@ class Projection:
                 if session.begin() is None:
                     session.rollback()
                     return False
-                session.failed(
-                    message.topic(), message.partition(), message.offset(),
-                    f"{type(exc).__name__}: {exc}",
-                )  # fmt: skip
-                session.advance(message.topic(), message.partition(), message.offset() + 1)
+                if self._unapplied(session, [message]):
+                    session.failed(
+                        message.topic(), message.partition(), message.offset(),
+                        f"{type(exc).__name__}: {exc}",
+                    )  # fmt: skip
+                    session.advance(message.topic(), message.partition(), message.offset() + 1)
                 session.commit()
         return True
+
+    def _unapplied(self, session: Session, messages: list[Any]) -> list[Any]:
+        floors: dict[tuple[str, int], int] = {}
+        unapplied = []
+        for message in messages:
+            key = (message.topic(), message.partition())
+            if key not in floors:
+                floors[key] = session.claim(*key)
+            if message.offset() >= floors[key]:
+                unapplied.append(message)
+        if len(unapplied) < len(messages):
+            log.info(
+                "projection %s: %d events skipped, applied already by another process",
+                self.name, len(messages) - len(unapplied),
+            )  # fmt: skip
+        return unapplied
 
     def _one(self, session: Session, message: Any) -> None:
         event_type = self.by_topic[message.topic()]

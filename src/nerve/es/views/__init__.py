@@ -52,6 +52,12 @@ class Session(ABC):
         """The next offset of each partition this generation has applied up to."""
 
     @abstractmethod
+    def claim(self, topic: str, partition: int) -> int:
+        """The partition's next offset as stored (0 if none), read inside the current
+        transaction and locked until it ends: events below it were applied by another process
+        (a replica that held the partition before a rebalance), so they are skipped."""
+
+    @abstractmethod
     def advance(self, topic: str, partition: int, next_offset: int) -> None:
         """Record the position, inside the current transaction."""
 

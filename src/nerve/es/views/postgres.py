@@ -79,6 +79,19 @@ class PostgresSession(Session):
         self.conn.rollback()
         return {(t, p): o for t, p, o in rows}
 
+    def claim(self, topic: str, partition: int) -> int:
+        key = (self.projection, self.generation.number, topic, partition)
+        # The row made first, so a second writer waits on it even for a partition's first event.
+        self.conn.execute(
+            "insert into nerve.positions values (%s, %s, %s, %s, 0) on conflict do nothing", key
+        )
+        row = self.conn.execute(
+            "select next_offset from nerve.positions where projection = %s and generation = %s "
+            "and topic = %s and partition = %s for update",
+            key,
+        ).fetchone()
+        return 0 if row is None else int(row[0])
+
     def advance(self, topic: str, partition: int, next_offset: int) -> None:
         self.conn.execute(
             "insert into nerve.positions values (%s, %s, %s, %s, %s) on conflict "

@@ -75,6 +75,14 @@ class SQLiteSession(Session):
         ).fetchall()
         return {(t, p): o for t, p, o in rows}
 
+    def claim(self, topic: str, partition: int) -> int:
+        row = self.conn.execute(  # the transaction holds the file's write lock already
+            "select next_offset from nerve_positions "
+            "where projection = ? and topic = ? and partition = ?",
+            (self.projection, topic, partition),
+        ).fetchone()
+        return 0 if row is None else int(row[0])
+
     def advance(self, topic: str, partition: int, next_offset: int) -> None:
         self.conn.execute(
             "insert into nerve_positions values (?, ?, ?, ?) on conflict "
