@@ -35,9 +35,6 @@ ABSENT_OR_OLDER: dict[int, tuple[int | None, str]] = {
     87: (None, "share group state: issue 19"),
     88: (None, "streams groups (KIP-1071): with issue 19"),
     89: (None, "streams groups (KIP-1071): with issue 19"),
-    90: (None, "share groups (KIP-932): issue 19"),
-    91: (None, "share groups (KIP-932): issue 19"),
-    92: (None, "share groups (KIP-932): issue 19"),
     93: (None, "streams groups (KIP-1071): with issue 19"),
     94: (None, "UnregisterController: no controllers"),
 }

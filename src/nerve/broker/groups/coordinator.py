@@ -885,6 +885,11 @@ class GroupCoordinator:
         pairs.append((offsets_records.encode_key(offsets_records.GroupKey(group.group_id)), None))
         if not self._append_or_refuse(group.group_id, pairs, "its deletion"):
             return False
+        if group.share is not None:
+            # Its share-partitions' state too (kafka-share-groups --delete), or a restart
+            # would bring the group back from __share_group_state.
+            for key in list(group.share.partitions):
+                self.share.forget(group.group_id, key)
         self._cancel_timers(group)
         group.state = GroupState.DEAD
         del self.groups[group.group_id]

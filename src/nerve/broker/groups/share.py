@@ -570,6 +570,137 @@ class ShareProtocol:
         self._persist(group_id, (partition.topic.topic_id, partition.index), sp)
         return ErrorCode.none
 
+    # -- the offset admin APIs (kafka-share-groups --describe --offsets, --reset-offsets,
+    # --delete-offsets) ---------------------------------------------------------------------
+
+    def start_offsets(
+        self, group_id: str, wanted: Sequence[tuple[str, Sequence[int]]] | None
+    ) -> list[tuple[str, uuid.UUID | None, list[tuple[int, int, int]]]] | None:
+        """(topic, its id, [(partition, start offset, lag)]) for the partitions asked, or all
+        the group has state for; -1 and -1 for a partition without state. None: no such share
+        group (Kafka answers that with no topics, not an error)."""
+        group = self.coordinator.groups.get(group_id)
+        sg = group.share if group is not None else None
+        if sg is None:
+            return None
+        topics = self.broker.topics
+        by_id = {t.topic_id: t for t in topics.topics.values()}
+        if wanted is None:
+            named: dict[str, list[int]] = {}
+            for topic_id, index in sorted(sg.partitions):
+                found = by_id.get(topic_id)
+                if found is not None:
+                    named.setdefault(found.name, []).append(index)
+            wanted = list(named.items())
+        out: list[tuple[str, uuid.UUID | None, list[tuple[int, int, int]]]] = []
+        for name, indexes in wanted:
+            topic = topics.get(name)
+            rows = []
+            for index in indexes:
+                sp = sg.partitions.get((topic.topic_id, index)) if topic is not None else None
+                if sp is None or topic is None or index >= len(topic.partitions):
+                    rows.append((index, -1, -1))
+                    continue
+                end = topic.partitions[index].log.log_end_offset
+                done = sum(
+                    1
+                    for offset, record in sp.records.items()
+                    if offset >= sp.start
+                    and record.state in (RecordState.ACKNOWLEDGED, RecordState.ARCHIVED)
+                )
+                rows.append((index, sp.start, max(0, end - sp.start - done)))
+            out.append((name, topic.topic_id if topic is not None else None, rows))
+        return out
+
+    def alter_start_offsets(
+        self, group_id: str, offsets: Sequence[tuple[str, Sequence[tuple[int, int]]]]
+    ) -> tuple[
+        ErrorCode, str | None, list[tuple[str, uuid.UUID | None, list[tuple[int, ErrorCode]]]]
+    ]:
+        """Set share-partition start offsets (the group made if new); every record before
+        the new start is done for, every one after it available with no delivery counted.
+        A group with members is refused (NON_EMPTY_GROUP), as Kafka does."""
+        group = self.coordinator.groups.get(group_id)
+        if group is not None and group.share is None:
+            return ErrorCode.group_id_not_found, f"Group {group_id} is not a share group.", []
+        if group is not None and group.share is not None and group.share.members:
+            return (
+                ErrorCode.non_empty_group,
+                f"Share group {group_id} is not empty: stop its members first.",
+                [],
+            )
+        results = []
+        changed: list[tuple[tuple[uuid.UUID, int], SharePartition]] = []
+        for name, partitions in offsets:
+            topic = self.broker.topics.get(name)
+            rows = []
+            for index, start in partitions:
+                if topic is None or not 0 <= index < len(topic.partitions):
+                    rows.append((index, ErrorCode.unknown_topic_or_partition))
+                    continue
+                partition_log = topic.partitions[index].log
+                start = min(
+                    max(start, partition_log.log_start_offset), partition_log.log_end_offset
+                )
+                changed.append(((topic.topic_id, index), SharePartition(start=start, end=start)))
+                rows.append((index, ErrorCode.none))
+            results.append((name, topic.topic_id if topic is not None else None, rows))
+        if changed:
+            if group is None:
+                group = self.coordinator._new_group(group_id)
+            if group.share is None:
+                group.share = ShareGroup()
+            for key, sp in changed:
+                group.share.partitions[key] = sp
+                self._persist(group_id, key, sp)
+        return ErrorCode.none, None, results
+
+    def delete_start_offsets(
+        self, group_id: str, names: Sequence[str]
+    ) -> tuple[ErrorCode, str | None, list[tuple[str, uuid.UUID | None, ErrorCode]]]:
+        """Forget a share group's state of whole topics: a member reading them again starts
+        where ``share.auto.offset.reset`` says, as a new group would."""
+        group = self.coordinator.groups.get(group_id)
+        sg = group.share if group is not None else None
+        if sg is None:
+            return ErrorCode.group_id_not_found, f"Share group {group_id} not found.", []
+        if sg.members:
+            return (
+                ErrorCode.non_empty_group,
+                f"Share group {group_id} is not empty: stop its members first.",
+                [],
+            )
+        results: list[tuple[str, uuid.UUID | None, ErrorCode]] = []
+        for name in names:
+            topic = self.broker.topics.get(name)
+            if topic is None:
+                results.append((name, None, ErrorCode.unknown_topic_or_partition))
+                continue
+            for key in [k for k in sg.partitions if k[0] == topic.topic_id]:
+                del sg.partitions[key]
+                self.forget(group_id, key)
+            results.append((name, topic.topic_id, ErrorCode.none))
+        return ErrorCode.none, None, results
+
+    def forget(self, group_id: str, key: tuple[uuid.UUID, int]) -> None:
+        """A tombstone for a share-partition's state in ``__share_group_state``."""
+        try:
+            topic = internal_topics.ensure(
+                self.broker, STATE_TOPIC, 1, self.config.offsets_topic_segment_bytes
+            )
+            internal_topics.append(
+                self.broker,
+                internal_topics.partition_of(topic, group_id),
+                [(_state_key(group_id, *key), None)],
+            )
+        except OSError as exc:
+            log.error(
+                "share group %s: cannot write to %s that its state is deleted: %s",
+                group_id,
+                STATE_TOPIC,
+                exc,
+            )
+
 
 _ACK_TYPES = frozenset(int(t) for t in AckType)
 

@@ -94,6 +94,9 @@ HANDLERS: dict[int, ApiHandler] = {
     77: ApiHandler(share_groups.handle_share_group_describe, 1, 1),
     78: ApiHandler(share_groups.handle_share_fetch, 1, 2),
     79: ApiHandler(share_groups.handle_share_acknowledge, 1, 2),
+    90: ApiHandler(share_groups.handle_describe_share_group_offsets, 0, 1),
+    91: ApiHandler(share_groups.handle_alter_share_group_offsets, 0, 0),
+    92: ApiHandler(share_groups.handle_delete_share_group_offsets, 0, 0),
 }
 
 api_versions.register(HANDLERS)

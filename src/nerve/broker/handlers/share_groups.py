@@ -1,5 +1,6 @@
 """Share groups' APIs (KIP-932): ShareGroupHeartbeat, ShareGroupDescribe, ShareFetch,
-ShareAcknowledge.
+ShareAcknowledge, and the offset admin APIs DescribeShareGroupOffsets, AlterShareGroupOffsets
+and DeleteShareGroupOffsets (what kafka-share-groups.sh calls).
 
 kio requests in, ``ShareProtocol`` calls (``broker/groups/share.py``), kio responses out.
 ShareFetch long-polls like Fetch when nothing can be acquired yet.
@@ -26,6 +27,11 @@ HEARTBEAT_KEY = 76
 DESCRIBE_KEY = 77
 FETCH_KEY = 78
 ACKNOWLEDGE_KEY = 79
+DESCRIBE_OFFSETS_KEY = 90
+ALTER_OFFSETS_KEY = 91
+DELETE_OFFSETS_KEY = 92
+# Kafka answers a share-partition's leader epoch; nerve's partitions keep epoch 0.
+_LEADER_EPOCH = 0
 
 
 def handle_share_group_heartbeat(broker: Broker, header: codec.RequestHeader, request: Any) -> Any:
@@ -355,3 +361,129 @@ def handle_share_group_describe(broker: Broker, header: codec.RequestHeader, req
     return codec.make(
         module, "ShareGroupDescribeResponse", throttle_time=NO_THROTTLE, groups=tuple(described)
     )
+
+
+def handle_describe_share_group_offsets(
+    broker: Broker, header: codec.RequestHeader, request: Any
+) -> Any:
+    module = codec.schema_module(DESCRIBE_OFFSETS_KEY, header.api_version, True)
+    groups = []
+    for asked in request.groups:
+        wanted = (
+            None
+            if asked.topics is None
+            else [(t.topic_name, list(t.partitions)) for t in asked.topics]
+        )
+        found = broker.groups.share.start_offsets(asked.group_id, wanted) or []
+        topics = tuple(
+            codec.make(
+                module,
+                "DescribeShareGroupOffsetsResponseTopic",
+                topic_name=name,
+                topic_id=topic_id or uuid.UUID(int=0),
+                partitions=tuple(
+                    codec.make(
+                        module,
+                        "DescribeShareGroupOffsetsResponsePartition",
+                        partition_index=index,
+                        start_offset=start,
+                        leader_epoch=_LEADER_EPOCH,
+                        **({"lag": lag} if header.api_version >= 1 else {}),
+                        error_code=ErrorCode.none,
+                        error_message=None,
+                    )
+                    for index, start, lag in rows
+                ),
+            )
+            for name, topic_id, rows in found
+        )
+        groups.append(
+            codec.make(
+                module,
+                "DescribeShareGroupOffsetsResponseGroup",
+                group_id=asked.group_id,
+                topics=topics,
+                error_code=ErrorCode.none,
+                error_message=None,
+            )
+        )
+    return codec.make(
+        module,
+        "DescribeShareGroupOffsetsResponse",
+        throttle_time=NO_THROTTLE,
+        groups=tuple(groups),
+    )
+
+
+def handle_alter_share_group_offsets(
+    broker: Broker, header: codec.RequestHeader, request: Any
+) -> Any:
+    module = codec.schema_module(ALTER_OFFSETS_KEY, header.api_version, True)
+    error, message, results = broker.groups.share.alter_start_offsets(
+        request.group_id,
+        [
+            (t.topic_name, [(p.partition_index, p.start_offset) for p in t.partitions])
+            for t in request.topics
+        ],
+    )
+    responses = tuple(
+        codec.make(
+            module,
+            "AlterShareGroupOffsetsResponseTopic",
+            topic_name=name,
+            topic_id=topic_id or uuid.UUID(int=0),
+            partitions=tuple(
+                codec.make(
+                    module,
+                    "AlterShareGroupOffsetsResponsePartition",
+                    partition_index=index,
+                    error_code=code,
+                    error_message=None if code == ErrorCode.none else _message(code, name),
+                )
+                for index, code in rows
+            ),
+        )
+        for name, topic_id, rows in results
+    )
+    return codec.make(
+        module,
+        "AlterShareGroupOffsetsResponse",
+        throttle_time=NO_THROTTLE,
+        error_code=error,
+        error_message=message,
+        responses=responses,
+    )
+
+
+def handle_delete_share_group_offsets(
+    broker: Broker, header: codec.RequestHeader, request: Any
+) -> Any:
+    module = codec.schema_module(DELETE_OFFSETS_KEY, header.api_version, True)
+    error, message, results = broker.groups.share.delete_start_offsets(
+        request.group_id, [t.topic_name for t in request.topics]
+    )
+    responses = tuple(
+        codec.make(
+            module,
+            "DeleteShareGroupOffsetsResponseTopic",
+            topic_name=name,
+            topic_id=topic_id or uuid.UUID(int=0),
+            error_code=code,
+            error_message=None if code == ErrorCode.none else _message(code, name),
+        )
+        for name, topic_id, code in results
+    )
+    return codec.make(
+        module,
+        "DeleteShareGroupOffsetsResponse",
+        throttle_time=NO_THROTTLE,
+        error_code=error,
+        error_message=message,
+        responses=responses,
+    )
+
+
+def _message(code: ErrorCode, topic: str) -> str:
+    if code == ErrorCode.unknown_topic_or_partition:
+        return f"Topic {topic} does not exist."
+    return code.name
