@@ -12,6 +12,12 @@ and helpers to emit an event and await what the services emit in response.
         [low] = platform.expect(LowBalance, where=lambda e: e.user_id == "u1")
         assert low.balance == 50 and low.meta.causation_id is not None
 
+``Platform(secure=True)`` runs the broker as ``nerve up --secure`` does: one SASL_SSL listener
+with a certificate from a CA made for the platform, authorization on, an admin super user.
+Services run by the platform, ``emit``, ``read`` and ``expect`` use the admin's credentials;
+``add_user`` makes a SCRAM user and ``config_for`` gives a service that user's settings, so a
+test can run a service with only the ACLs it grants.
+
 ``expect`` returns a list: the events that matched, at least ``count`` of them. Everything is
 real (sockets, the Kafka protocol, consumer groups); only the processes are shared, so a test
 starts in well under a second. Each ``Platform`` starts its services from nothing: tables of a
@@ -57,11 +63,16 @@ class Platform:
         port: int = 0,
         registry_port: int = 0,
         fsync: bool = False,
+        secure: bool = False,
     ) -> None:
         self._tmp = None if data_dir else tempfile.TemporaryDirectory(prefix="nerve-test-")
         self.data_dir = data_dir or Path(self._tmp.name)  # type: ignore[union-attr]
         self.with_registry = registry
         self.port, self.registry_port, self.fsync = port, registry_port, fsync
+        self.secure = secure
+        self.security: Any = None  # nerve.broker.security.local.LocalSecurity when secure
+        # librdkafka settings every client of the platform is given (the admin's when secure)
+        self.client_config: dict[str, Any] = {}
         # The broker and registry on one loop, the services on another: a service blocking its
         # loop (a slow handler, a sync client call) must not stall the broker it talks to.
         self.loop = asyncio.new_event_loop()
@@ -90,19 +101,64 @@ class Platform:
         config = BrokerConfig(data_dir=self.data_dir / "broker", port=self.port)
         if not self.fsync:
             config.apply({"log.fsync.policy": "never"})  # tests need speed, not power loss
+        if self.secure:
+            from nerve.broker.security import local
+
+            self.security = local.prepare(self.data_dir)
+            config.apply(self.security.broker_settings("127.0.0.1", self.port))
+            self.client_config = self.security.admin_settings()
         self._broker = Broker(config)
         host, port = self._call(self._broker.start())
         self.bootstrap = f"{host}:{port}"
+        if self.security is not None:
+            self.security.write_admin_properties(self.bootstrap)
         if self.with_registry:
             from nerve.registry.server import RegistryServer
 
-            self._registry = RegistryServer(self.bootstrap, host, self.registry_port)
+            self._registry = RegistryServer(
+                self.bootstrap, host, self.registry_port, client_config=self.client_config
+            )
             r_host, r_port = self._call(self._registry.start())
             self.registry_url = f"http://{r_host}:{r_port}"
-        self._producer = Producer(
-            {"bootstrap.servers": self.bootstrap, "linger.ms": 0, "log_level": 0}
-        )
+        self._producer = Producer(self.kafka(**{"linger.ms": 0}))
         return self
+
+    def kafka(self, **extra: Any) -> dict[str, Any]:
+        """librdkafka settings for a client of the platform (the admin's, when secure)."""
+        return {"bootstrap.servers": self.bootstrap, "log_level": 0, **self.client_config, **extra}
+
+    def add_user(
+        self, name: str, password: str | None = None, mechanism: str = "SCRAM-SHA-512"
+    ) -> dict[str, Any]:
+        """A SCRAM user on a secure platform (made by the admin); returns its librdkafka
+        settings, bootstrap servers included."""
+        import secrets
+
+        from confluent_kafka.admin import (
+            AdminClient,
+            ScramCredentialInfo,
+            ScramMechanism,
+            UserScramCredentialUpsertion,
+        )
+
+        assert self.security is not None, "users need Platform(secure=True)"
+        password = password or secrets.token_urlsafe(16)
+        info = ScramCredentialInfo(ScramMechanism[mechanism.replace("-", "_")], 8192)
+        admin = AdminClient(self.kafka())
+        upsert = UserScramCredentialUpsertion(name, info, password.encode())
+        for future in admin.alter_user_scram_credentials([upsert]).values():
+            future.result(30)
+        return {
+            "bootstrap.servers": self.bootstrap,
+            **self.security.client_settings(name, password, mechanism),
+        }
+
+    def config_for(self, user_settings: dict[str, Any]) -> RunConfig:
+        """A run configuration that connects as the user ``add_user`` made."""
+        settings = {k: v for k, v in user_settings.items() if k != "bootstrap.servers"}
+        return RunConfig(
+            bootstrap_servers=self.bootstrap, registry_url=self.registry_url, client_config=settings
+        )
 
     def __exit__(self, *exc: object) -> None:
         self.stop_services()
@@ -124,15 +180,25 @@ class Platform:
 
     @property
     def config(self) -> RunConfig:
-        return RunConfig(bootstrap_servers=self.bootstrap, registry_url=self.registry_url)
+        return RunConfig(
+            bootstrap_servers=self.bootstrap,
+            registry_url=self.registry_url,
+            client_config=dict(self.client_config),
+        )
 
     # -- services ----------------------------------------------------------------------------
 
-    def run(self, *services: Service, observer: Observer = NULL_OBSERVER) -> list[ServiceRunner]:
-        """Start services (each joins its consumer group) and return their runners."""
+    def run(
+        self,
+        *services: Service,
+        observer: Observer = NULL_OBSERVER,
+        config: RunConfig | None = None,
+    ) -> list[ServiceRunner]:
+        """Start services (each joins its consumer group) and return their runners; with
+        ``config`` (``config_for``), as another user than the platform's."""
         started = []
         for service in services:
-            runner = ServiceRunner(service, self.config, observer)
+            runner = ServiceRunner(service, config or self.config, observer)
             runner.start()
             stop = asyncio.Event()
             self._stops.append(stop)
@@ -173,7 +239,7 @@ class Platform:
     def read(self, topic: str, timeout: float = 5.0) -> list[Record]:
         """Every committed record of a topic so far: (key, value, headers); [] before the
         topic exists."""
-        records = read_to_end({"bootstrap.servers": self.bootstrap}, topic, timeout_s=timeout)
+        records = read_to_end(self.kafka(), topic, timeout_s=timeout)
         return [(m.key(), m.value(), m.headers()) for m in records or ()]
 
     def expect(

@@ -5,9 +5,10 @@ streams its changes into Kafka without a JVM (nerve.connect.cdc)."""
 from __future__ import annotations
 
 import argparse
-import os
 import sys
 from typing import Any
+
+from nerve.cli import client
 
 
 def add_parser(commands: Any) -> None:
@@ -60,12 +61,7 @@ def add_postgres(actions: Any) -> None:
         "--table", action="append", required=True, metavar="SCHEMA.TABLE", help="repeatable"
     )
     capture.add_argument("--slot", default="", help="the replication slot (default from --prefix)")
-    capture.add_argument(
-        "-b",
-        "--bootstrap-servers",
-        default=os.environ.get("NERVE_BOOTSTRAP_SERVERS", "127.0.0.1:9092"),
-        help="Kafka (default: $NERVE_BOOTSTRAP_SERVERS or 127.0.0.1:9092)",
-    )
+    client.add_connection_options(capture)
 
 
 def run_postgres(args: argparse.Namespace) -> int:
@@ -73,13 +69,20 @@ def run_postgres(args: argparse.Namespace) -> int:
 
     from nerve.connect.cdc import CaptureConfig, PostgresCapture
 
+    try:
+        kafka = client.client_config(args)
+    except client.CommandError as exc:
+        print(f"nerve cdc postgres: {exc}", file=sys.stderr)
+        return 2
+    kafka.pop("log_level", None)
     capture = PostgresCapture(
         CaptureConfig(
             dsn=args.dsn,
-            bootstrap_servers=args.bootstrap_servers,
+            bootstrap_servers=kafka.pop("bootstrap.servers"),
             prefix=args.prefix,
             tables=args.table,
             slot=args.slot,
+            kafka=kafka,
         )
     )
     for signum in (signal.SIGINT, signal.SIGTERM):

@@ -54,7 +54,16 @@ def add_connection_options(parser: argparse.ArgumentParser, *, top: bool = False
         action="append",
         default=[] if top else argparse.SUPPRESS,
         metavar="NAME=VALUE",
-        help="a librdkafka setting, e.g. -X security.protocol=SSL (repeatable)",
+        help="a librdkafka setting, e.g. -X security.protocol=SASL_SSL (repeatable; after "
+        "$NERVE_CLIENT_PROPERTIES and $NERVE_KAFKA_*)",
+    )
+    parser.add_argument(
+        "-F",
+        dest="client_properties" if top else "command_client_properties",
+        default=None if top else argparse.SUPPRESS,
+        metavar="FILE",
+        help="a file of librdkafka settings (NAME=VALUE lines), as kcat -F reads; "
+        "-X settings win over it",
     )
 
 
@@ -78,13 +87,28 @@ def registry_url(args: argparse.Namespace) -> str:
 
 
 def client_config(args: argparse.Namespace, **extra: Any) -> dict[str, Any]:
-    """librdkafka settings: bootstrap servers, quiet logs, then the user's -X overrides."""
+    """librdkafka settings: the environment's (NERVE_CLIENT_PROPERTIES, NERVE_KAFKA_*), then
+    -F's file, bootstrap servers (-b, $NERVE_BOOTSTRAP_SERVERS), quiet logs, then -X."""
+    from nerve.security import client_settings
+
+    try:
+        settings = client_settings.from_environment()
+        for path in (
+            getattr(args, "client_properties", None),
+            getattr(args, "command_client_properties", None),
+        ):
+            if path:
+                settings.update(client_settings.read_properties(path))
+    except client_settings.ClientSettingsError as exc:
+        raise CommandError(str(exc)) from None
     servers = (
         getattr(args, "bootstrap_servers", None)
         or os.environ.get("NERVE_BOOTSTRAP_SERVERS")
+        or settings.pop("bootstrap.servers", None)
         or DEFAULT_BOOTSTRAP
     )
-    config: dict[str, Any] = {"bootstrap.servers": servers, "log_level": 0, **extra}
+    settings.pop("bootstrap.servers", None)
+    config: dict[str, Any] = {"bootstrap.servers": servers, "log_level": 0, **settings, **extra}
     pairs = [*getattr(args, "client_config", []), *getattr(args, "command_client_config", [])]
     for pair in pairs:
         name, sep, value = pair.partition("=")

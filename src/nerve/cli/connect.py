@@ -11,7 +11,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from nerve.cli.client import CommandError, table
+from nerve.cli.client import CommandError, add_connection_options, client_config, table
 
 DEFAULT_URL = "http://127.0.0.1:8083"
 
@@ -24,12 +24,7 @@ def add_parser(commands: Any) -> None:
     announce = actions.add_parser(
         "catalog", help="announce the connectors in nerve's catalog (lineage: database -> topic)"
     )
-    announce.add_argument(
-        "-b",
-        "--bootstrap-servers",
-        default=os.environ.get("NERVE_BOOTSTRAP_SERVERS", "127.0.0.1:9092"),
-        help="the Kafka holding the catalog (default: $NERVE_BOOTSTRAP_SERVERS or 127.0.0.1:9092)",
-    )
+    add_connection_options(announce)
     create = actions.add_parser("create", help="create a connector (or replace its config)")
     create.add_argument("name", help="the connector's name")
     create.add_argument(
@@ -132,7 +127,7 @@ def _run(args: argparse.Namespace) -> int:
     if args.action == "catalog":
         from nerve.connect.catalog import announce
 
-        names = announce(client, {"bootstrap.servers": args.bootstrap_servers, "log_level": 0})
+        names = announce(client, client_config(args))
         print(f"announced {len(names)} connector(s): {', '.join(names) or '-'}")
         return 0
     if args.action == "create":

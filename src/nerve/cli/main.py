@@ -128,6 +128,12 @@ def build_parser() -> argparse.ArgumentParser:
         help="address of the web console (default 127.0.0.1:8080)",
     )
     up.add_argument("--no-console", action="store_true", help="run without the web console")
+    up.add_argument(
+        "--secure",
+        action="store_true",
+        help="SASL_SSL on --listen with a local CA and certificate, ACLs on, an admin super user "
+        "(made once in DATA_DIR/security; the password is printed the first time)",
+    )
     registry = commands.add_parser(
         "registry", help="run the schema registry (Confluent REST API) against a Kafka cluster"
     )
@@ -167,12 +173,16 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def broker_config(args: argparse.Namespace) -> BrokerConfig:
+def broker_config(args: argparse.Namespace, security: Any = None) -> BrokerConfig:
+    """The broker's settings from the command line; with ``security`` (``--secure``), its
+    listener and authorizer first, so that ``--config`` may still change them."""
     from nerve.broker.config import BrokerConfig, parse_settings
 
     config = BrokerConfig(data_dir=args.data_dir, host=args.listen[0], port=args.listen[1])
     if args.advertised:
         config.advertised_host, config.advertised_port = args.advertised
+    if security is not None:
+        config.apply(security.broker_settings(*args.listen))
     config.apply(parse_settings(args.config))
     return config
 
@@ -220,10 +230,12 @@ async def run_broker(
     registry_listen: tuple[str, int] | None = None,
     metrics_listen: tuple[str, int] | None = None,
     console_listen: tuple[str, int] | None = None,
+    security: Any = None,
 ) -> None:
     """The broker, and with ``registry_listen`` the schema registry beside it (``nerve up``);
     with ``metrics_listen``, the metrics of both on that one port; with ``console_listen``,
-    the web console."""
+    the web console; with ``security`` (nerve.broker.security.local, ``--secure``), the
+    registry and the console connect as its admin."""
     import logging
 
     from nerve.broker.security.state import SecurityError
@@ -242,6 +254,12 @@ async def run_broker(
         where = f"{config.host}:{config.port}"
         raise StartError(f"cannot start the broker on {where}: {exc.strerror or exc}") from None
     stop = _stop_event()
+    client_config: dict[str, Any] = {}
+    if security is not None:
+        client_config = security.admin_settings()
+        advertised = f"{config.advertised_host or host}:{config.advertised_port or port}"
+        security.write_admin_properties(advertised)
+        _print_secure(security)
     if len(broker.security.listeners) > 1 or broker.security.enabled:
         # One line per listener before the "listening on" line that tools wait for.
         for listener in broker.security.listeners:
@@ -262,7 +280,9 @@ async def run_broker(
             registry_metrics = RegistryMetrics() if metrics_listen is not None else None
             if registry_metrics is not None:
                 collectors.append(registry_metrics)
-            registry = RegistryServer(advertised, *registry_listen, metrics=registry_metrics)
+            registry = RegistryServer(
+                advertised, *registry_listen, client_config=client_config, metrics=registry_metrics
+            )
             try:
                 r_host, r_port = await registry.start()
             except OSError as exc:
@@ -283,6 +303,7 @@ async def run_broker(
                 f"http://{r_host}:{r_port}" if registry is not None else None,
                 console_listen,
                 _metrics_url(metrics_server),
+                client_config,
             )
         await stop.wait()
     finally:
@@ -294,6 +315,26 @@ async def run_broker(
         if registry is not None:
             await registry.stop()
         await broker.stop()
+
+
+def _print_secure(security: Any) -> None:
+    """What a user of ``nerve up --secure`` needs, the admin's password only when it is new."""
+    properties = security.admin_properties
+    print(
+        f"secure: SASL_SSL, ACLs on (StandardAuthorizer), super user User:admin; CA {security.ca}",
+        flush=True,
+    )
+    if security.created:
+        print(
+            f"admin password: {security.admin_password}  (shown once; kept in {properties}, "
+            "mode 0600)",
+            flush=True,
+        )
+    print(
+        f"admin client settings: {properties} (nerve -F {properties} ..., or "
+        f"export NERVE_CLIENT_PROPERTIES={properties})",
+        flush=True,
+    )
 
 
 def _metrics_url(server: Any) -> str | None:
@@ -308,6 +349,7 @@ async def _start_console(
     registry_url: str | None,
     listen: tuple[str, int],
     broker_metrics_url: str | None = None,
+    client_config: dict[str, Any] | None = None,
 ) -> Any:
     from nerve.console.config import ConsoleConfig
     from nerve.console.server import ConsoleServer
@@ -317,6 +359,7 @@ async def _start_console(
             bootstrap_servers=bootstrap,
             registry_url=registry_url,
             broker_metrics_url=broker_metrics_url,
+            client_config=dict(client_config or {}),
             host=listen[0],
             port=listen[1],
         )
@@ -422,8 +465,18 @@ def main(argv: list[str] | None = None) -> int:
     )
     if args.command == "registry":
         return _run_registry_command(args)
+    security = None
+    if args.command == "up" and args.secure:
+        from nerve.broker.security import local
+
+        hosts = [args.listen[0], *([args.advertised[0]] if args.advertised else [])]
+        try:
+            security = local.prepare(args.data_dir, hosts)
+        except OSError as exc:
+            print(f"nerve up: cannot prepare {args.data_dir}/security: {exc}", file=sys.stderr)
+            return 1
     try:
-        config = broker_config(args)
+        config = broker_config(args, security)
     except ConfigError as exc:
         print(f"nerve: {exc}", file=sys.stderr)
         return 2
@@ -441,7 +494,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.command == "up" and not args.no_console:
         console_listen = args.console_listen
     try:
-        asyncio.run(run_broker(config, registry_listen, metrics_listen, console_listen))
+        asyncio.run(run_broker(config, registry_listen, metrics_listen, console_listen, security))
     except StartError as exc:
         print(f"nerve {args.command}: {exc}", file=sys.stderr)
         return 1

@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Any
 
 from nerve.cli.client import (
+    CommandError,
     add_connection_options,
     add_registry_option,
     client_config,
@@ -90,7 +91,11 @@ def run(args: argparse.Namespace) -> int:
     if not services:
         print("nerve run: the files define no Service to run", file=sys.stderr)
         return 2
-    kafka = client_config(args)
+    try:
+        kafka = client_config(args)
+    except CommandError as exc:
+        print(f"nerve run: {exc}", file=sys.stderr)
+        return 2
     registry = None if args.no_registry else registry_url(args)
     observers: list[observability.Observer] = []
     metrics_url = None

@@ -84,10 +84,18 @@ class PostgresCapture:
         producer.init_transactions(60)
         return producer
 
+    def _client_config(self) -> dict[str, Any]:
+        """What the admin client and the offsets reader connect with (security settings too)."""
+        return {
+            "bootstrap.servers": self.config.bootstrap_servers,
+            "log_level": 0,
+            **self.config.kafka,
+        }
+
     def _ensure_offsets_topic(self) -> None:
         from confluent_kafka.admin import AdminClient, NewTopic
 
-        admin = AdminClient({"bootstrap.servers": self.config.bootstrap_servers, "log_level": 0})
+        admin = AdminClient(self._client_config())
         futures = admin.create_topics(
             [NewTopic(self.offsets_topic, 1, config={"cleanup.policy": "compact"})]
         )
@@ -105,7 +113,7 @@ class PostgresCapture:
         from nerve.service.topic_reader import read_to_end
 
         records = read_to_end(
-            {"bootstrap.servers": self.config.bootstrap_servers, "log_level": 0},
+            self._client_config(),
             self.offsets_topic,
             timeout_s=60,
         )
