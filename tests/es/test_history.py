@@ -176,3 +176,92 @@ def test_upcasting_refuses_a_missing_step_and_a_newer_revision_with_a_clear_erro
         upcast_data(Placed, 4, {})
     with pytest.raises(ValueError, match="from an older revision"):
         upcast(Placed, 3)
+
+
+SNAPSHOTTED = textwrap.dedent(
+    """
+    from nerve import Event, Service
+    from nerve.es import Aggregate, command
+
+    class Deposit(Event, topic="{prefix}.deposits", key="account", partitions=2):
+        account: str
+        amount: int
+
+    class Deposited(Event, topic="{prefix}.deposited", key="account", partitions=2):
+        account: str
+        amount: int
+
+    bank = Service("{prefix}-bank", exactly_once=True)
+
+    @bank.aggregate(snapshot_every=10)
+    class Account(Aggregate, key="account"):
+        balance: int = 0
+        amounts: list[int] = []
+
+        @command
+        def deposit(self, cmd: Deposit) -> Deposited:
+            return Deposited(account=cmd.account, amount=cmd.amount)
+
+        def apply(self, event: Deposited) -> None:
+            self.balance += event.amount
+            self.amounts.append(event.amount)
+    """
+)
+
+
+@pytest.mark.parametrize("broker_kind", ["nerve", "kafka"])
+def test_snapshots_every_ten_versions_start_a_history_and_agree_with_the_full_fold(
+    request: pytest.FixtureRequest, tmp_path: Path, broker_kind: str
+) -> None:
+    server = request.getfixturevalue("nerve_for_diff" if broker_kind == "nerve" else "kafka")
+    prefix = f"es{uuid.uuid4().hex[:6]}"
+    path = tmp_path / "snapshotted.py"
+    path.write_text(SNAPSHOTTED.format(prefix=prefix))
+    module = load_services(path)[0]
+    names = sys.modules[f"nerve_services_{path.stem}"]
+    from confluent_kafka.admin import AdminClient, NewTopic
+
+    admin = AdminClient({"bootstrap.servers": server.bootstrap})
+    for topic in (f"{prefix}.deposits", f"{prefix}.deposited"):
+        for future in admin.create_topics([NewTopic(topic, 2, 1)]).values():
+            future.result(30)
+    procs = _replicas(server.bootstrap, path, tmp_path, 1)
+    config = RunConfig(bootstrap_servers=server.bootstrap, registry_url=None)
+    client = CommandClient(module, config)
+
+    async def main() -> None:
+        for n in range(25):
+            for account in ("s-1", "s-2", "s-3"):
+                outcome = await client.send(
+                    names.Deposit(account=account, amount=n + 1), expected_version=n, timeout=60
+                )
+                assert outcome.accepted, outcome
+
+    try:
+        asyncio.run(main())
+    finally:
+        client.close()
+        for proc in procs:
+            proc.terminate()
+            proc.wait(30)
+    account_type = names.Account
+    assert account_type.snapshot_topic == f"{prefix}-bank.account.snapshots"
+    amounts = list(range(1, 26))
+    # No clock margin: one replica wrote everything, so its clock is the snapshots' clock.
+    with Histories(config, clock_margin_ms=0) as histories:
+        for as_of, snapshot_version in ((None, 20), (25, 20), (19, 10), (10, 10), (9, 0)):
+            upto = 25 if as_of is None else as_of
+            got = histories.load(account_type, "s-1", as_of_version=as_of)
+            assert got.snapshot_version == snapshot_version, as_of
+            assert got.version == upto
+            assert got.state.amounts == amounts[:upto]
+            assert got.state.balance == sum(amounts[:upto])
+            assert [e.amount for e in got.events] == amounts[snapshot_version:upto]
+            full = histories.load(account_type, "s-1", as_of_version=as_of, snapshots=False)
+            assert full.snapshot_version == 0
+            assert full.state == got.state
+        started = histories.load(account_type, "s-1")
+        whole = histories.load(account_type, "s-1", snapshots=False)
+        assert started.records_read < whole.records_read, "a snapshot spares the events before it"
+    # The default margin (5 s before the snapshot) reads more, and folds the same.
+    assert load(account_type, "s-1", config=config).state == whole.state

@@ -34,6 +34,8 @@ class Aggregate(BaseModel):
 
     key_field: ClassVar[str] = "id"
     commands: ClassVar[dict[type[Event], str]] = {}
+    # Where its snapshots go (``@service.aggregate(snapshot_every=N)``; None: no snapshots).
+    snapshot_topic: ClassVar[str | None] = None
 
     def __init_subclass__(cls, key: str | None = None, **kwargs: Any) -> None:
         super().__init_subclass__(**kwargs)

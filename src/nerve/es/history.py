@@ -37,6 +37,10 @@ log = logging.getLogger("nerve.es")
 
 
 A = TypeVar("A", bound=Aggregate)
+# Events after a snapshot are looked for from its time less this (another replica's clock may
+# lag; a shorter lag is found by the versions' gap and the load starts over from the start).
+SNAPSHOT_CLOCK_MARGIN_MS = 5_000
+OFFSET_END_MARK = -100  # no record at or after the snapshot's time: nothing to read
 Upcaster = Callable[[dict[str, Any]], dict[str, Any]]
 _UPCASTERS: dict[tuple[type[Event], int], Upcaster] = {}
 
@@ -90,6 +94,8 @@ class History(Generic[A]):
     version: int
     events: list[Event] = field(default_factory=list)
     records_read: int = 0
+    snapshot_version: int = 0
+    """The snapshot it started from (0: none; ``events`` are those after it)."""
 
 
 def _event_ms(ce_time: str | None, record_ms: int) -> int:
@@ -126,13 +132,19 @@ class Histories:
     """Loads histories with one consumer kept between loads (a fresh consumer costs a
     connection and metadata, tens of milliseconds; a load after the first costs the reads)."""
 
-    def __init__(self, config: RunConfig | dict[str, Any] | None = None) -> None:
+    def __init__(
+        self,
+        config: RunConfig | dict[str, Any] | None = None,
+        *,
+        clock_margin_ms: int = SNAPSHOT_CLOCK_MARGIN_MS,
+    ) -> None:
         self.kafka = (
             config.kafka() if isinstance(config, RunConfig) else (config or RunConfig().kafka())
         )
         self._consumer: Any = None
         self._partitions: dict[str, int] = {}
         self._reader = EventReader(None)
+        self.clock_margin_ms = clock_margin_ms
 
     def close(self) -> None:
         if self._consumer is not None:
@@ -154,11 +166,15 @@ class Histories:
         as_of: datetime | None = None,
         timeout: float = 30.0,
         keep_events: bool = True,
+        snapshots: bool = True,
     ) -> History[A]:
         """Read ``key``'s events of aggregate ``cls`` from Kafka and fold them (up to
         ``as_of_version`` events, or those whose event time is at or before ``as_of``).
-        ``keep_events=False`` folds them without keeping them (nor their envelopes: faster)."""
-        from confluent_kafka import OFFSET_BEGINNING, Consumer, KafkaError, TopicPartition
+        ``keep_events=False`` folds them without keeping them (nor their envelopes: faster).
+        An aggregate with snapshots starts from the latest one at or before that point
+        (``snapshots=False``: fold every event from the first); ``events`` holds those after
+        the snapshot."""
+        from confluent_kafka import OFFSET_BEGINNING, Consumer, TopicPartition
 
         if self._consumer is None:
             self._consumer = Consumer(
@@ -171,7 +187,6 @@ class Histories:
                     "fetch.wait.max.ms": 10,
                 }
             )
-        consumer = self._consumer
         by_topic = {t.topic: t for t in cls.emits()}
         # Looked up once: a missing attribute on a pydantic class goes through its metaclass's
         # __getattr__ (measured ~7 us a call, a fifth of a 1,000-event load).
@@ -179,28 +194,162 @@ class Histories:
         raw_key = key.encode()
         limit_ms = None if as_of is None else int(as_of.timestamp() * 1000)
         reader = self._reader
+        deadline = time.monotonic() + timeout
+        what = f"{cls.__name__} {key}"
+        snapshot, read = (None, 0)
+        if snapshots:
+            snapshot, read = self._snapshot(cls, raw_key, as_of_version, limit_ms, deadline, what)
+        base = 0 if snapshot is None else snapshot[0]
         found: list[tuple[int, Event]] = []
-        read = 0
         wanted = []
         for topic in by_topic:
-            count = self._partitions.get(topic)
-            if count is None:
-                metadata = consumer.list_topics(topic, timeout=10).topics[topic]
-                if metadata.error is not None:  # no such topic yet: no events
-                    continue
-                count = self._partitions[topic] = len(metadata.partitions)
-            partition = partition_for(raw_key, count)
-            wanted.append(TopicPartition(topic, partition, OFFSET_BEGINNING))
-        remaining = {tp.topic for tp in wanted}
-        if wanted:
-            consumer.assign(wanted)
+            partition = self._partition_of(topic, raw_key)
+            if partition is not None:
+                wanted.append(TopicPartition(topic, partition, OFFSET_BEGINNING))
+        if snapshot is not None and wanted:
+            # Events after the snapshot were written after it: start where the event
+            # partitions' records reach the snapshot's time (less a margin for another
+            # replica's clock); a gap in the versions below says the margin was short.
+            since = [TopicPartition(tp.topic, tp.partition, snapshot[1] - self.clock_margin_ms)
+                     for tp in wanted]  # fmt: skip
+            for tp, at in zip(wanted, self._consumer.offsets_for_times(since, 10), strict=True):
+                tp.offset = at.offset if at.offset >= 0 else OFFSET_END_MARK
+
+        def take(topic: str, message: Any) -> bool:
+            version, revision, ce_time, content_type = _marks(message.headers())
+            meta = None
+            data = message.value()
+            if keep_events or content_type not in _PLAIN_JSON:
+                meta, data, content_type = envelope.read(message.headers(), data)
+                if VERSION in meta.extensions:  # structured mode: they are in the value
+                    version = int(meta.extensions[VERSION])
+                    revision = int(meta.extensions.get(REVISION, 1))
+            if version <= base:  # folded into the snapshot already
+                return True
+            if as_of_version is not None and version > as_of_version:
+                return False  # versions only grow within a topic
+            if limit_ms is not None and _event_ms(ce_time, message.timestamp()[1]) > limit_ms:
+                return False
+            event_type = by_topic[topic]
+            if revision != revisions[topic]:
+                data = json.dumps(
+                    upcast_data(event_type, revision, json.loads(data or b"null"))
+                ).encode()
+            if content_type in _PLAIN_JSON and data is not None:
+                event = event_type.model_validate_json(data, extra="allow")
+            else:
+                event = reader.read(event_type, data, content_type)
+            if meta is not None:
+                meta.topic, meta.partition = topic, message.partition()
+                meta.offset, meta.key = message.offset(), raw_key
+                event.attach(meta)
+            found.append((version, event))
+            return True
+
+        read += self._read([tp for tp in wanted if tp.offset != OFFSET_END_MARK], raw_key,
+                           take, deadline, what)  # fmt: skip
+        found.sort(key=lambda pair: pair[0])
+        versions = [v for v, _ in found]
+        if versions != list(range(base + 1, base + len(versions) + 1)):
+            if snapshot is not None:
+                log.warning(
+                    "%s: the events after its snapshot at version %d are not all after the "
+                    "snapshot's time (a clock more than %d ms behind?): reading it from the start",
+                    what, base, self.clock_margin_ms,
+                )  # fmt: skip
+                return self.load(
+                    cls,
+                    key,
+                    as_of_version=as_of_version,
+                    as_of=as_of,
+                    timeout=timeout,
+                    keep_events=keep_events,
+                    snapshots=False,
+                )
+            raise RuntimeError(
+                f"{what}: its events' versions are {versions[:5]}..., not 1..N "
+                "in order (events written by something other than the aggregate?)"
+            )
+        state = cls() if snapshot is None else snapshot[2]
+        for _, event in found:
+            state.apply(event)
+        events = [e for _, e in found] if keep_events else []
+        return History(state, base + len(found), events, read, base)
+
+    def _partition_of(self, topic: str, raw_key: bytes) -> int | None:
+        count = self._partitions.get(topic)
+        if count is None:
+            metadata = self._consumer.list_topics(topic, timeout=10).topics[topic]
+            if metadata.error is not None:  # no such topic yet: nothing in it
+                return None
+            count = self._partitions[topic] = len(metadata.partitions)
+        return partition_for(raw_key, count)
+
+    def _snapshot(
+        self,
+        cls: type[A],
+        raw_key: bytes,
+        as_of_version: int | None,
+        limit_ms: int | None,
+        deadline: float,
+        what: str,
+    ) -> tuple[tuple[int, int, A] | None, int]:
+        """The latest snapshot at or before the point asked for: (version, its record's
+        timestamp, the state), and how many records finding it read."""
+        from confluent_kafka import OFFSET_BEGINNING, TopicPartition
+
+        topic = getattr(cls, "snapshot_topic", None)
+        if topic is None:
+            return None, 0
+        partition = self._partition_of(topic, raw_key)
+        if partition is None:
+            return None, 0
+        best: list[Any] = []
+
+        def take(_: str, message: Any) -> bool:
+            body = json.loads(message.value())
+            version, at = int(body["version"]), int(body["time"])
+            if as_of_version is not None and version > as_of_version:
+                return False
+            if limit_ms is not None and at > limit_ms:
+                return False
+            best[:] = [version, at, body["state"]]
+            return True
+
+        read = self._read([TopicPartition(topic, partition, OFFSET_BEGINNING)], raw_key, take,
+                          deadline, what)  # fmt: skip
+        if not best:
+            return None, read
         try:
-            deadline = time.monotonic() + timeout
+            return (best[0], best[1], cls.model_validate(best[2])), read
+        except ValueError as exc:  # the aggregate's fields changed since: fold from the start
+            log.warning("%s: its snapshot at version %d no longer fits %s (%s): reading it "
+                        "from the start", what, best[0], cls.__name__, exc)  # fmt: skip
+            return None, read
+
+    def _read(
+        self,
+        wanted: list[Any],
+        raw_key: bytes,
+        take: Callable[[str, Any], bool],
+        deadline: float,
+        what: str,
+    ) -> int:
+        """Read ``wanted`` (topic partitions from their offsets) to their ends, handing
+        ``take`` each record of the key until it answers False for its topic; returns the
+        records read."""
+        from confluent_kafka import KafkaError
+
+        consumer = self._consumer
+        remaining = {tp.topic for tp in wanted}
+        if not remaining:
+            return 0
+        read = 0
+        consumer.assign(wanted)
+        try:
             while remaining:
                 if time.monotonic() > deadline:
-                    raise TimeoutError(
-                        f"reading {cls.__name__} {key}'s events took over {timeout} s"
-                    )
+                    raise TimeoutError(f"reading {what}'s records took too long")
                 # consume(n, timeout) waits for n records or the timeout: poll for the first,
                 # then take what has come with it without waiting.
                 first = consumer.poll(0.5)
@@ -217,56 +366,11 @@ class Histories:
                     if topic not in remaining:
                         continue
                     read += 1
-                    if message.key() != raw_key:
-                        continue
-                    version, revision, ce_time, content_type = _marks(message.headers())
-                    if as_of_version is not None and version > as_of_version:
-                        remaining.discard(topic)  # versions only grow within a topic
-                        continue
-                    if (
-                        limit_ms is not None
-                        and _event_ms(ce_time, message.timestamp()[1]) > limit_ms
-                    ):
+                    if message.key() == raw_key and not take(topic, message):
                         remaining.discard(topic)
-                        continue
-                    event_type = by_topic[topic]
-                    meta = None
-                    data = message.value()
-                    if keep_events or content_type not in _PLAIN_JSON:
-                        meta, data, content_type = envelope.read(message.headers(), data)
-                        if VERSION in meta.extensions:  # structured mode: they are in the value
-                            version = int(meta.extensions[VERSION])
-                            revision = int(meta.extensions.get(REVISION, 1))
-                            if as_of_version is not None and version > as_of_version:
-                                remaining.discard(topic)
-                                continue
-                    if revision != revisions[topic]:
-                        data = json.dumps(
-                            upcast_data(event_type, revision, json.loads(data or b"null"))
-                        ).encode()
-                    if content_type in _PLAIN_JSON and data is not None:
-                        event = event_type.model_validate_json(data, extra="allow")
-                    else:
-                        event = reader.read(event_type, data, content_type)
-                    if meta is not None:
-                        meta.topic, meta.partition = topic, message.partition()
-                        meta.offset, meta.key = message.offset(), raw_key
-                        event.attach(meta)
-                    found.append((version, event))
         finally:
             consumer.unassign()
-        found.sort(key=lambda pair: pair[0])
-        versions = [v for v, _ in found]
-        if versions != list(range(1, len(versions) + 1)):
-            raise RuntimeError(
-                f"{cls.__name__} {key}: its events' versions are {versions[:5]}..., not 1..N "
-                "in order (events written by something other than the aggregate?)"
-            )
-        state = cls()
-        for _, event in found:
-            state.apply(event)
-        events = [e for _, e in found] if keep_events else []
-        return History(state, len(found), events, read)
+        return read
 
 
 def load(

@@ -6,6 +6,8 @@ from __future__ import annotations
 
 import json
 import logging
+import time
+from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
 from nerve.es.aggregate import Aggregate, Rejected
@@ -27,11 +29,20 @@ REVISION = "nerverevision"
 class AggregateNode(Node):
     kind = "aggregate-root"
 
-    def __init__(self, name: str, store: str, cls: type[Aggregate]) -> None:
+    def __init__(
+        self,
+        name: str,
+        store: str,
+        cls: type[Aggregate],
+        snapshot_every: int | None = None,
+        snapshot_topic: str | None = None,
+    ) -> None:
         super().__init__(name)
         self.store = store
         self.stores[store] = True
         self.cls = cls
+        self.snapshot_every = snapshot_every
+        self.snapshot_topic = snapshot_topic
 
     def process(self, task: Task, record: Record) -> None:
         command = record.value
@@ -75,10 +86,25 @@ class AggregateNode(Node):
             revision = _revision(type(event))
             if revision != 1:  # absent means 1: events of types never revised carry nothing
                 extensions[REVISION] = str(revision)
-        version += len(events)
+        before, version = version, version + len(events)
         store.put(key, (version, work))
         task.sink.emit(events, record, self.name)
+        every = self.snapshot_every
+        if every and version // every > before // every:
+            self._snapshot(task, key, version, work, events[-1])
         self._reply(task, record, "accepted", version, None, events)
+
+    def _snapshot(self, task: Task, key: str, version: int, state: Aggregate, last: Event) -> None:
+        """The state at ``version`` to the snapshot topic, keyed like the aggregate (so in
+        the partition its key hashes to), in the command's transaction; its ``time`` is the
+        last event's, for histories as of a time."""
+        assert self.snapshot_topic is not None
+        try:
+            at = int(datetime.fromisoformat(last.meta.time).timestamp() * 1000)
+        except ValueError:
+            at = int(time.time() * 1000)
+        body = {"version": version, "time": at, "state": state.model_dump(mode="json")}
+        task.sink.send(self.snapshot_topic, key.encode(), _dumps(body).encode(), -1)
 
     def _reply(
         self,
@@ -153,7 +179,7 @@ def _events(result: Any) -> list[Event]:
     return items
 
 
-def attach(service: Any, cls: type[Aggregate]) -> None:
+def attach(service: Any, cls: type[Aggregate], snapshot_every: int | None = None) -> None:
     """Wire an aggregate into a service: its command topics streamed and merged, the
     aggregate's node after them, its events among what the service emits."""
     if not cls.commands:
@@ -173,7 +199,15 @@ def attach(service: Any, cls: type[Aggregate]) -> None:
     head = streams[0] if len(streams) == 1 else streams[0].merge(*streams[1:])
     builder = service.streams_builder
     name = builder.name(cls.__name__.lower())
-    head.node.add(AggregateNode(name, name, cls))
+    snapshot_topic = None
+    if snapshot_every is not None:
+        if snapshot_every < 1:
+            raise ValueError(f"{cls.__name__}: snapshot_every must be 1 or more")
+        snapshot_topic = f"{service.name}.{cls.__name__.lower()}.snapshots"
+        cls.snapshot_topic = snapshot_topic
+        builder.output_topics.add(snapshot_topic)
+        builder.retained_topics.add(snapshot_topic)
+    head.node.add(AggregateNode(name, name, cls, snapshot_every, snapshot_topic))
     builder.output_topics.add(f"{service.name}.replies")
     for event_type in cls.emits():
         if event_type not in service.emits:

@@ -207,14 +207,19 @@ class Service:
 
         return register
 
-    def aggregate(self, cls: Any) -> Any:
+    def aggregate(self, cls: Any = None, *, snapshot_every: int | None = None) -> Any:
         """Register an event-sourced aggregate (``nerve.es.Aggregate``): its commands are
         handled by the replica owning each aggregate's partition, its events, state and the
-        commands' offsets committed in one transaction (needs ``exactly_once=True``)."""
+        commands' offsets committed in one transaction (needs ``exactly_once=True``).
+        ``@service.aggregate(snapshot_every=100)`` also writes its state every 100 versions
+        to ``<service>.<aggregate>.snapshots``, where histories start from."""
         from nerve.es.node import attach
 
-        attach(self, cls)
-        return cls
+        def register(target: Any) -> Any:
+            attach(self, target, snapshot_every)
+            return target
+
+        return register if cls is None else register(cls)
 
     def projection(
         self,

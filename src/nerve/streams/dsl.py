@@ -33,6 +33,8 @@ class StreamsBuilder:
         self.by_topic: dict[str, SourceNode] = {}
         self.repartition_topics: dict[str, list[SourceNode]] = {}
         self.output_topics: set[str] = set()
+        # Output topics that keep what they hold (retention.ms -1): an aggregate's snapshots.
+        self.retained_topics: set[str] = set()
         self._counter = 0
         self.names: set[str] = set()
         self.queries: Any = None  # nerve.streams.queries.Queries of the running service

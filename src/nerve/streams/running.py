@@ -145,7 +145,9 @@ class StreamsPart:
         """Create the input topics that are missing, then the internal ones with the
         partitions of their inputs."""
         ensure(admin, {t: None for t in self.topology.user_topics})
-        ensure(admin, {t: None for t in self.topology.builder.output_topics})
+        builder = self.topology.builder
+        ensure(admin, {t: None for t in builder.retained_topics}, configs={"retention.ms": "-1"})
+        ensure(admin, {t: None for t in builder.output_topics})
         deadline = time.monotonic() + 30
         while True:  # a topic just created may take a moment to show in metadata
             metadata = admin.list_topics(timeout=30).topics
