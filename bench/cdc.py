@@ -1,6 +1,8 @@
 """Change data capture speed (issue 18's figures), in one run on one PostgreSQL: Debezium's
 PostgreSQL connector on Kafka Connect 4.4 on nerve, the same on Apache Kafka 4.4, and
-``nerve cdc postgres`` (logical decoding without a JVM) on nerve.
+``nerve cdc postgres`` (logical decoding without a JVM) on nerve, both with its default batching
+of database transactions into Kafka transactions and with ``--batch-changes 0`` (one Kafka
+transaction per database transaction, what it did before batching).
 
 Why this shape: what a team sees of CDC is how many row changes per second reach a consumer
 and how long after its commit a change arrives. Each broker gets its own Connect worker (same
@@ -117,8 +119,14 @@ class Pipeline:
     """What turns a table's changes into records: a Debezium connector on a worker, or a
     ``nerve cdc postgres`` process. ``start(table)`` returns the topic; ``stop()`` ends it."""
 
-    def __init__(self, pg: PostgresProcess, bootstrap: str, worker: ConnectWorker | None) -> None:
-        self.pg, self.bootstrap, self.worker = pg, bootstrap, worker
+    def __init__(
+        self,
+        pg: PostgresProcess,
+        bootstrap: str,
+        worker: ConnectWorker | None,
+        options: tuple[str, ...] = (),
+    ) -> None:
+        self.pg, self.bootstrap, self.worker, self.options = pg, bootstrap, worker, options
         self.name = ""
         self.proc: subprocess.Popen[bytes] | None = None
 
@@ -129,7 +137,8 @@ class Pipeline:
             self.name = f"bench{uuid.uuid4().hex[:8]}"
             self.proc = subprocess.Popen(
                 [sys.executable, "-m", "nerve", "cdc", "postgres", self.pg.dsn,
-                 "--prefix", self.name, "--table", f"public.{table}", "-b", self.bootstrap],
+                 "--prefix", self.name, "--table", f"public.{table}", "-b", self.bootstrap,
+                 *self.options],
             )  # fmt: skip
         return f"{self.name}.public.{table}"
 
@@ -200,7 +209,10 @@ def main() -> int:
     parser.add_argument("--batch", type=int, default=100, help="rows per transaction")
     parser.add_argument("--rate", type=float, default=50, help="transactions/s, latency case")
     parser.add_argument("--latency-changes", type=int, default=500)
-    parser.add_argument("--only", choices=("nerve", "kafka", "nerve cdc"), help="one pipeline only")
+    labels = ("nerve", "kafka", "nerve cdc unbatched", "nerve cdc")
+    parser.add_argument(
+        "--only", choices=labels, action="append", help="these pipelines only (repeatable)"
+    )
     parser.add_argument("--markdown", type=Path, help="write the table here")
     args = parser.parse_args()
 
@@ -211,8 +223,8 @@ def main() -> int:
     root = Path(tempfile.mkdtemp(prefix="nerve-bench-cdc-"))
     rows: dict[str, dict[str, Any]] = {}
     try:
-        for label in ("nerve", "kafka", "nerve cdc"):
-            if args.only and label != args.only:
+        for label in labels:
+            if args.only and label not in args.only:
                 continue
             broker: BrokerProcess | KafkaProcess
             if label == "kafka":
@@ -221,12 +233,14 @@ def main() -> int:
                 broker = BrokerProcess(root / label.replace(" ", "-") / "data")
             broker.start()
             worker = None
-            if label != "nerve cdc":
+            if not label.startswith("nerve cdc"):
                 worker = ConnectWorker(
                     root / f"connect-{label}", broker.bootstrap, plugin_path=plugins
                 ).start()
             try:
-                rows[label] = measure(pg, Pipeline(pg, broker.bootstrap, worker), args)
+                options = ("--batch-changes", "0") if label == "nerve cdc unbatched" else ()
+                pipeline = Pipeline(pg, broker.bootstrap, worker, options)
+                rows[label] = measure(pg, pipeline, args)
             finally:
                 if worker is not None:
                     worker.close()
@@ -241,6 +255,7 @@ def main() -> int:
     names = {
         "nerve": "Debezium on Connect 4.4 on nerve",
         "kafka": "Debezium on Connect 4.4 on Apache Kafka 4.4",
+        "nerve cdc unbatched": "nerve cdc postgres on nerve, --batch-changes 0",
         "nerve cdc": "nerve cdc postgres on nerve",
     }
     for label, row in rows.items():
@@ -249,13 +264,20 @@ def main() -> int:
             f"{row['p99_ms']:.0f} |"
         )
     k = rows.get("kafka")
-    for label in ("nerve", "nerve cdc"):
+    for label in ("nerve", "nerve cdc unbatched", "nerve cdc"):
         n = rows.get(label)
         if n is not None and k is not None:
             lines.append(
                 f"| {label} / Debezium on Kafka | {n['changes_per_s'] / k['changes_per_s']:.2f} | "
                 f"{n['p50_ms'] / k['p50_ms']:.2f} | {n['p99_ms'] / k['p99_ms']:.2f} |"
             )
+    b, u = rows.get("nerve cdc"), rows.get("nerve cdc unbatched")
+    if b is not None and u is not None:
+        lines.append(
+            f"| nerve cdc / nerve cdc --batch-changes 0 | "
+            f"{b['changes_per_s'] / u['changes_per_s']:.2f} | "
+            f"{b['p50_ms'] / u['p50_ms']:.2f} | {b['p99_ms'] / u['p99_ms']:.2f} |"
+        )
     text = "\n".join(lines)
     print(text)
     if args.markdown:

@@ -4,6 +4,7 @@ double nothing."""
 
 from __future__ import annotations
 
+import json
 import subprocess
 import sys
 import threading
@@ -11,11 +12,14 @@ import time
 import uuid
 from decimal import Decimal
 from pathlib import Path
+from typing import Any
 
+import psycopg
 import pytest
 from pydantic import BaseModel
 
 from nerve.connect import ChangeEvent
+from nerve.connect.cdc import CaptureConfig, PostgresCapture
 from tests._broker import BrokerProcess
 from tests._kafka import KafkaProcess
 from tests._postgres import PostgresProcess
@@ -111,3 +115,81 @@ def test_cdc_postgres_snapshot_then_stream_through_sigkills(
         "SELECT pg_drop_replication_slot(slot_name) FROM pg_replication_slots WHERE slot_name = %s",
         (f"nerve_cdc_{prefix}",),
     )
+
+
+def offset_records(bootstrap: str, prefix: str) -> list[dict[str, Any]]:
+    from nerve.service.topic_reader import read_to_end
+
+    records = read_to_end({"bootstrap.servers": bootstrap}, f"{prefix}.cdc-offsets", timeout_s=30)
+    return [json.loads(m.value() or b"null") for m in records or ()]
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(300)
+@pytest.mark.parametrize("backend_name", ["nerve", "kafka"])
+def test_cdc_postgres_batches_whole_transactions_into_kafka_transactions(
+    backend_name: str, request: pytest.FixtureRequest, postgres: PostgresProcess
+) -> None:
+    """200 single-row transactions waiting in the slot become 4 Kafka transactions of 50 (the
+    offsets topic gets one record per Kafka transaction), and with ``batch_changes=0`` one each;
+    a database transaction is never split across two."""
+    broker: BrokerProcess | KafkaProcess = request.getfixturevalue(
+        "nerve_for_diff" if backend_name == "nerve" else "kafka"
+    )
+    prefix, table = f"cdc{uuid.uuid4().hex[:8]}", f"batched_{backend_name}"
+    postgres.execute(f"DROP TABLE IF EXISTS {table}")
+    postgres.execute(f"CREATE TABLE {table} (id int PRIMARY KEY, label text)")
+    reader = TopicReader(broker.bootstrap, f"{prefix}.public.{table}")
+
+    def capture_until(count: int, **batching: Any) -> None:
+        capture = PostgresCapture(
+            CaptureConfig(
+                dsn=postgres.dsn,
+                bootstrap_servers=broker.bootstrap,
+                prefix=prefix,
+                tables=[f"public.{table}"],
+                batch_ms=60_000,
+                **batching,
+            )
+        )
+        runner = threading.Thread(target=capture.run)
+        runner.start()
+        try:
+            got = reader.take(count, timeout=90)
+            assert len(got) == count, f"{len(got)} of {count} changes"
+        finally:
+            capture.stop()
+            runner.join(60)
+
+    try:
+        postgres.execute(f"INSERT INTO {table} VALUES (0, 'snapshot')")
+        capture_until(1)  # the snapshot: the slot exists from now on
+        assert len(offset_records(broker.bootstrap, prefix)) == 1
+        # Waiting in the slot while no capture runs: all in the next look.
+        for i in range(1, 201):
+            postgres.execute(f"INSERT INTO {table} VALUES (%s, 'one')", (i,))
+        # Two-row transactions: 49 changes, then 51 (the 25th transaction is not split).
+        with psycopg.connect(postgres.dsn) as conn:
+            for i in range(201, 401, 2):
+                conn.execute(f"INSERT INTO {table} VALUES (%s, 'two'), (%s, 'two')", (i, i + 1))
+                conn.commit()
+        capture_until(400, batch_changes=50)
+        batched = offset_records(broker.bootstrap, prefix)[1:]
+        # 200 one-row transactions in 4 of 50; 100 two-row in 4 of 50 (the 50th change closes
+        # the 25th transaction: 2 * 25 = 50).
+        assert len(batched) == 8, batched
+        for i in range(401, 421):
+            postgres.execute(f"INSERT INTO {table} VALUES (%s, 'alone')", (i,))
+        capture_until(20, batch_changes=0)
+        assert len(offset_records(broker.bootstrap, prefix)) == 1 + 8 + 20
+        # Each offset record is a commit LSN, in order, and ends past every change published.
+        lsns = [int(r["lsn"]) for r in offset_records(broker.bootstrap, prefix)]
+        assert lsns == sorted(lsns) and len(set(lsns)) == len(lsns)
+        assert reader.rest(wait=2) == []
+    finally:
+        reader.close()
+        postgres.execute(
+            "SELECT pg_drop_replication_slot(slot_name) FROM pg_replication_slots"
+            " WHERE slot_name = %s",
+            (f"nerve_cdc_{prefix}",),
+        )

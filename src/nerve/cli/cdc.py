@@ -61,6 +61,21 @@ def add_postgres(actions: Any) -> None:
         "--table", action="append", required=True, metavar="SCHEMA.TABLE", help="repeatable"
     )
     capture.add_argument("--slot", default="", help="the replication slot (default from --prefix)")
+    capture.add_argument(
+        "--batch-changes",
+        type=int,
+        default=10_000,
+        metavar="N",
+        help="commit a Kafka transaction once it holds N changes (whole database transactions;"
+        " 0: one Kafka transaction per database transaction)",
+    )
+    capture.add_argument(
+        "--batch-ms",
+        type=float,
+        default=100.0,
+        metavar="MS",
+        help="... or once it is MS old (default 100)",
+    )
     client.add_connection_options(capture)
 
 
@@ -82,6 +97,8 @@ def run_postgres(args: argparse.Namespace) -> int:
             prefix=args.prefix,
             tables=args.table,
             slot=args.slot,
+            batch_changes=args.batch_changes,
+            batch_ms=args.batch_ms,
             kafka=kafka,
         )
     )
