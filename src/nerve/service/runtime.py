@@ -504,6 +504,8 @@ class ServiceRunner:
             elif self.producer is not None:
                 self.producer.poll(0)
                 if self.streams is not None and self.service.exactly_once:
+                    if self.streams.wall_clock and self.streams.engine.due():
+                        await self._punctuate()
                     await self._commit_positions()
             if self.observer is not NULL_OBSERVER and time.monotonic() >= lag_due:
                 lag_due = time.monotonic() + 5
@@ -559,6 +561,30 @@ class ServiceRunner:
         for tp in moved:
             self._committed[(tp.topic, tp.partition)] = tp.offset
 
+    async def _punctuate(self) -> None:
+        """Idle, exactly-once: deadlines due by the wall clock (sagas) fire in a transaction
+        of their own, with the state they change (no input offsets move)."""
+        assert self.producer is not None and self.streams is not None
+        loop = asyncio.get_running_loop()
+        self.producer.begin_transaction()
+        try:
+            self.streams.engine.punctuate()
+            self.streams.before_durable()
+            await loop.run_in_executor(None, self.producer.commit_transaction, 30)
+        except KafkaException as exc:
+            log.warning("%s: a deadline's transaction failed, redone: %s", self.service.name, exc)
+            if exc.args[0].txn_requires_abort():
+                self.producer.abort_transaction(30)
+            self._note_refused()
+            self.streams.failed()
+            return
+        except BaseException:
+            self.producer.abort_transaction(30)
+            self.streams.failed()
+            raise
+        self._failed_deliveries = []
+        self.streams.durable()
+
     def _report_lag(self, consumer: Consumer) -> None:
         # Local state only (the high watermark of the last fetch): no request to the broker.
         for tp in consumer.position(consumer.assignment()):
@@ -610,6 +636,8 @@ class ServiceRunner:
             self._rewind(by_partition)
             return
         if self.streams is not None:
+            if self.streams.wall_clock:
+                self.streams.engine.punctuate()  # deadlines due meanwhile, in this transaction
             self.streams.before_durable()
         offsets = [
             TopicPartition(topic, partition, (records[-1].offset() or 0) + 1)

@@ -221,6 +221,20 @@ class Service:
 
         return register if cls is None else register(cls)
 
+    def saga(self, cls: Any = None, *, clock: str = "wall") -> Any:
+        """Register a saga (``nerve.es.Saga``): a flow per key reacting to its ``@step``
+        event types, its state and deadlines in a changelogged store, its reactions, state
+        and the inputs' offsets committed in one transaction (needs ``exactly_once=True``).
+        ``clock``: deadlines pass by the wall clock (``"wall"``, also while no event comes)
+        or by stream time (``"stream"``: the largest event time the saga's partition saw)."""
+        from nerve.es.saga import attach
+
+        def register(target: Any) -> Any:
+            attach(self, target, clock)
+            return target
+
+        return register if cls is None else register(cls)
+
     def projection(
         self,
         *sources: type[Event],

@@ -179,6 +179,13 @@ class TestDriver:
         only, as in Kafka Streams)."""
         self._clock = _ms(timestamp, self._clock)
 
+    def punctuate(self, now: int | datetime) -> None:
+        """Wall-clock deadlines (sagas) due at ``now`` fire, as an idle replica fires them."""
+        self.engine.punctuate(_ms(now, self._clock))
+        self._drain()
+        self.engine.flush()
+        self.engine.committed()
+
     def _drain(self) -> None:
         while self.pending:
             topic, partition, key, value, ts, headers = self.pending.pop(0)

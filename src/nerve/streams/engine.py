@@ -295,6 +295,34 @@ class StreamsEngine:
             record = Record(record_key, value, ts, cause, topic)
         source.process(task, record)
 
+    def punctuate(self, now: int | None = None) -> int:
+        """Nodes with deadlines by the wall clock (sagas) fire what is due at ``now`` (epoch
+        ms; default: now); returns how many tasks had something due."""
+        now = int(time.time() * 1000) if now is None else now
+        fired = 0
+        for task in self.tasks.values():
+            for node in task.sub.nodes:
+                due = getattr(node, "next_due", None)
+                if due is None or getattr(node, "clock", None) != "wall":
+                    continue
+                at = due(task)
+                if at is not None and at <= now:
+                    node.punctuate(task, now)  # type: ignore[attr-defined]
+                    fired += 1
+        return fired
+
+    def due(self, now: int | None = None) -> bool:
+        """Whether a wall-clock deadline of some task is due at ``now``."""
+        now = int(time.time() * 1000) if now is None else now
+        for task in self.tasks.values():
+            for node in task.sub.nodes:
+                due = getattr(node, "next_due", None)
+                if due is not None and getattr(node, "clock", None) == "wall":
+                    at = due(task)
+                    if at is not None and at <= now:
+                        return True
+        return False
+
     def flush(self) -> int:
         """Every task's changed keys to its changelogs; returns how many."""
         count = 0
@@ -335,7 +363,9 @@ def _cause(headers: Any) -> Any:
 def _joins(sub: SubTopology) -> bool:
     from nerve.streams.joins import JoinSide
 
-    return len(sub.topics) > 1 and any(isinstance(n, JoinSide) for n in sub.nodes)
+    return len(sub.topics) > 1 and any(
+        isinstance(n, JoinSide) or getattr(n, "co_partitioned", False) for n in sub.nodes
+    )
 
 
 def _origin(headers: Any) -> str:

@@ -94,7 +94,7 @@ class KafkaSink:
 def _joins(sub: Any) -> bool:
     from nerve.streams.joins import JoinSide
 
-    return any(isinstance(n, JoinSide) for n in sub.nodes)
+    return any(isinstance(n, JoinSide) or getattr(n, "co_partitioned", False) for n in sub.nodes)
 
 
 def _changelogged(runner: ServiceRunner, task: Task, error: Any, message: Message) -> None:
@@ -116,6 +116,9 @@ class StreamsPart:
         self.sink = KafkaSink(runner)
         self.engine = StreamsEngine(self.topology, self.sink, state_dir)
         self.topics = set(self.topology.topics)
+        self.wall_clock = any(
+            getattr(n, "clock", None) == "wall" for sub in self.topology.subs for n in sub.nodes
+        )
         self.internal_sources = {t for t, s in self.topology.sources_of_topic.items() if s.internal}
         self._purge_due = time.monotonic() + PURGE_INTERVAL_S
         self._consumed: dict[tuple[str, int], int] = {}
