@@ -157,7 +157,10 @@ class Platform:
         """A run configuration that connects as the user ``add_user`` made."""
         settings = {k: v for k, v in user_settings.items() if k != "bootstrap.servers"}
         return RunConfig(
-            bootstrap_servers=self.bootstrap, registry_url=self.registry_url, client_config=settings
+            bootstrap_servers=self.bootstrap,
+            registry_url=self.registry_url,
+            client_config=settings,
+            state_dir=self.state_dir,
         )
 
     def __exit__(self, *exc: object) -> None:
@@ -184,7 +187,16 @@ class Platform:
             bootstrap_servers=self.bootstrap,
             registry_url=self.registry_url,
             client_config=dict(self.client_config),
+            state_dir=self.state_dir,
         )
+
+    @property
+    def state_dir(self) -> str:
+        """Where services' local state (streams stores, aggregates) lives: inside the
+        platform's data directory, so it goes with the broker whose changelogs it matches and
+        a new Platform starts from nothing (never ``.nerve/state`` of the working directory,
+        nor NERVE_STATE_DIR, which two test processes would share)."""
+        return str(self.data_dir / "state")
 
     # -- services ----------------------------------------------------------------------------
 

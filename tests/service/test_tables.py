@@ -6,6 +6,7 @@ from __future__ import annotations
 import time
 from collections.abc import Callable, Iterator
 from decimal import Decimal
+from pathlib import Path
 
 import pytest
 from confluent_kafka import Producer
@@ -118,3 +119,42 @@ def test_each_platform_starts_a_module_level_service_from_nothing() -> None:
         second.emit(Tick(n=2))
         assert wait_for(lambda: seen == [1, 2])
     assert len(settings_service.tables) == tables_before  # a run adds no tables to the service
+
+
+# A module-level streams service: its stores live on disk (RocksDB), not only in memory.
+counting = Service("tables-word-counts")
+counting.stream("tables.words", value="text").group_by(lambda w: w).count().changes().to(
+    "tables.word-counts"
+)
+
+
+def count_words_on_a_new_platform() -> dict[bytes, bytes]:
+    """Run ``counting`` on a fresh Platform over three words; its counts, once both are out."""
+    with Platform(registry=False) as platform:
+        producer = Producer({"bootstrap.servers": platform.bootstrap})
+        for word in ("a", "a", "b"):
+            producer.produce("tables.words", key=word.encode(), value=word.encode())
+        assert producer.flush(10) == 0
+        platform.run(counting)
+        counts: dict[bytes, bytes] = {}
+
+        def counted() -> bool:
+            counts.update({k: v for k, v, _ in platform.read("tables.word-counts", 1.0)})
+            return len(counts) == 2
+
+        assert wait_for(counted, 60), counts
+        state = Path(platform.state_dir)
+        assert state.is_relative_to(platform.data_dir) and any(state.rglob("*"))
+    return counts
+
+
+def test_each_platform_keeps_streams_state_in_its_own_data_dir(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.chdir(tmp_path)  # where a service's default state directory would be
+    monkeypatch.delenv("NERVE_STATE_DIR", raising=False)
+    # Each run counts from nothing: the first run's counts are not carried over.
+    assert count_words_on_a_new_platform() == {b"a": b"2", b"b": b"1"}
+    assert count_words_on_a_new_platform() == {b"a": b"2", b"b": b"1"}
+    # Nothing was written outside the platforms' own directories.
+    assert not (tmp_path / ".nerve").exists()
