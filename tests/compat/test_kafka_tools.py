@@ -1,6 +1,7 @@
 """Kafka's own command-line tools (the main classes of kafka-tools 4.4, as kafka-transactions.sh,
-kafka-log-dirs.sh, kafka-acls.sh, ... run them) against nerve and against Apache Kafka: each
-must print the same. They are the admin clients that call the APIs nerve answers for tools:
+kafka-log-dirs.sh, kafka-acls.sh, kafka-reassign-partitions.sh, ... run them) against nerve and
+against Apache Kafka: each must print the same. They are the admin clients that call the APIs
+nerve answers for tools:
 DescribeProducers, WriteTxnMarkers, ListTransactions, DescribeLogDirs, the ACL APIs, ElectLeaders,
 partition reassignments, client quotas, SCRAM credentials, client-metrics and group configs."""
 
@@ -167,6 +168,45 @@ def test_kafka_leader_election_and_reassignments(
     code, out = tool("LeaderElectionCommand", "--election-type", "preferred", "--topic", topic,
                      "--partition", "0")  # fmt: skip
     assert (code, out.strip()) == (0, f"Valid replica already elected for partitions {topic}-0")
+    code, out = tool("reassign.ReassignPartitionsCommand", "--list")
+    assert (code, out.strip()) == (0, "No partition reassignments found.")
+
+
+def test_kafka_reassign_partitions_execute_and_verify(
+    backend: Backend, tool: Tool, topic_name: TopicNameFactory, tmp_path: Path
+) -> None:
+    """A plan onto the only broker: AlterPartitionReassignments, then --verify, which also
+    clears the throttles a reassignment may have set (IncrementalAlterConfigs deleting the
+    brokers' *.replication.throttled.rate and the topic's throttled replicas)."""
+    topic = topic_name()
+    create(backend, topic, 2)
+    plan = tmp_path / "plan.json"
+    plan.write_text(json.dumps({"version": 1, "partitions": [
+        {"topic": topic, "partition": p, "replicas": [1]} for p in (0, 1)
+    ]}))  # fmt: skip
+    code, out = tool("reassign.ReassignPartitionsCommand", "--execute",
+                     "--reassignment-json-file", str(plan))  # fmt: skip
+    assert code == 0, out
+    heading, current, save, started = [line for line in out.strip().splitlines() if line]
+    assert (heading, save) == (
+        "Current partition replica assignment",
+        "Save this to use as the --reassignment-json-file option during rollback",
+    )
+    assert [(p["topic"], p["partition"], p["replicas"], len(p["log_dirs"]))
+            for p in json.loads(current)["partitions"]] == [
+        (topic, 0, [1], 1), (topic, 1, [1], 1)
+    ]  # fmt: skip
+    assert started == f"Successfully started partition reassignments for {topic}-0,{topic}-1"
+    code, out = tool("reassign.ReassignPartitionsCommand", "--verify",
+                     "--reassignment-json-file", str(plan))  # fmt: skip
+    assert code == 0, out
+    assert [line for line in out.strip().splitlines() if line] == [
+        "Status of partition reassignment:",
+        f"Reassignment of partition {topic}-0 is completed.",
+        f"Reassignment of partition {topic}-1 is completed.",
+        "Clearing broker-level throttles on broker 1",
+        f"Clearing topic-level throttles on topic {topic}",
+    ]
     code, out = tool("reassign.ReassignPartitionsCommand", "--list")
     assert (code, out.strip()) == (0, "No partition reassignments found.")
 
