@@ -24,6 +24,18 @@ class Paid(Event, topic="sagadriver.paid", key="order_id"):
     amount: int
 
 
+class Refunded(Event, topic="sagadriver.refunded", key="refund_id"):
+    refund_id: str
+    order: str
+    amount: int
+
+
+class PaidElsewhere(Event, topic="sagadriver.paid-elsewhere", key="payment_id"):
+    payment_id: str
+    order_id: str
+    amount: int
+
+
 class Ship(Event, topic="sagadriver.ship", key="order_id"):
     order_id: str
     paid: int
@@ -50,6 +62,14 @@ class Flow(Saga, key="order_id"):
             return None
         self.finish()
         return Ship(order_id=self.key, paid=self.paid)
+
+    @step(Refunded, key=lambda e: e.order)  # keyed otherwise: re-keyed to the order
+    def refunded(self, event: Refunded) -> None:
+        self.paid -= event.amount
+
+    @step(PaidElsewhere)  # keyed otherwise, with an order_id field: re-keyed by it
+    def paid_elsewhere(self, event: PaidElsewhere) -> Ship | None:
+        return self.payment(Paid(order_id=self.key, amount=event.amount))
 
     @timeout("payment")
     def unpaid(self) -> Cancel:
@@ -107,12 +127,26 @@ def test_wall_clock_deadline_state_and_deadline_survive_a_restart() -> None:
         assert driver.emitted() == []
 
 
+def test_events_keyed_otherwise_are_rekeyed_to_the_saga_key() -> None:
+    with TestDriver(_service("stream"), partitions=4) as driver:
+        for order in ("a", "b", "c"):
+            driver.send(Placed(order_id=order, total=10), timestamp=1_000)
+            driver.send(PaidElsewhere(payment_id=f"p-{order}", order_id=order, amount=8))
+            driver.send(Refunded(refund_id=f"r-{order}", order=order, amount=3))
+            driver.send(Paid(order_id=order, amount=5))
+        assert [(e.order_id, e.paid) for e in driver.emitted(Ship)] == [
+            ("a", 10),
+            ("b", 10),
+            ("c", 10),
+        ]
+
+
 def test_refuses_what_cannot_work() -> None:
     class OtherKey(Event, topic="sagadriver.other", key="customer"):
         customer: str
 
     service = Service("sagadriver-bad", exactly_once=True)
-    with pytest.raises(TypeError, match="Re-key"):
+    with pytest.raises(TypeError, match="key=<function"):
 
         @service.saga
         class Wrong(Saga, key="order_id"):

@@ -2,7 +2,8 @@
 order paid in full is shipped; an unpaid one is cancelled by its wall-clock deadline (and a
 payment after that is passed over); a service SIGKILLed mid-way and replaced by a replica
 without local state keeps an instance's state (a part payment) and a pending deadline, and
-every reaction is in its topic exactly once (read committed)."""
+every reaction is in its topic exactly once (read committed). Payments are keyed by their own
+id: the saga re-keys them to the order through a repartition topic."""
 
 from __future__ import annotations
 
@@ -33,7 +34,8 @@ SERVICE = textwrap.dedent(
         total: int
         pay_within_s: float
 
-    class PaymentReceived(Event, topic="{prefix}.paid", key="order_id"):
+    class PaymentReceived(Event, topic="{prefix}.paid", key="payment_id"):
+        payment_id: str
         order_id: str
         amount: int
 
@@ -139,7 +141,7 @@ def test_saga_happy_path_timeout_and_sigkill_keep_state_and_deadlines(
     producer = Producer({"bootstrap.servers": bootstrap, "enable.idempotence": True})
 
     def send(kind: str, **body: object) -> None:
-        key = str(body["order_id"]).encode()
+        key = str(body.get("payment_id", body["order_id"])).encode()
         producer.produce(f"{prefix}.{kind}", key=key, value=json.dumps(body).encode())
         producer.flush(30)
 
@@ -156,17 +158,19 @@ def test_saga_happy_path_timeout_and_sigkill_keep_state_and_deadlines(
     try:
         # Happy path: placed, paid in two parts, shipped.
         send("placed", order_id="happy", total=10, pay_within_s=300)
-        send("paid", order_id="happy", amount=3)
-        send("paid", order_id="happy", amount=7)
+        send("paid", payment_id="pay-1", order_id="happy", amount=3)
+        send("paid", payment_id="pay-2", order_id="happy", amount=7)
         # Timeout path: never paid within 2 s, cancelled by the wall clock while idle.
         send("placed", order_id="unpaid", total=5, pay_within_s=2)
         outputs.wait(lambda: outputs.of("ship") == [("happy", 10)], "the happy order shipped")
         outputs.wait(lambda: outputs.of("cancel") == [("unpaid", 0)], "the unpaid cancelled")
-        send("paid", order_id="unpaid", amount=5)  # too late: its instance has ended
+        send(
+            "paid", payment_id="pay-3", order_id="unpaid", amount=5
+        )  # too late: its instance has ended
 
         # Mid-way: one order part paid, one waiting on a deadline; then SIGKILL.
         send("placed", order_id="kept", total=10, pay_within_s=300)
-        send("paid", order_id="kept", amount=4)
+        send("paid", payment_id="pay-4", order_id="kept", amount=4)
         send("placed", order_id="deadline", total=8, pay_within_s=8)
         outputs.wait(
             lambda: (
@@ -179,7 +183,7 @@ def test_saga_happy_path_timeout_and_sigkill_keep_state_and_deadlines(
         service.wait(10)
         # A replica without local state takes over: everything from the changelog.
         service = run("replica-1")
-        send("paid", order_id="kept", amount=6)
+        send("paid", payment_id="pay-5", order_id="kept", amount=6)
         outputs.wait(lambda: ("kept", 10) in outputs.of("ship"), "the kept order shipped")
         outputs.wait(lambda: ("deadline", 0) in outputs.of("cancel"), "the deadline after restart")
         time.sleep(2)  # anything doubled or late would show now

@@ -22,6 +22,7 @@ from typing import TYPE_CHECKING, Any, ClassVar, TypeVar
 from pydantic import BaseModel, ConfigDict, PrivateAttr
 
 from nerve.service.events import Event
+from nerve.streams.dsl import Stream
 from nerve.streams.records import Record
 from nerve.streams.topology import Node
 
@@ -33,14 +34,21 @@ log = logging.getLogger("nerve.es")
 F = TypeVar("F", bound=Callable[..., Any])
 
 
-def step(event_type: type[Event] | None = None, *, start: bool = False) -> Callable[[F], F]:
+def step(
+    event_type: type[Event] | None = None,
+    *,
+    start: bool = False,
+    key: Callable[[Any], Any] | None = None,
+) -> Callable[[F], F]:
     """Marks a saga's method as its reaction to ``event_type`` (else the type its parameter
     names). ``start=True``: the event starts a new instance when its key has none; other
     steps apply only to a running instance (an event for a key without one is passed over,
-    with a log line). It returns the events or commands to send (one, a list, or None)."""
+    with a log line). It returns the events or commands to send (one, a list, or None).
+    ``key``: the saga's key of an event type keyed otherwise (default: its field named like
+    the saga's key); such events go through a repartition topic first."""
 
     def mark(func: F) -> F:
-        func.__nerve_step__ = (event_type, start)  # type: ignore[attr-defined]
+        func.__nerve_step__ = (event_type, start, key)  # type: ignore[attr-defined]
         return func
 
     return mark
@@ -69,6 +77,8 @@ class Saga(BaseModel):
 
     key_field: ClassVar[str] = "id"
     steps: ClassVar[dict[type[Event], tuple[str, bool]]] = {}
+    # The saga's key of step event types keyed otherwise (re-keyed through a repartition).
+    rekey: ClassVar[dict[type[Event], Callable[[Any], Any] | None]] = {}
     timeouts: ClassVar[dict[str, str]] = {}
 
     _key: Any = PrivateAttr(default=None)
@@ -85,11 +95,12 @@ class Saga(BaseModel):
     def __pydantic_init_subclass__(cls, **kwargs: Any) -> None:
         super().__pydantic_init_subclass__(**kwargs)
         steps: dict[type[Event], tuple[str, bool]] = {}
+        rekey: dict[type[Event], Callable[[Any], Any] | None] = {}
         timeouts: dict[str, str] = {}
         for name, member in vars(cls).items():
             marked = getattr(member, "__nerve_step__", None)
             if marked is not None:
-                event_type, start = marked
+                event_type, start, key = marked
                 if event_type is None:
                     hints = typing.get_type_hints(member)
                     params = [h for n, h in hints.items() if n != "return"]
@@ -102,10 +113,13 @@ class Saga(BaseModel):
                 if event_type in steps:
                     raise TypeError(f"{cls.__name__}: two steps react to {event_type.__name__}")
                 steps[event_type] = (name, start)
+                if key is not None:
+                    rekey[event_type] = key
             deadline = getattr(member, "__nerve_timeout__", None)
             if deadline is not None:
                 timeouts[deadline] = name
         cls.steps = steps
+        cls.rekey = rekey
         cls.timeouts = timeouts
 
     @property
@@ -264,6 +278,13 @@ class SagaNode(Node):
             task.sink.emit(events, record, self.name)
 
 
+def _field(name: str) -> Callable[[Any], Any]:
+    def key(event: Any) -> Any:
+        return getattr(event, name)
+
+    return key
+
+
 def _events(result: Any) -> list[Event]:
     if result is None:
         return []
@@ -288,14 +309,25 @@ def attach(service: Any, cls: type[Saga], clock: str = "wall") -> None:
             f"{service.name}: sagas need Service(..., exactly_once=True): their reactions, "
             "state and input offsets must commit together, or a crash repeats a reaction"
         )
+    streams = []
     for event_type in cls.steps:
-        if event_type.key_field != cls.key_field:
-            raise TypeError(
-                f"{event_type.__name__} must be keyed by {cls.key_field!r} (key=...), the key "
-                f"of {cls.__name__}: a saga sees a key's events on one partition. Re-key it "
-                "first (a stream that maps it to an event type keyed by it)."
-            )
-    streams = [service.stream(event_type, time="event") for event_type in cls.steps]
+        stream = service.stream(event_type, time="event")
+        given = cls.rekey.get(event_type)
+        if given is None and event_type.key_field != cls.key_field:
+            if cls.key_field not in event_type.model_fields:
+                raise TypeError(
+                    f"{event_type.__name__} is keyed by {event_type.key_field!r} and has no "
+                    f"field {cls.key_field!r}, the key of {cls.__name__}: give the step "
+                    "key=<function of the event> (a saga sees a key's events on one partition)"
+                )
+            given = _field(cls.key_field)
+        if given is not None:  # through a repartition topic, keyed by the saga's key
+            builder = service.streams_builder
+            rekeyed = stream.select_key(given)
+            upstream = builder.upstream_topics(rekeyed.node)
+            by = f"{cls.__name__}-{event_type.__name__}".lower()
+            stream = Stream(builder, builder.repartition(rekeyed.node, by, upstream))
+        streams.append(stream)
     head = streams[0] if len(streams) == 1 else streams[0].merge(*streams[1:])
     name = service.streams_builder.name(cls.__name__.lower())
     head.node.add(SagaNode(name, cls, clock))
