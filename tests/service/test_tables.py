@@ -3,7 +3,9 @@ partitions added later), and every Platform run starts a service's tables from n
 
 from __future__ import annotations
 
+import gc
 import time
+import weakref
 from collections.abc import Callable, Iterator
 from decimal import Decimal
 from pathlib import Path
@@ -123,9 +125,8 @@ def test_each_platform_starts_a_module_level_service_from_nothing() -> None:
 
 # A module-level streams service: its stores live on disk (RocksDB), not only in memory.
 counting = Service("tables-word-counts")
-counting.stream("tables.words", value="text").group_by(lambda w: w).count().changes().to(
-    "tables.word-counts"
-)
+word_counts = counting.stream("tables.words", value="text").group_by(lambda w: w).count()
+word_counts.changes().to("tables.word-counts")
 
 
 def count_words_on_a_new_platform() -> dict[bytes, bytes]:
@@ -135,7 +136,9 @@ def count_words_on_a_new_platform() -> dict[bytes, bytes]:
         for word in ("a", "a", "b"):
             producer.produce("tables.words", key=word.encode(), value=word.encode())
         assert producer.flush(10) == 0
-        platform.run(counting)
+        (runner,) = platform.run(counting)
+        stopped = weakref.ref(runner)
+        del runner
         counts: dict[bytes, bytes] = {}
 
         def counted() -> bool:
@@ -143,8 +146,15 @@ def count_words_on_a_new_platform() -> dict[bytes, bytes]:
             return len(counts) == 2
 
         assert wait_for(counted, 60), counts
+        assert word_counts.get("a") == 2
         state = Path(platform.state_dir)
         assert state.is_relative_to(platform.data_dir) and any(state.rglob("*"))
+    # The stopped run is gone from the service: no table answers from its state, and nothing
+    # keeps its runner (with its producer, still calling the stopped broker) alive.
+    with pytest.raises(RuntimeError, match="not running here"):
+        word_counts.get("a")
+    gc.collect()
+    assert stopped() is None, gc.get_referrers(stopped())
     return counts
 
 

@@ -385,4 +385,9 @@ class StreamsPart:
         if self.server is not None:
             self.server.services.pop(self.topology.service, None)
             self.queries.stop()
+        # The builder belongs to the Service, which outlives this run (a module-level service
+        # under nerve.testing): left attached, it would answer table.get from a stopped
+        # replica's state and keep this runner, its producer and stores alive.
+        if self.topology.builder.queries is self.queries:
+            self.topology.builder.queries = None
         self.engine.close()
