@@ -193,3 +193,65 @@ def test_cdc_postgres_batches_whole_transactions_into_kafka_transactions(
             " WHERE slot_name = %s",
             (f"nerve_cdc_{prefix}",),
         )
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(300)
+@pytest.mark.parametrize("backend_name", ["nerve", "kafka"])
+def test_cdc_postgres_truncate_is_a_t_record_per_table(
+    backend_name: str, request: pytest.FixtureRequest, postgres: PostgresProcess
+) -> None:
+    """TRUNCATE is Debezium's "t": one record per captured table, no key, no row; a table not
+    captured that the same statement truncates gets nothing."""
+    broker: BrokerProcess | KafkaProcess = request.getfixturevalue(
+        "nerve_for_diff" if backend_name == "nerve" else "kafka"
+    )
+    prefix = f"cdc{uuid.uuid4().hex[:8]}"
+    table, other = f"truncated_{backend_name}", f"not_captured_{backend_name}"
+    for name in (table, other):
+        postgres.execute(f"DROP TABLE IF EXISTS {name}")
+        postgres.execute(f"CREATE TABLE {name} (id int PRIMARY KEY, label text)")
+    postgres.execute(f"INSERT INTO {table} VALUES (1, 'snapshot')")
+    reader = TopicReader(broker.bootstrap, f"{prefix}.public.{table}")
+    capture = PostgresCapture(
+        CaptureConfig(
+            dsn=postgres.dsn,
+            bootstrap_servers=broker.bootstrap,
+            prefix=prefix,
+            tables=[f"public.{table}"],
+        )
+    )
+    runner = threading.Thread(target=capture.run)
+    runner.start()
+    try:
+        assert len(reader.take(1, timeout=90)) == 1  # the snapshot
+        postgres.execute(f"INSERT INTO {table} VALUES (2, 'before')")
+        postgres.execute(f"TRUNCATE {table}, {other}")
+        postgres.execute(f"INSERT INTO {table} VALUES (3, 'after')")
+        records = reader.take(3, timeout=60)
+        extra = reader.rest(wait=2)
+    finally:
+        capture.stop()
+        runner.join(60)
+        reader.close()
+        postgres.execute(
+            "SELECT pg_drop_replication_slot(slot_name) FROM pg_replication_slots"
+            " WHERE slot_name = %s",
+            (f"nerve_cdc_{prefix}",),
+        )
+    assert extra == []
+    assert [value["op"] for _, value in records] == ["c", "t", "c"]
+    key, truncate = records[1]
+    assert key is None and truncate["before"] is None and truncate["after"] is None
+    assert truncate["source"]["table"] == table and truncate["source"]["txId"] is not None
+
+    class Row(BaseModel):
+        id: int
+        label: str
+
+    class Changed(ChangeEvent[Row], topic=f"{prefix}.public.{table}"):
+        pass
+
+    event = Changed.model_validate(truncate)
+    assert event.op == "t" and not event.deleted and event.source.lsn is not None
+    assert [Changed.model_validate(v).row.id for _, v in (records[0], records[2])] == [2, 3]

@@ -36,7 +36,9 @@ from typing import Any
 
 log = logging.getLogger("nerve.connect.cdc")
 
-OPS = {"I": "c", "U": "u", "D": "d"}
+# wal2json's actions and Debezium's operations; a TRUNCATE is one "t" record per table, with no
+# key and no row (Debezium writes them when skipped.operations does not name "t").
+OPS = {"I": "c", "U": "u", "D": "d", "T": "t"}
 
 
 def lsn_int(text: str) -> int:
@@ -239,7 +241,7 @@ class PostgresCapture:
         snapshot: str = "false",
     ) -> None:
         row = after if after is not None else before or {}
-        key = {k: row.get(k) for k in keys} if keys else None
+        key = {k: row.get(k) for k in keys} if keys and op != "t" else None
         value = {
             "before": before,
             "after": after,
@@ -369,7 +371,7 @@ class PostgresCapture:
                     self._primary_key(conn, schema, table)
                 )
             op = OPS[change["action"]]
-            after = self._columns(change.get("columns")) if op != "d" else None
+            after = self._columns(change.get("columns")) if op not in ("d", "t") else None
             before = self._columns(change.get("identity"))
             if op == "u" and before is not None and set(before) <= set(keys):
                 # The old key only (REPLICA IDENTITY DEFAULT): no before image, as Debezium.
