@@ -36,6 +36,11 @@ class PaidElsewhere(Event, topic="sagadriver.paid-elsewhere", key="payment_id"):
     amount: int
 
 
+class Release(Event, topic="sagadriver.release", key="order_id"):
+    order_id: str
+    what: str
+
+
 class Ship(Event, topic="sagadriver.ship", key="order_id"):
     order_id: str
     paid: int
@@ -54,6 +59,8 @@ class Flow(Saga, key="order_id"):
     def placed(self, event: Placed) -> None:
         self.total = event.total
         self.schedule("payment", timedelta(seconds=10))
+        self.undo_with(Release(order_id=self.key, what="stock"))
+        self.undo_with(Release(order_id=self.key, what="coupon"))
 
     @step(Paid)
     def payment(self, event: Paid) -> Ship | None:
@@ -72,9 +79,9 @@ class Flow(Saga, key="order_id"):
         return self.payment(Paid(order_id=self.key, amount=event.amount))
 
     @timeout("payment")
-    def unpaid(self) -> Cancel:
+    def unpaid(self) -> list[Cancel | Release]:
         self.finish()
-        return Cancel(order_id=self.key, paid=self.paid)
+        return [Cancel(order_id=self.key, paid=self.paid), *self.compensate()]
 
 
 def _service(clock: str) -> Service:
@@ -102,6 +109,10 @@ def test_stream_time_deadline_fires_before_a_later_event_and_ends_the_instance()
         # b's deadline (12 s) passes when stream time does: the payment at 12.5 s comes late.
         driver.send(Paid(order_id="b", amount=5), timestamp=12_500)
         assert [(e.order_id, e.paid) for e in driver.emitted(Cancel)] == [("b", 0)]
+        assert [(e.order_id, e.what) for e in driver.emitted(Release)] == [
+            ("b", "coupon"),
+            ("b", "stock"),
+        ], "compensations, the last remembered first"
         assert driver.emitted(Ship) == []
         assert _instances(driver) == {}, "finished instances are deleted"
 
@@ -117,12 +128,14 @@ def test_wall_clock_deadline_state_and_deadline_survive_a_restart() -> None:
         driver.restart()
         stored = _instances(driver)
         assert stored["a"][0].paid == 4 and set(stored["a"][1]) == {"payment"}
+        assert [r.what for r in stored["b"][2]] == ["stock", "coupon"]
         driver.punctuate(now + 5_000)
         assert driver.emitted() == []
         driver.send(Paid(order_id="a", amount=6))
         assert [(e.order_id, e.paid) for e in driver.emitted(Ship)] == [("a", 10)]
         driver.punctuate(now + 11_000)
         assert [(e.order_id, e.paid) for e in driver.emitted(Cancel)] == [("b", 0)]
+        assert [e.what for e in driver.emitted(Release)] == ["coupon", "stock"]
         driver.send(Paid(order_id="b", amount=5))  # no instance any more: passed over
         assert driver.emitted() == []
 

@@ -1,6 +1,7 @@
 """Issue 16 item 5: a saga in a real service (`nerve run`) on nerve and on Apache Kafka. An
 order paid in full is shipped; an unpaid one is cancelled by its wall-clock deadline (and a
-payment after that is passed over); a service SIGKILLed mid-way and replaced by a replica
+payment after that is passed over), and the stock it reserved is released (a compensating
+command remembered at the first step); a service SIGKILLed mid-way and replaced by a replica
 without local state keeps an instance's state (a part payment) and a pending deadline, and
 every reaction is in its topic exactly once (read committed). Payments are keyed by their own
 id: the saga re-keys them to the order through a repartition topic."""
@@ -55,6 +56,9 @@ SERVICE = textwrap.dedent(
         order_id: str
         paid: int
 
+    class ReleaseStock(Event, topic="{prefix}.release", key="order_id"):
+        order_id: str
+
     flow = Service("{prefix}-flow", exactly_once=True)
 
     @flow.saga
@@ -66,6 +70,7 @@ SERVICE = textwrap.dedent(
         def placed(self, event: OrderPlaced) -> RequestPayment:
             self.total = event.total
             self.schedule("payment", event.pay_within_s)
+            self.undo_with(ReleaseStock(order_id=self.key))  # sent if the flow fails
             return RequestPayment(order_id=self.key, total=event.total)
 
         @step(PaymentReceived)
@@ -78,13 +83,13 @@ SERVICE = textwrap.dedent(
             return ShipOrder(order_id=self.key, paid=self.paid)
 
         @timeout("payment")
-        def unpaid(self) -> CancelOrder:
+        def unpaid(self) -> list[CancelOrder | ReleaseStock]:
             self.finish()
-            return CancelOrder(order_id=self.key, paid=self.paid)
+            return [CancelOrder(order_id=self.key, paid=self.paid), *self.compensate()]
     """
 )
 
-OUTPUTS = ("request-payment", "part-paid", "ship", "cancel")
+OUTPUTS = ("request-payment", "part-paid", "ship", "cancel", "release")
 
 
 class Outputs:
@@ -198,6 +203,7 @@ def test_saga_happy_path_timeout_and_sigkill_keep_state_and_deadlines(
         outputs.consumer.close()
     assert outputs.of("ship") == [("happy", 10), ("kept", 10)]
     assert outputs.of("cancel") == [("deadline", 0), ("unpaid", 0)]
+    assert outputs.of("release") == [("deadline", 0), ("unpaid", 0)], "compensated once each"
     assert outputs.of("part-paid") == [("happy", 3), ("kept", 4)]
     requests = Counter(order for order, _ in outputs.of("request-payment"))
     assert requests == {"happy": 1, "unpaid": 1, "kept": 1, "deadline": 1}, "each reaction once"

@@ -70,8 +70,9 @@ class Saga(BaseModel):
     """Base class of sagas: ``class OrderFlow(Saga, key="order_id")``. Fields are the
     instance's state (with defaults: a new instance starts from them); ``@step`` methods react
     to events, ``@timeout`` methods to deadlines. In a handler: ``self.key`` (the instance's
-    key), ``self.schedule(name, after)``, ``self.cancel(name)``, ``self.finish()`` (the
-    instance ends: its state and deadlines are deleted)."""
+    key), ``self.schedule(name, after)``, ``self.cancel(name)``, ``self.undo_with(command)``
+    and ``self.compensate()`` (compensating commands), ``self.finish()`` (the instance ends:
+    its state, deadlines and compensations are deleted)."""
 
     model_config = ConfigDict(extra="forbid", validate_assignment=False)
 
@@ -85,6 +86,7 @@ class Saga(BaseModel):
     _now: int = PrivateAttr(default=0)
     _deadlines: dict[str, int] = PrivateAttr(default_factory=dict)
     _finished: bool = PrivateAttr(default=False)
+    _undo: list[Event] = PrivateAttr(default_factory=list)
 
     def __init_subclass__(cls, key: str | None = None, **kwargs: Any) -> None:
         super().__init_subclass__(**kwargs)
@@ -138,6 +140,19 @@ class Saga(BaseModel):
         """Drop deadline ``name`` (nothing if it is not pending)."""
         self._deadlines.pop(name, None)
 
+    def undo_with(self, *commands: Event) -> None:
+        """Remember commands (or events) that undo what this step did, kept with the
+        instance until ``compensate()`` sends them or the instance finishes."""
+        self._undo.extend(commands)
+
+    def compensate(self) -> list[Event]:
+        """The remembered compensating commands, the last remembered first, forgotten as
+        they are returned: return them (with what else the flow sends) from the step or
+        timeout that finds the flow failed."""
+        out = self._undo[::-1]
+        self._undo = []
+        return out
+
     def finish(self) -> None:
         """The instance is done: its state and pending deadlines are deleted once the
         handler returns (a later start event of the key starts a new one)."""
@@ -157,8 +172,8 @@ class Saga(BaseModel):
         return out
 
 
-# A stored instance: (state, {deadline name: due in epoch ms}).
-Held = tuple[Saga, dict[str, int]]
+# A stored instance: (state, {deadline name: due in epoch ms}, [compensating commands]).
+Held = tuple[Any, ...]
 
 
 class SagaNode(Node):
@@ -192,7 +207,9 @@ class SagaNode(Node):
         store = task.store(self.store)
 
         def build() -> list[tuple[int, str, Any]]:
-            heap = [(due, name, key) for key, (_, dl) in store.items() for name, due in dl.items()]
+            heap = [
+                (due, name, key) for key, held in store.items() for name, due in held[1].items()
+            ]
             heapq.heapify(heap)
             return heap
 
@@ -222,7 +239,7 @@ class SagaNode(Node):
                     self.cls.__name__, key, type(event).__name__,
                 )  # fmt: skip
                 return
-            held = (self.cls(), {})
+            held = (self.cls(), {}, [])
         self._run(task, store, key, held, now, record, handler, event)
 
     def next_due(self, task: Task) -> int | None:
@@ -242,14 +259,14 @@ class SagaNode(Node):
             deadlines = {n: d for n, d in held[1].items() if n != name}
             cause = Record(key, None, due)
             try:
-                self._run(task, store, key, (held[0], deadlines), due, cause, method)
+                self._run(task, store, key, (held[0], deadlines, *held[2:]), due, cause, method)
             except Exception:
                 # Raising would redo the transaction and meet the same failure for ever.
                 log.exception(
                     "%s %s: timeout %r failed; it is dropped, the state kept as it was",
                     self.cls.__name__, key, name,
                 )  # fmt: skip
-                store.put(key, (held[0], deadlines))
+                store.put(key, (held[0], deadlines, *held[2:]))
 
     def _run(
         self,
@@ -262,14 +279,15 @@ class SagaNode(Node):
         method: str,
         *args: Any,
     ) -> None:
-        state, deadlines = held
+        state, deadlines, *rest = held
         work = state.model_copy(deep=True)
         work._key, work._now, work._deadlines = key, now, dict(deadlines)
+        work._undo = list(rest[0]) if rest else []
         events = _events(getattr(work, method)(*args))
         if work._finished:
             store.delete(key)
         else:
-            store.put(key, (work, dict(work._deadlines)))
+            store.put(key, (work, dict(work._deadlines), list(work._undo)))
             index = self._index(task)
             for name, due in work._deadlines.items():
                 if deadlines.get(name) != due:
