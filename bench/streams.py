@@ -24,8 +24,10 @@ watermarks and committed offsets every 50 ms, so the clock is the same for every
 Two more figures for nerve alone: ``latency`` (p50/p99 event-to-output latency of the tumbling
 count at half of nerve's measured peak rate: a paced producer stamps each record with its send
 time, a consumer reads the outputs, which carry the input's timestamp; both pinned beside the
-broker) and ``restore`` (a plain count over ``--restore-keys`` distinct keys, then a new
-process with an empty state directory restores the changelog: the seconds nerve logs for it).
+broker; ``--latency-rate`` fixes the rate, ``--latency-baseline SRC`` measures another source
+tree alternately in the same run) and ``restore`` (a plain count over ``--restore-keys``
+distinct keys, then a new process with an empty state directory restores the changelog: the
+seconds nerve logs for it).
 
     python bench/streams.py --setup                 # make the Quix and Faust venvs
     python bench/streams.py                         # 200,000 events, every system
@@ -298,8 +300,22 @@ def stop_worker(proc: subprocess.Popen[bytes]) -> None:
 # -- latency and restore (nerve) ---------------------------------------------------------------
 
 
-def measure_latency(bootstrap: str, rate: float, seconds: float, cpu: int | None) -> dict:
-    """p50/p99 from send to the output read back, at ``rate`` events/s of fresh input."""
+def take(consumer: Consumer, size: int, timeout: float) -> list[Any]:
+    """What has arrived, without waiting for ``size`` records (``consume(size, timeout)`` waits
+    the whole timeout for the batch to fill, which would count as latency)."""
+    messages = consumer.consume(size, 0)
+    if not messages:
+        messages = consumer.consume(1, timeout)
+        if messages:
+            messages += consumer.consume(size - 1, 0)
+    return messages
+
+
+def measure_latency(
+    bootstrap: str, rate: float, seconds: float, cpu: int | None, source: str | None = None
+) -> dict:
+    """p50/p99 from send to the output read back, at ``rate`` events/s of fresh input.
+    ``source``: a nerve source tree (its ``src``) the service runs from instead of this one."""
     tag = uuid.uuid4().hex[:8]
     in_topic, out_topic = f"bench-streams-live-{tag}", f"bench-streams-live-out-{tag}"
     create_topic(bootstrap, in_topic)
@@ -311,8 +327,11 @@ def measure_latency(bootstrap: str, rate: float, seconds: float, cpu: int | None
     if cpu is not None:
         argv = ["taskset", "-c", str(cpu), *argv]
     log_path = Path(state_dir) / "worker.log"
+    env = dict(os.environ)
+    if source:
+        env["PYTHONPATH"] = os.pathsep.join(filter(None, [source, env.get("PYTHONPATH")]))
     with open(log_path, "w") as log:
-        proc = subprocess.Popen(argv, stdin=subprocess.PIPE, stdout=log, stderr=log)
+        proc = subprocess.Popen(argv, stdin=subprocess.PIPE, stdout=log, stderr=log, env=env)
     reader = Consumer({"bootstrap.servers": bootstrap, "group.id": f"bench-lat-{tag}",
                        "auto.offset.reset": "earliest", "fetch.wait.max.ms": 5,
                        "fetch.queue.backoff.ms": 10})  # fmt: skip
@@ -324,11 +343,13 @@ def measure_latency(bootstrap: str, rate: float, seconds: float, cpu: int | None
 
     def read() -> None:
         while not stop.is_set():
-            for message in reader.consume(1000, 0.05):
+            messages = take(reader, 1000, 0.05)
+            now_ms = time.time() * 1000
+            for message in messages:
                 if message.error() is None:
                     stamp = message.timestamp()[1]
                     if stamp >= warmup_ms:
-                        latencies.append(time.time() * 1000 - stamp)
+                        latencies.append(now_ms - stamp)
 
     try:
         # The service is up once a first record comes back.
@@ -342,6 +363,8 @@ def measure_latency(bootstrap: str, rate: float, seconds: float, cpu: int | None
                     latencies.append(0.0)
         if not latencies:
             raise RuntimeError(f"nerve latency worker silent: {log_path.read_text()[-3000:]}")
+        lines = log_path.read_text().splitlines()
+        loaded_from = next((x.split("nerve from ", 1)[1] for x in lines if "nerve from " in x), "?")
         thread = threading.Thread(target=read, daemon=True)
         warmup_ms = time.time() * 1000 + 2000  # the first 2 s are not counted
         latencies.clear()
@@ -377,7 +400,7 @@ def measure_latency(bootstrap: str, rate: float, seconds: float, cpu: int | None
         return ordered[min(len(ordered) - 1, int(p * len(ordered)))]
 
     return {"rate": rate, "sent": sent, "measured": len(ordered), "p50_ms": pct(0.5),
-            "p99_ms": pct(0.99), "max_ms": ordered[-1]}  # fmt: skip
+            "p99_ms": pct(0.99), "max_ms": ordered[-1], "nerve": loaded_from}  # fmt: skip
 
 
 def measure_restore(bootstrap: str, keys: int, cpu: int | None) -> dict:
@@ -438,12 +461,14 @@ def nerve_worker(a: dict[str, Any]) -> None:
     import logging
     from datetime import timedelta
 
+    import nerve
     from nerve import Service
     from nerve.service.config import RunConfig
     from nerve.service.host import serve
     from nerve.streams import session, tumbling
 
     logging.basicConfig(level=logging.INFO, stream=sys.stderr)
+    print(f"nerve from {Path(nerve.__file__).resolve().parent.parent}", file=sys.stderr, flush=True)
     svc = Service(a["group"], exactly_once=False)
     stream = svc.stream(a["in_topic"], time="record")
     grouped = stream.group_by_key()
@@ -568,6 +593,15 @@ def main() -> int:
     parser.add_argument("--no-latency", action="store_true")
     parser.add_argument("--no-restore", action="store_true")
     parser.add_argument("--latency-seconds", type=float, default=12.0)
+    parser.add_argument(
+        "--latency-rate",
+        type=float,
+        help="events/s of the latency run (default: half the measured peak)",
+    )
+    parser.add_argument("--latency-repeat", type=int, default=1)
+    parser.add_argument("--latency-baseline", metavar="SRC",
+                        help="also measure latency with nerve from this source tree (its src),"
+                        " alternating with this one in the same run: before and after")  # fmt: skip
     parser.add_argument("--broker-cpu", type=int, default=0)
     parser.add_argument("--worker-cpu", type=int, default=1)
     parser.add_argument("--no-pin", action="store_true")
@@ -597,7 +631,10 @@ def main() -> int:
     found_versions = {s: version_of(s) for s in systems}
     runs: list[dict] = []
     latency = restore = None
-    with SpawnedBroker(cpu=broker_cpu, configs={"log.fsync.policy": "never"}) as broker:
+    latency_runs: list[dict] = []
+    with SpawnedBroker(
+        cpu=broker_cpu, configs={"log.fsync.policy": "never"}, start_timeout_s=120
+    ) as broker:
         bootstrap = broker.bootstrap
         print(f"nerve broker on {bootstrap}; versions {found_versions}")
         in_topic = f"bench-streams-in-{uuid.uuid4().hex[:8]}"
@@ -632,15 +669,31 @@ def main() -> int:
                     medians[(workload, system)] = {"events_per_s": rate,
                         "seconds": args.events / rate, "outputs": rows[-1]["outputs"]}  # fmt: skip
         peak = medians.get(("tumbling", "nerve"), {}).get("events_per_s")
-        if peak and not args.no_latency:
+        latency_rate = args.latency_rate or (peak / 2 if peak else None)
+        if latency_rate and not args.no_latency:
             # The load generator sits beside the broker, the service keeps its own core.
             if broker_cpu is not None:
                 pin_current_process(broker_cpu)
-            latency = measure_latency(bootstrap, peak / 2, args.latency_seconds, worker_cpu)
+            trees: list[str | None] = [None]
+            if args.latency_baseline:
+                trees.insert(0, str(Path(args.latency_baseline).resolve()))
+            for round_no in range(args.latency_repeat):
+                for tree in trees if round_no % 2 == 0 else trees[::-1]:
+                    one = measure_latency(bootstrap, latency_rate, args.latency_seconds,
+                                          worker_cpu, tree)  # fmt: skip
+                    one["label"] = "baseline" if tree else "this tree"
+                    latency_runs.append(one)
+                    print(f"latency ({one['label']}, nerve from {one['nerve']}) at"
+                          f" {one['rate']:,.0f} events/s: p50 {one['p50_ms']:.1f} ms,"
+                          f" p99 {one['p99_ms']:.1f} ms, max {one['max_ms']:.0f} ms"
+                          f" ({one['measured']:,} of {one['sent']:,} read)",
+                          flush=True)  # fmt: skip
+            mine = [r for r in latency_runs if r["label"] == "this tree"]
+            latency = {"rate": latency_rate,
+                       "p50_ms": statistics.median(r["p50_ms"] for r in mine),
+                       "p99_ms": statistics.median(r["p99_ms"] for r in mine)}  # fmt: skip
             if worker_cpu is not None:
                 pin_current_process(worker_cpu)
-            print(f"latency at {latency['rate']:,.0f} events/s: p50 {latency['p50_ms']:.1f} ms,"
-                  f" p99 {latency['p99_ms']:.1f} ms", flush=True)  # fmt: skip
         if "nerve" in systems and not args.no_restore:
             restore = measure_restore(bootstrap, args.restore_keys, worker_cpu)
             print(f"restore of {restore['keys']:,} keys: {restore['restore_s']:.2f} s", flush=True)
@@ -670,7 +723,8 @@ def main() -> int:
         args.json.write_text(json.dumps({
             "date": date.today().isoformat(), "events": args.events, "keys": args.keys,
             "versions": found_versions, "python": platform.python_version(),
-            "runs": runs, "latency": latency, "restore": restore, "checks": checks,
+            "runs": runs, "latency": latency, "latency_runs": latency_runs, "restore": restore,
+            "checks": checks,
             "broker_peak_rss_mb": peak_rss,
         }, indent=2))  # fmt: skip
     return 0
