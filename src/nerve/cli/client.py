@@ -122,14 +122,18 @@ def admin(args: argparse.Namespace) -> Any:
     """An AdminClient that has reached the cluster (else CommandError within seconds)."""
     from confluent_kafka.admin import AdminClient
 
+    from nerve.security.client_settings import RefusalTrap
+
     config = client_config(args)
-    client = AdminClient(config)
+    trap = RefusalTrap()
+    settings: dict[str, Any] = {"error_cb": trap, **config}
+    client = AdminClient(settings)
     try:
         client.list_topics(timeout=5)
     except Exception as exc:
-        raise CommandError(
-            f"cannot reach a broker at {config['bootstrap.servers']}: {reason(exc)}"
-        ) from None
+        why = trap.why(client, reason(exc))
+        where = config["bootstrap.servers"]
+        raise CommandError(f"cannot reach a broker at {where}: {why}") from None
     return client
 
 

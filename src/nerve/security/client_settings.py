@@ -19,6 +19,7 @@ from __future__ import annotations
 import os
 from collections.abc import Mapping
 from pathlib import Path
+from typing import Any
 
 PROPERTIES_VARIABLE = "NERVE_CLIENT_PROPERTIES"
 PREFIX = "NERVE_KAFKA_"
@@ -76,3 +77,23 @@ def write_properties(path: Path, settings: Mapping[str, object], header: str = "
     with os.fdopen(fd, "w") as out:
         out.write("\n".join(lines) + "\n")
     os.chmod(path, 0o600)
+
+
+class RefusalTrap:
+    """An ``error_cb`` that keeps why the broker refused a client: librdkafka tells a wrong
+    password or a failed TLS handshake only to the error callback, while the call that failed
+    (``list_topics``) says "Broker transport failure", which sends a user looking for a
+    network problem. ``why(fallback)`` is the refusal if there was one."""
+
+    def __init__(self) -> None:
+        self.refusal: str | None = None
+
+    def __call__(self, error: Any) -> None:
+        from confluent_kafka import KafkaError
+
+        if error.code() in (KafkaError._AUTHENTICATION, KafkaError._SSL):
+            self.refusal = error.str()
+
+    def why(self, client: Any, fallback: str) -> str:
+        client.poll(0)  # the error callbacks are served here
+        return self.refusal or fallback

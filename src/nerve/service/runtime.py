@@ -34,6 +34,7 @@ from confluent_kafka import (
 from confluent_kafka.admin import AdminClient, NewTopic
 from pydantic import BaseModel, ValidationError
 
+from nerve.security.client_settings import RefusalTrap
 from nerve.service import catalog, compatibility, dead_letters, envelope, work_queue
 from nerve.service.avro import CONTENT_TYPE as AVRO_CONTENT_TYPE
 from nerve.service.avro import AvroCodec
@@ -216,14 +217,17 @@ class ServiceRunner:
         kafka = self.config.kafka()
         # Quiet until Kafka answers: librdkafka would log every failed connection attempt,
         # hundreds of lines before the one that says what is wrong.
-        probe = AdminClient({**kafka, "log_level": 0})
+        trap = RefusalTrap()
+        probe_config: dict[str, Any] = {"error_cb": trap, **kafka, "log_level": 0}
+        probe = AdminClient(probe_config)
         try:
             probe.list_topics(timeout=REACH_TIMEOUT_S)
         except KafkaException:
-            raise ServiceError(
-                f"{self.service.name}: cannot reach Kafka at {self.config.bootstrap_servers} "
-                f"within {REACH_TIMEOUT_S:g} s"
-            ) from None
+            where = f"{self.service.name}: cannot reach Kafka at {self.config.bootstrap_servers}"
+            refusal = trap.why(probe, "")
+            if refusal:
+                raise ServiceError(f"{where}: {refusal}") from None
+            raise ServiceError(f"{where} within {REACH_TIMEOUT_S:g} s") from None
         admin = AdminClient(kafka)
         event_types = {h.event_type for h in self.service.handlers if h.event_type} | set(
             self.service.emits
