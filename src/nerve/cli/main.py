@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Any
 
 from nerve import __version__
 from nerve.cli import (
+    acl,
     catalog,
     cdc,
     client,
@@ -170,6 +171,7 @@ def build_parser() -> argparse.ArgumentParser:
     console.add_parser(commands)
     demo.add_parser(commands)
     completion.add_parser(commands)
+    acl.add_parser(commands)
     return parser
 
 
@@ -450,6 +452,7 @@ def main(argv: list[str] | None = None) -> int:
         "console": console.run,
         "demo": demo.run,
         "completion": completion.run,
+        "acl": acl.run,
     }
     if args.command in client_commands:
         return client_commands[args.command](args)

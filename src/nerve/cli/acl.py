@@ -1,0 +1,73 @@
+"""``nerve acl plan FILE...``: the least-privilege ACLs of the services Python files define
+(nerve.security.acl_plan), as kafka-acls lists them or as JSON."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+from typing import Any
+
+
+def add_parser(commands: Any) -> None:
+    parser = commands.add_parser("acl", help="the ACLs services need")
+    actions = parser.add_subparsers(dest="action", required=True)
+    planning = actions.add_parser(
+        "plan", help="print the least-privilege ACLs of the services Python files define"
+    )
+    planning.add_argument("files", nargs="+", type=Path, help="Python files defining Services")
+    planning.add_argument(
+        "--service", action="append", default=[], metavar="NAME", help="only this one (repeatable)"
+    )
+    planning.add_argument(
+        "--principal",
+        default=None,
+        metavar="User:NAME",
+        help="who the ACLs are for (default: User:<service name>)",
+    )
+    planning.add_argument("--json", action="store_true", help="one JSON list of entries")
+
+
+def run(args: argparse.Namespace) -> int:
+    from nerve.security.acl_plan import plan
+    from nerve.service.host import load_services
+
+    services = []
+    for path in args.files:
+        if not path.is_file():
+            print(f"nerve acl: no such file {path}", file=sys.stderr)
+            return 2
+        try:
+            services += load_services(path)
+        except Exception as exc:  # the user's module failed to import
+            print(f"nerve acl: cannot load {path}: {type(exc).__name__}: {exc}", file=sys.stderr)
+            return 2
+    if args.service:
+        unknown = sorted(set(args.service) - {s.name for s in services})
+        if unknown:
+            print(f"nerve acl: no service {', '.join(unknown)} in the files", file=sys.stderr)
+            return 2
+        services = [s for s in services if s.name in args.service]
+    if not services:
+        print("nerve acl: the files define no Service", file=sys.stderr)
+        return 2
+    entries: list[dict[str, Any]] = []
+    for service in services:
+        planned = plan(service)
+        principal = args.principal or f"User:{service.name}"
+        if planned.unplanned:
+            print(
+                f"nerve acl: {service.name}: the ACLs of its {' and '.join(planned.unplanned)} "
+                "are not planned yet; add them by hand",
+                file=sys.stderr,
+            )
+        if args.json:
+            entries += [{"service": service.name, **e} for e in planned.entries(principal)]
+            continue
+        print(f"# {service.name} as {principal}")
+        for acl, why in planned.reasons.items():
+            print(f"{acl.line(principal)}  # {'; '.join(why)}")
+    if args.json:
+        print(json.dumps(entries, indent=2))
+    return 0
