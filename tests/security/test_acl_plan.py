@@ -151,3 +151,18 @@ def test_the_planned_acls_are_enough_to_run_it(
         assert not refused, refused
         catalog = platform.read("_nerve_catalog")
         assert [key for key, _, _ in catalog] == [b"plan-packer"]
+
+
+def test_streams_are_said_to_be_unplanned_not_left_out_silently(tmp_path: Path) -> None:
+    path = tmp_path / "counter.py"
+    path.write_text(
+        "from nerve import Service\n"
+        "svc = Service('plan-counter')\n"
+        "svc.stream('plan.words', value='text').to('plan.copied')\n"
+    )
+    done = acl_plan(str(path))
+    assert done.returncode == 0, done.stderr
+    assert done.stderr.strip() == (
+        "nerve acl: plan-counter: the ACLs of its streams are not planned yet; add them by hand"
+    )
+    assert done.stdout.splitlines()[0] == "# plan-counter as User:plan-counter"
