@@ -12,19 +12,16 @@ it with a metric).
 from __future__ import annotations
 
 import heapq
-import logging
-import time
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
+from nerve.streams import skips
 from nerve.streams.records import Record, WindowKey
 from nerve.streams.topology import Node
 from nerve.streams.windows import SessionWindows, SlidingWindows, TimeWindows
 
 if TYPE_CHECKING:
     from nerve.streams.task import Task
-
-log = logging.getLogger("nerve.streams")
 
 
 class Aggregator:
@@ -66,28 +63,20 @@ def counting() -> Aggregator:
 
 
 class _Late:
-    """Counts late records per node and says so in a log line at most every 10 s."""
+    """Sends late records to ``<topic>.late`` and counts them in the log (nerve.streams.skips:
+    a line per interval, not per record)."""
 
     def __init__(self, name: str) -> None:
         self.name = name
-        self.count = 0
-        self.said = 0.0
 
     def note(self, task: Task, record: Record, window: str, late_by: int) -> None:
-        self.count += 1
         task.sink.late(record, self.name, window, late_by)
-        now = time.monotonic()
-        if now - self.said >= 10:
-            self.said = now
-            log.warning(
-                "%s: %d late record(s) so far sent to %s.late (latest: window %s closed %d ms "
-                "before it arrived)",
-                self.name,
-                self.count,
-                record.origin,
-                window,
-                late_by,
-            )
+        skips.skipped(
+            self.name,
+            record.origin,
+            f"arrived late: sent to {record.origin}.late",
+            f"window {window} closed {late_by} ms before it arrived",
+        )
 
 
 class AggregateNode(Node):
@@ -117,12 +106,8 @@ class AggregateNode(Node):
 
 
 def _skipped(name: str, record: Record) -> None:
-    log.info(
-        "%s: skipped a record of %s with a null %s (as Kafka Streams does)",
-        name,
-        record.origin,
-        "key" if record.key is None else "value",
-    )
+    null = "key" if record.key is None else "value"
+    skips.skipped(name, record.origin, f"with a null {null}: skipped (as Kafka Streams does)")
 
 
 class TimeWindowNode(Node):

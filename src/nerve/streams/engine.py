@@ -19,6 +19,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
+from nerve.streams import skips
 from nerve.streams.dsl import StreamsBuilder
 from nerve.streams.records import Record
 from nerve.streams.serde import decode_key, decode_value
@@ -264,6 +265,7 @@ class StreamsEngine:
         for task in self.tasks.values():
             task.state.close()
         self.tasks.clear()
+        skips.flush()
 
     # -- processing ------------------------------------------------------------------------
 
@@ -335,6 +337,7 @@ class StreamsEngine:
     def committed(self) -> None:
         for task in self.tasks.values():
             task.state.persist()
+        skips.flush(due_only=True)
 
     def aborted(self) -> None:
         for task in self.tasks.values():

@@ -13,17 +13,16 @@ What triggers, what a tombstone does and what null means follow Kafka Streams 4.
 from __future__ import annotations
 
 import inspect
-import logging
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
+from nerve.streams import skips
 from nerve.streams.records import Record
 from nerve.streams.topology import Node
 
 if TYPE_CHECKING:
     from nerve.streams.task import Task
 
-log = logging.getLogger("nerve.streams")
 
 _NO_TIME = 2**63 - 1  # the outer store's minimum time when it is empty (Kafka's Long.MAX_VALUE)
 
@@ -70,12 +69,7 @@ class _Join(Node):
         raise NotImplementedError
 
     def _skipped(self, record: Record, why: str) -> None:
-        log.info(
-            "%s: a record of %s %s: skipped, as Kafka Streams skips it",
-            self.name,
-            record.origin,
-            why,
-        )
+        skips.skipped(self.name, record.origin, f"{why}: skipped, as Kafka Streams skips it")
 
 
 def held(store: Any, key: Any) -> tuple[Any, int] | None:
@@ -191,10 +185,11 @@ class StreamStreamJoinNode(_Join):
         observed = task.advance(name, record.timestamp)
         cutoff = observed - self.retention + 1
         if record.timestamp < cutoff:
-            log.info(
-                "%s: a record of %s is older than the join window store keeps: not stored",
+            skips.skipped(
                 self.name,
                 record.origin,
+                "older than the join window store keeps: not stored",
+                f"timestamp {record.timestamp}, the store keeps from {cutoff}",
             )
             return
         store = task.store(name)
@@ -379,11 +374,8 @@ class ForeignKeySendNode(Node):
                 send(task, record, old_fk, DELETE_AND_PROPAGATE, None)
             return
         if new_fk is None:
-            log.info(
-                "%s: the row %r of %s has no foreign key: it joins nothing",
-                self.name,
-                record.key,
-                record.origin,
+            skips.skipped(
+                self.name, record.origin, "without a foreign key: joins nothing", repr(record.key)
             )
             if old_fk is not None:
                 send(task, record, old_fk, DELETE_AND_PROPAGATE, None)

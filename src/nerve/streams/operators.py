@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING, Any
 
 from pydantic import BaseModel
 
+from nerve.streams import skips
 from nerve.streams.records import Record, Windowed, WindowKey
 from nerve.streams.serde import encode_key, encode_value
 from nerve.streams.topology import Node
@@ -173,10 +174,10 @@ class RepartitionSinkNode(Node):
 
     def process(self, task: Task, record: Record) -> None:
         if record.key is None:
-            log.warning(
-                "%s: a record of %s without a key cannot be grouped: skipped (%s)",
+            skips.skipped(
                 self.name,
                 record.origin,
+                "without a key cannot be grouped: skipped",
                 _position(record),
             )
             return

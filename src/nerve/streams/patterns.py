@@ -23,6 +23,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
+from nerve.streams import skips
 from nerve.streams.operators import arity
 from nerve.streams.records import Record
 from nerve.streams.topology import Node
@@ -257,12 +258,19 @@ class PatternNode(Node):
 
     def process(self, task: Task, record: Record) -> None:
         if record.key is None or record.value is None:
+            null = "key" if record.key is None else "value"
+            skips.skipped(self.name, record.origin, f"with a null {null}: not matched")
             return
         before = task.stream_time(self.name)
         watermark_before = before - self.grace
         if record.timestamp < watermark_before:
-            task.sink.late(
-                record, self.name, f"before {watermark_before}", watermark_before - record.timestamp
+            late_by = watermark_before - record.timestamp
+            task.sink.late(record, self.name, f"before {watermark_before}", late_by)
+            skips.skipped(
+                self.name,
+                record.origin,
+                f"arrived late: sent to {record.origin}.late, not matched",
+                f"{late_by} ms before the watermark",
             )
             return
         now = task.advance(self.name, record.timestamp)
