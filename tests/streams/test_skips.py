@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import logging
 import re
+import uuid
 from datetime import timedelta
 
 import pytest
@@ -13,6 +14,7 @@ import pytest
 from nerve import Service
 from nerve.streams import pattern, skips, tumbling
 from nerve.streams.driver import TestDriver
+from nerve.testing import Platform
 
 SKIP_LINE = re.compile(r"(\d+) record\(s\) of (\S+) (.+) since the last such line \((\d+) in all\)")
 
@@ -97,3 +99,39 @@ def test_records_a_pattern_cannot_match_are_counted(caplog: pytest.LogCaptureFix
     said = _lines(caplog, topic)
     assert sum(c for c, _, _ in said) == 200 and len(said) == 2
     assert all("null value" in reason for _, reason, _ in said)
+
+
+def test_records_a_stream_cannot_read_are_dead_lettered_and_counted(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """On a broker: 200 values that are not JSON all reach the dead-letter topic, and the log
+    says so in a line or two instead of 200."""
+    topic = f"skips-unreadable-{uuid.uuid4().hex[:8]}"
+    service = Service(f"skips-unreadable-{uuid.uuid4().hex[:8]}")
+    service.stream(topic, value="json", time="record").map(lambda v: str(v["n"])).to(f"{topic}.out")
+    caplog.set_level(logging.INFO, logger="nerve")
+    with Platform() as platform:
+        platform.run(service)
+        assert platform._producer is not None
+        for n in range(200):
+            platform._producer.produce(topic, value=b"{not json %d" % n, key=b"k")
+        platform._producer.produce(topic, value=b'{"n": 7}', key=b"k")
+        platform._producer.flush(30)
+        out: list[object] = []
+        for _ in range(60):
+            out += platform.read(f"{topic}.out", timeout=1.0)
+            if out:
+                break
+        assert [value for _, value, _ in out] == [b"7"]  # read after the bad ones: all handled
+        letters: list[object] = []
+        for _ in range(60):
+            letters += platform.read(f"{topic}.dlq", timeout=1.0)
+            if len(letters) >= 200:
+                break
+        assert len(letters) == 200
+        platform.stop_services()
+    messages = [r.getMessage() for r in caplog.records if "dead-lettered" in r.getMessage()]
+    assert 1 <= len(messages) <= 3, messages  # the first at once, the rest counted on stop
+    said = _lines(caplog, topic)
+    assert sum(c for c, _, _ in said) == 200 and said[-1][2] == 200
+    assert "JSONDecodeError" in messages[0] or "Expecting" in messages[0]

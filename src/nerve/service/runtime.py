@@ -855,7 +855,7 @@ class ServiceRunner:
             if self.service.exactly_once and _aborts_transaction(exc):
                 raise _BatchAborted from exc
             self.errors += 1
-            await self._dead_letter(message, exc, 1, "streams", meta)
+            await self._dead_letter(message, exc, 1, "streams", meta, counted=True)
 
     def _decode(
         self, handler: Handler, data: bytes | None, content_type: str | None, meta: Meta
@@ -1033,7 +1033,11 @@ class ServiceRunner:
         attempts: int,
         handler: str,
         meta: Meta | None = None,
+        *,
+        counted: bool = False,
     ) -> None:
+        """``counted``: the log counts such records (a line per interval, streams' skips)
+        instead of a line each."""
         assert self.producer is not None
         topic = message.topic() or ""
         if self.share is not None:
@@ -1042,19 +1046,30 @@ class ServiceRunner:
         self.observer.dead_lettered(self.service.name, topic, meta, error)
         target = dead_letters.dlq_topic(topic)
         event_id = meta.id if meta is not None else _record_id(message)
-        log.warning(
-            "%s: event %s from %s [%s:%s] dead-lettered to %s after %d attempt(s) of %s: %s",
-            self.service.name,
-            event_id,
-            topic,
-            message.partition(),
-            message.offset(),
-            target,
-            attempts,
-            handler,
-            error if isinstance(error, str) else f"{type(error).__name__}: {error}",
-            extra={"correlation_id": (meta.correlation_id or meta.id) if meta else event_id},
-        )
+        reason = error if isinstance(error, str) else f"{type(error).__name__}: {error}"
+        if counted:
+            from nerve.streams import skips
+
+            skips.skipped(
+                f"{self.service.name}: {handler}",
+                topic,
+                f"dead-lettered to {target}",
+                f"event {event_id} [{message.partition()}:{message.offset()}]: {reason}",
+            )
+        else:
+            log.warning(
+                "%s: event %s from %s [%s:%s] dead-lettered to %s after %d attempt(s) of %s: %s",
+                self.service.name,
+                event_id,
+                topic,
+                message.partition(),
+                message.offset(),
+                target,
+                attempts,
+                handler,
+                reason,
+                extra={"correlation_id": (meta.correlation_id or meta.id) if meta else event_id},
+            )
         if target not in self._dlq_topics:
             # Created on first use (a cluster may not auto-create), off the event loop.
             admin = AdminClient(self.config.kafka())
