@@ -73,6 +73,7 @@ class CommandClient:
         self._stop = threading.Event()
         self._producer: Any = None
         self._consumer: Any = None
+        self._thread: threading.Thread | None = None
 
     def start(self) -> None:
         with self._lock:
@@ -111,7 +112,9 @@ class CommandClient:
                 positions.append(TopicPartition(self.reply_topic, partition, high))
             consumer.assign(positions)
             self._consumer = consumer
-            threading.Thread(target=self._read, daemon=True, name="nerve-replies").start()
+            self._stop = threading.Event()  # a closed client starts again on its next send
+            self._thread = threading.Thread(target=self._read, daemon=True, name="nerve-replies")
+            self._thread.start()
             self._started = True
 
     def _read(self) -> None:
@@ -171,12 +174,19 @@ class CommandClient:
             ) from None
 
     def close(self) -> None:
+        """Stops the reader (before its consumer is closed under it) and lets the producer go
+        once flushed: a client kept after its cluster stopped logs no connection failures."""
         self._stop.set()
+        if self._thread is not None:
+            self._thread.join(5)
+            self._thread = None
         if self._consumer is not None:
             self._consumer.close()
             self._consumer = None
         if self._producer is not None:
             self._producer.flush(10)
+            self._producer = None
+        self._started = False
 
 
 def _resolve(future: asyncio.Future[Outcome], outcome: Outcome) -> None:
