@@ -1,5 +1,5 @@
 """The console in a real browser: Debian's Chromium driven by Playwright (one browser for the
-session), clicking through every page against the live system of conftest.py: Avro and
+file), clicking through every page against the live system of conftest.py: Avro and
 Protobuf values decoded, a filter scan, the live tail, produce, groups, schemas, the lineage
 graph, a trace across three services and a dead-letter replay.
 
@@ -26,8 +26,11 @@ SHOTS = os.environ.get("NERVE_CONSOLE_SCREENSHOTS")
 pytestmark = pytest.mark.slow
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def browser() -> Iterator[Any]:
+    """One browser for this file only: Playwright's sync API keeps its asyncio loop marked as
+    running in the main thread until it stops, and asyncio.run() in any later test file of the
+    same process refuses to start under it."""
     from playwright.sync_api import sync_playwright
 
     assert shutil.which(CHROMIUM), f"no Chromium at {CHROMIUM} (apt-get install chromium)"
