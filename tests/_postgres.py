@@ -47,14 +47,17 @@ def _known_settings(bindir: Path) -> set[str]:
 
 
 class PostgresProcess:
-    """One PostgreSQL cluster with one database, ``nerve``, owned by the superuser ``nerve``."""
+    """One PostgreSQL cluster with one database, ``nerve``, owned by the superuser ``pgtest``."""
 
     def __init__(self, *, settings: dict[str, str] | None = None) -> None:
         self.root = Path(tempfile.mkdtemp(prefix="nerve-pg-"))
         self.data = self.root / "data"
         self.log_path = self.root / "postgres.log"
         self.port = _free_port()
-        self.user = "nerve"
+        # Not "nerve": the default search_path is "$user", public, so once an es projection
+        # creates its schema nerve, a role named nerve would create every unqualified table
+        # there, not in public (where Debezium and nerve cdc look for public.<table>).
+        self.user = "pgtest"
         self.database = "nerve"
         self.settings = {
             "wal_level": "logical",
