@@ -398,15 +398,18 @@ async def run_registry(args: argparse.Namespace) -> None:
         from nerve.registry.metrics import RegistryMetrics
 
         metrics = RegistryMetrics()
-    server = RegistryServer(
-        bootstrap,
-        host,
-        port,
-        topic=args.topic,
-        client_config=config,
-        config=settings,
-        metrics=metrics,
-    )
+    try:
+        server = RegistryServer(
+            bootstrap,
+            host,
+            port,
+            topic=args.topic,
+            client_config=config,
+            config=settings,
+            metrics=metrics,
+        )
+    except RegistryConfigError as exc:
+        raise client.CommandError(str(exc)) from None
     host, port = await server.start()
     stop = _stop_event()
     print(f"listening on {host}:{port}", flush=True)

@@ -24,6 +24,7 @@ from starlette.responses import Response
 from starlette.routing import Route
 
 from nerve.registry import errors, media
+from nerve.registry.auth import BasicAuth, BasicAuthMiddleware
 from nerve.registry.config import RegistryConfig
 from nerve.registry.openapi import openapi_document
 from nerve.registry.paths import RawPathRouting, path_param
@@ -108,8 +109,10 @@ def build_app(
     registry: Registry,
     config: RegistryConfig | None = None,
     metrics: RegistryMetrics | None = None,
+    auth: BasicAuth | None = None,
 ) -> Starlette:
-    """The ASGI application serving ``registry``; with ``metrics``, every request measured."""
+    """The ASGI application serving ``registry``; with ``metrics``, every request measured;
+    with ``auth``, every request authenticated first."""
     settings = config or RegistryConfig()
 
     def endpoint(work: Callable[[Request, Any], Any], *, body: bool = False) -> Handler:
@@ -349,7 +352,10 @@ def build_app(
         log.exception("%s %s failed", request.method, request.url.path)
         return json_response({"error_code": 500, "message": f"Internal error: {exc}"}, 500)
 
-    middleware = [Middleware(RawPathRouting)]
+    middleware = []
+    if auth is not None:  # outermost: nothing runs for a request refused
+        middleware.append(Middleware(BasicAuthMiddleware, auth=auth))
+    middleware.append(Middleware(RawPathRouting))
     if metrics is not None:  # inside RawPathRouting: it sees the route the router matched
         middleware.append(Middleware(metrics.middleware))
     return Starlette(

@@ -31,6 +31,18 @@ class RegistryConfig:
     # answers at most this many unless a smaller limit is asked for.
     schema_search_default_limit: int = 1000
     schema_search_max_limit: int = 1000
+    # HTTP authentication, Confluent's settings (:mod:`nerve.registry.auth`): NONE (default)
+    # or BASIC; the realm names the JAAS file's section and the WWW-Authenticate challenge;
+    # roles a user must have one of (``*``: any authenticated user); paths served without it.
+    authentication_method: str = "NONE"
+    authentication_realm: str = "SchemaRegistry"
+    authentication_roles: str = "*"
+    authentication_skip_paths: str = ""
+    # Where the users are (nerve's names; Confluent takes a JAAS file from the JVM's
+    # java.security.auth.login.config): a JAAS file whose realm section names a Jetty
+    # PropertyFileLoginModule ``file=``, or that users file itself (``user: password,role``).
+    authentication_jaas_file: str = ""
+    authentication_users_file: str = ""
 
     _NAMES = {
         "max.request.bytes": "max_request_bytes",
@@ -38,6 +50,12 @@ class RegistryConfig:
         "max.check.steps": "max_check_steps",
         "schema.search.default.limit": "schema_search_default_limit",
         "schema.search.max.limit": "schema_search_max_limit",
+        "authentication.method": "authentication_method",
+        "authentication.realm": "authentication_realm",
+        "authentication.roles": "authentication_roles",
+        "authentication.skip.paths": "authentication_skip_paths",
+        "authentication.jaas.file": "authentication_jaas_file",
+        "authentication.users.file": "authentication_users_file",
     }
 
     def apply_pairs(self, pairs: list[str]) -> None:
@@ -57,6 +75,9 @@ class RegistryConfig:
             attr = self._NAMES.get(name)
             if attr is None or attr not in known:
                 raise RegistryConfigError(f"unknown registry setting {name!r}")
+            if isinstance(getattr(self, attr), str):
+                setattr(self, attr, value)
+                continue
             try:
                 number = int(value)
             except ValueError:

@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING, Any
 
 import uvicorn
 
+from nerve.registry import auth
 from nerve.registry.api import build_app
 from nerve.registry.config import RegistryConfig
 from nerve.registry.registry import Registry
@@ -44,6 +45,7 @@ class RegistryServer:
     ) -> None:
         self.host, self.port = host, port
         self.config = config or RegistryConfig()
+        self.auth = auth.from_config(self.config)  # a bad setting or file fails here
         self.metrics = metrics
         self.schemas_topic = SchemasTopic(bootstrap_servers, topic, client_config)
         self._server: _Server | None = None
@@ -65,7 +67,7 @@ class RegistryServer:
         if self.metrics is not None:
             self.metrics.registry = registry
         config = uvicorn.Config(
-            build_app(registry, self.config, self.metrics),
+            build_app(registry, self.config, self.metrics, self.auth),
             log_level="warning",
             access_log=False,
             lifespan="off",
