@@ -43,6 +43,11 @@ class RegistryConfig:
     # PropertyFileLoginModule ``file=``, or that users file itself (``user: password,role``).
     authentication_jaas_file: str = ""
     authentication_users_file: str = ""
+    # TLS on the HTTP listener (Confluent's names): a PEM file holding the private key and the
+    # certificate chain; empty (default): plain HTTP. The key's password if it is encrypted.
+    ssl_keystore_location: str = ""
+    ssl_keystore_type: str = "PEM"
+    ssl_key_password: str = ""
 
     _NAMES = {
         "max.request.bytes": "max_request_bytes",
@@ -56,6 +61,9 @@ class RegistryConfig:
         "authentication.skip.paths": "authentication_skip_paths",
         "authentication.jaas.file": "authentication_jaas_file",
         "authentication.users.file": "authentication_users_file",
+        "ssl.keystore.location": "ssl_keystore_location",
+        "ssl.keystore.type": "ssl_keystore_type",
+        "ssl.key.password": "ssl_key_password",
     }
 
     def apply_pairs(self, pairs: list[str]) -> None:

@@ -6,6 +6,7 @@ import asyncio
 import contextlib
 import logging
 import socket
+import ssl
 from collections.abc import Iterator
 from typing import TYPE_CHECKING, Any
 
@@ -13,7 +14,7 @@ import uvicorn
 
 from nerve.registry import auth
 from nerve.registry.api import build_app
-from nerve.registry.config import RegistryConfig
+from nerve.registry.config import RegistryConfig, RegistryConfigError
 from nerve.registry.registry import Registry
 from nerve.registry.schemas_topic import SchemasTopic
 
@@ -46,10 +47,27 @@ class RegistryServer:
         self.host, self.port = host, port
         self.config = config or RegistryConfig()
         self.auth = auth.from_config(self.config)  # a bad setting or file fails here
+        self._check_tls()
         self.metrics = metrics
         self.schemas_topic = SchemasTopic(bootstrap_servers, topic, client_config)
         self._server: _Server | None = None
         self._task: asyncio.Task[None] | None = None
+
+    def _check_tls(self) -> None:
+        """A keystore that cannot serve TLS fails at construction, before Kafka is read."""
+        location = self.config.ssl_keystore_location
+        if not location:
+            return
+        if self.config.ssl_keystore_type.strip().upper() != "PEM":
+            raise RegistryConfigError(
+                f"ssl.keystore.type must be PEM (the key and certificate chain in one file), "
+                f"not {self.config.ssl_keystore_type!r}"
+            )
+        try:
+            context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+            context.load_cert_chain(location, location, self.config.ssl_key_password or None)
+        except (OSError, ssl.SSLError) as exc:
+            raise RegistryConfigError(f"ssl.keystore.location {location}: {exc}") from None
 
     async def start(self) -> tuple[str, int]:
         """Read `_schemas` to the end, then accept HTTP; returns the bound address."""
@@ -71,6 +89,9 @@ class RegistryServer:
             log_level="warning",
             access_log=False,
             lifespan="off",
+            ssl_certfile=self.config.ssl_keystore_location or None,
+            ssl_keyfile=self.config.ssl_keystore_location or None,
+            ssl_keyfile_password=self.config.ssl_key_password or None,
         )
         self._server = _Server(config)
         self._task = asyncio.create_task(self._server.serve(sockets=[sock]))
