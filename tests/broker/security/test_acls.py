@@ -67,9 +67,19 @@ def _topic(broker: SecureBroker, name: str, partitions: int = 1) -> str:
 
 
 def _grant(broker: SecureBroker, *bindings: AclBinding) -> None:
+    """Create the ACLs and wait until DescribeAcls lists each: Kafka's authorizer applies them
+    through its metadata log a moment after CreateAcls answers (nerve at once), and a request
+    made in between is refused."""
     admin = broker.admin()
     for future in admin.create_acls(list(bindings)).values():
         future.result(30)
+    deadline = time.monotonic() + 15
+    for binding in bindings:
+        wanted = AclBindingFilter(binding.restype, binding.name, binding.resource_pattern_type,
+                                  binding.principal, binding.host, binding.operation,
+                                  binding.permission_type)  # fmt: skip
+        while not admin.describe_acls(wanted).result(30) and time.monotonic() < deadline:
+            time.sleep(0.05)
 
 
 def _acl(kind: ResourceType, name: str, operation: AclOperation,
