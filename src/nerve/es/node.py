@@ -68,7 +68,7 @@ class AggregateNode(Node):
         work = _copy(state)
         try:
             result = getattr(work, handler)(command)
-            events = _events(result)
+            events = returned_events(result)
             for event in events:
                 work.apply(event)
         except Rejected as exc:
@@ -169,13 +169,15 @@ def _copy(state: Aggregate) -> Aggregate:
     return state.model_copy(deep=True)
 
 
-def _events(result: Any) -> list[Event]:
+def returned_events(result: Any, handler: str = "command") -> list[Event]:
+    """What a command or saga handler returned, as a list: None, one event or several; anything
+    else is the handler's mistake, named."""
     if result is None:
         return []
     items = list(result) if isinstance(result, list | tuple) else [result]
     for item in items:
         if not isinstance(item, Event):
-            raise TypeError(f"a command handler returned {type(item).__name__}, not an Event")
+            raise TypeError(f"a {handler} handler returned {type(item).__name__}, not an Event")
     return items
 
 

@@ -21,6 +21,7 @@ from typing import TYPE_CHECKING, Any, ClassVar, TypeVar
 
 from pydantic import BaseModel, ConfigDict, PrivateAttr
 
+from nerve.es.node import returned_events
 from nerve.service.events import Event
 from nerve.streams.dsl import Stream
 from nerve.streams.records import Record
@@ -283,7 +284,7 @@ class SagaNode(Node):
         work = state.model_copy(deep=True)
         work._key, work._now, work._deadlines = key, now, dict(deadlines)
         work._undo = list(rest[0]) if rest else []
-        events = _events(getattr(work, method)(*args))
+        events = returned_events(getattr(work, method)(*args), "saga")
         if work._finished:
             store.delete(key)
         else:
@@ -301,16 +302,6 @@ def _field(name: str) -> Callable[[Any], Any]:
         return getattr(event, name)
 
     return key
-
-
-def _events(result: Any) -> list[Event]:
-    if result is None:
-        return []
-    items = list(result) if isinstance(result, list | tuple) else [result]
-    for item in items:
-        if not isinstance(item, Event):
-            raise TypeError(f"a saga handler returned {type(item).__name__}, not an Event")
-    return items
 
 
 def attach(service: Any, cls: type[Saga], clock: str = "wall") -> None:
