@@ -32,9 +32,20 @@ def test_scripts_test_says_what_it_installs(tmp_path: Path) -> None:
     assert "pyproject.toml changed since the last install" in done.stdout
     assert "scripts/test: installed; now lint, formatting, types, then every test" in done.stdout
     lines = calls.read_text().splitlines()
-    assert lines[0].startswith("-m pip install") and lines[-1] == "-m pytest -q tests/nothing"
+    # Two xdist workers by whole file unless NERVE_TEST_WORKERS says otherwise.
+    assert lines[0].startswith("-m pip install")
+    assert lines[-1] == "-m pytest -n 2 --dist loadfile -q tests/nothing"
     # Installed once: the second run goes straight to the checks, silently.
     again = subprocess.run(
         [str(ROOT / "scripts" / "test"), "-q"], capture_output=True, text=True, env=env, timeout=60
     )
     assert again.returncode == 0 and "installing" not in again.stdout
+    serial = subprocess.run(
+        [str(ROOT / "scripts" / "test"), "-q", "tests/nothing"],
+        capture_output=True,
+        text=True,
+        env={**env, "NERVE_TEST_WORKERS": "0"},
+        timeout=60,
+    )
+    assert serial.returncode == 0, serial.stderr
+    assert calls.read_text().splitlines()[-1] == "-m pytest -q tests/nothing"
