@@ -38,6 +38,16 @@ def add_parser(commands: Any) -> None:
     )
     parser.add_argument("--no-registry", action="store_true", help="run without a registry")
     parser.add_argument(
+        "--config",
+        action="append",
+        default=[],
+        metavar="NAME=VALUE",
+        help="a console setting (repeatable): authentication.method=BASIC with "
+        "authentication.users.file or authentication.jaas.file (the registry's), "
+        "authentication.realm, authentication.roles, kafka.principal=user|console, "
+        "user.sasl.mechanism",
+    )
+    parser.add_argument(
         "--broker-metrics",
         metavar="URL",
         help="the broker's Prometheus metrics (e.g. http://127.0.0.1:9404/metrics): topic "
@@ -46,12 +56,12 @@ def add_parser(commands: Any) -> None:
 
 
 def config_from(args: argparse.Namespace) -> Any:
-    from nerve.console.config import ConsoleConfig
+    from nerve.console.config import ConsoleConfig, ConsoleConfigError
 
     kafka = client_config(args)
     bootstrap = kafka.pop("bootstrap.servers")
     kafka.pop("log_level", None)
-    return ConsoleConfig(
+    config = ConsoleConfig(
         bootstrap_servers=bootstrap,
         registry_url=None if getattr(args, "no_registry", False) else registry_url(args),
         client_config=kafka,
@@ -60,6 +70,17 @@ def config_from(args: argparse.Namespace) -> Any:
         port=args.port,
         read_only=args.read_only,
     )
+    settings: dict[str, str] = {}
+    for pair in getattr(args, "config", None) or []:
+        name, sep, value = pair.partition("=")
+        if not sep or not name.strip():
+            raise CommandError(f"--config: expected NAME=VALUE, got {pair!r}")
+        settings[name.strip()] = value
+    try:
+        config.apply(settings)
+    except ConsoleConfigError as exc:
+        raise CommandError(str(exc)) from None
+    return config
 
 
 async def serve(config: Any) -> None:
@@ -68,7 +89,10 @@ async def serve(config: Any) -> None:
 
     from nerve.console.server import ConsoleServer
 
-    server = ConsoleServer(config)
+    try:
+        server = ConsoleServer(config)
+    except ValueError as exc:  # login settings or a users file that cannot be used
+        raise CommandError(str(exc)) from None
     host, bound = await server.start()
     print(f"listening on {host}:{bound}", flush=True)
     print(f"console on http://{_url_host(host)}:{bound}", flush=True)

@@ -9,6 +9,8 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import threading
+from collections import OrderedDict
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
@@ -16,6 +18,7 @@ from urllib.parse import urlparse
 
 from starlette.applications import Starlette
 from starlette.concurrency import run_in_threadpool
+from starlette.middleware import Middleware
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response, StreamingResponse
 from starlette.routing import Mount, Route
@@ -33,11 +36,13 @@ from nerve.console import (
     topics,
     trace,
 )
+from nerve.console.auth import LoginMiddleware
 from nerve.console.cluster import Cluster, ConsoleError
 from nerve.console.config import ConsoleConfig
 from nerve.console.decoding import Decoder
 from nerve.console.filters import FilterError, compile_filter
 from nerve.console.scans import Scans, key_partitions
+from nerve.registry.auth import from_config
 
 log = logging.getLogger("nerve.console")
 HERE = Path(__file__).parent
@@ -59,6 +64,42 @@ class Console:
         self.cluster.close()
 
 
+class Consoles:
+    """The console of each logged-in user when users reach Kafka as themselves
+    (``kafka.principal=user``): their own clients, so the broker's ACLs decide which topics,
+    groups and records each is shown, and their own histories; else one for everyone. The
+    least recently used of more than ``limit`` users' is closed."""
+
+    def __init__(self, config: ConsoleConfig, limit: int = 32) -> None:
+        self.config, self.limit = config, limit
+        self._shared: Console | None = None if config.sends_user else Console(config)
+        self._users: OrderedDict[tuple[str, str], Console] = OrderedDict()
+        self._lock = threading.Lock()
+
+    def get(self, request: Request) -> Console:
+        if self._shared is not None:
+            return self._shared
+        user: tuple[str, str] = request.scope["nerve.user"]  # set by LoginMiddleware
+        closing = None
+        with self._lock:
+            found = self._users.get(user)
+            if found is None:
+                found = self._users[user] = Console(self.config.as_user(*user))
+                if len(self._users) > self.limit:
+                    closing = self._users.popitem(last=False)[1]
+            self._users.move_to_end(user)
+        if closing is not None:
+            closing.close()
+        return found
+
+    def close(self) -> None:
+        with self._lock:
+            every = [*self._users.values(), *([self._shared] if self._shared else [])]
+            self._users.clear()
+        for console in every:
+            console.close()
+
+
 def _int(value: str | None, default: int | None = None) -> int | None:
     if value is None or value.strip() == "":
         return default
@@ -69,7 +110,10 @@ def _int(value: str | None, default: int | None = None) -> int | None:
 
 
 def build_app(config: ConsoleConfig) -> Starlette:
-    console = Console(config)
+    """The console's application; raises AuthConfigError (a ValueError) for login settings
+    or a users file that cannot be used."""
+    auth = from_config(config)
+    consoles = Consoles(config)
     templates = Jinja2Templates(directory=str(HERE / "templates"))
     env = templates.env
     env.globals["read_only"] = config.read_only
@@ -84,8 +128,12 @@ def build_app(config: ConsoleConfig) -> Starlette:
         fragment = request.headers.get("HX-Request") == "true" and not request.headers.get(
             "HX-Boosted"
         )
+        user = request.scope.get("nerve.user")
         return templates.TemplateResponse(
-            request, name, {"fragment": fragment, **context}, status_code=status
+            request,
+            name,
+            {"fragment": fragment, "user": user[0] if user else None, **context},
+            status_code=status,
         )
 
     def error(request: Request, exc: ConsoleError) -> Response:
@@ -119,12 +167,14 @@ def build_app(config: ConsoleConfig) -> Starlette:
     # -- health --------------------------------------------------------------------------
 
     async def home(request: Request) -> Response:
+        console = consoles.get(request)
         found = await run_in_threadpool(health.check, console.cluster, console.catalog)
         return page("health.html", request, health=found)
 
     # -- topics --------------------------------------------------------------------------
 
     async def topic_list(request: Request) -> Response:
+        console = consoles.get(request)
         show = request.query_params.get("internal") == "1"
         rows = await run_in_threadpool(topics.list_topics, console.cluster, console.rates, show)
         url = config.broker_metrics_url
@@ -140,11 +190,13 @@ def build_app(config: ConsoleConfig) -> Starlette:
         return page("topics.html", request, topics=rows, internal=show, sizes=sizes)
 
     async def topic_detail(request: Request) -> Response:
+        console = consoles.get(request)
         name = request.path_params["name"]
         detail = await run_in_threadpool(topics.describe, console.cluster, name)
         return page("topic.html", request, topic=detail, tab="overview")
 
     async def topic_create(request: Request) -> Response:
+        console = consoles.get(request)
         form = await request.form()
         name = str(form.get("name", ""))
         configs = topics.parse_configs(str(form.get("configs", "")))
@@ -159,6 +211,7 @@ def build_app(config: ConsoleConfig) -> Starlette:
         return page("notice.html", request, message=f"created topic {name}", href=f"/topics/{name}")
 
     async def topic_config(request: Request) -> Response:
+        console = consoles.get(request)
         name = request.path_params["name"]
         form = await request.form()
         config_name = str(form.get("config", "")).strip()
@@ -174,6 +227,7 @@ def build_app(config: ConsoleConfig) -> Starlette:
         return page("topic_configs.html", request, topic=detail, notice=said)
 
     async def topic_delete(request: Request) -> Response:
+        console = consoles.get(request)
         name = request.path_params["name"]
         form = await request.form()
         await run_in_threadpool(topics.delete, console.cluster, name, str(form.get("confirm", "")))
@@ -182,6 +236,7 @@ def build_app(config: ConsoleConfig) -> Starlette:
     # -- messages ------------------------------------------------------------------------
 
     async def topic_messages(request: Request) -> Response:
+        console = consoles.get(request)
         name = request.path_params["name"]
         q = request.query_params
         partition = _int(q.get("partition"))
@@ -215,6 +270,7 @@ def build_app(config: ConsoleConfig) -> Starlette:
         )
 
     async def scan_start(request: Request) -> Response:
+        console = consoles.get(request)
         name = request.path_params["name"]
         form = await request.form()
         text = str(form.get("filter", ""))
@@ -258,10 +314,12 @@ def build_app(config: ConsoleConfig) -> Starlette:
         return page("scan.html", request, scan=scan, topic=name)
 
     async def scan_status(request: Request) -> Response:
+        console = consoles.get(request)
         scan = console.scans.get(request.path_params["id"])
         return page("scan.html", request, scan=scan, topic=scan.topic)
 
     async def scan_cancel(request: Request) -> Response:
+        console = consoles.get(request)
         scan = console.scans.get(request.path_params["id"])
         scan.cancelled.set()
         for _ in range(50):
@@ -271,6 +329,7 @@ def build_app(config: ConsoleConfig) -> Starlette:
         return page("scan.html", request, scan=scan, topic=scan.topic)
 
     async def topic_tail(request: Request) -> Response:
+        console = consoles.get(request)
         name = request.path_params["name"]
         partition = _int(request.query_params.get("partition"))
         row = templates.env.get_template("_record.html")
@@ -295,6 +354,7 @@ def build_app(config: ConsoleConfig) -> Starlette:
         )
 
     async def topic_produce_form(request: Request) -> Response:
+        console = consoles.get(request)
         name = request.path_params["name"]
         metadata = await run_in_threadpool(console.cluster.topic, name)
         schema = await run_in_threadpool(messages.latest_schema, console.cluster, f"{name}-value")
@@ -308,6 +368,7 @@ def build_app(config: ConsoleConfig) -> Starlette:
         )
 
     async def topic_produce(request: Request) -> Response:
+        console = consoles.get(request)
         name = request.path_params["name"]
         form = await request.form()
         produced = await run_in_threadpool(
@@ -333,10 +394,12 @@ def build_app(config: ConsoleConfig) -> Starlette:
     # -- groups --------------------------------------------------------------------------
 
     async def group_list(request: Request) -> Response:
+        console = consoles.get(request)
         rows = await run_in_threadpool(groups.list_groups, console.cluster)
         return page("groups.html", request, groups=rows)
 
     async def group_detail(request: Request) -> Response:
+        console = consoles.get(request)
         group = request.path_params["id"]
         detail = await run_in_threadpool(groups.describe, console.cluster, group, console.lag)
         name = "group_lag.html" if request.query_params.get("part") == "lag" else "group.html"
@@ -344,6 +407,7 @@ def build_app(config: ConsoleConfig) -> Starlette:
         return page(name, request, group=detail, chart=_chart(detail.history), topics=topic_names)
 
     async def group_reset(request: Request) -> Response:
+        console = consoles.get(request)
         group = request.path_params["id"]
         form = await request.form()
         dry_run = form.get("execute") != "1"
@@ -369,10 +433,12 @@ def build_app(config: ConsoleConfig) -> Starlette:
     # -- schemas -------------------------------------------------------------------------
 
     async def subject_list(request: Request) -> Response:
+        console = consoles.get(request)
         rows = await run_in_threadpool(schemas.subjects, console.cluster)
         return page("schemas.html", request, subjects=rows)
 
     async def subject_detail(request: Request) -> Response:
+        console = consoles.get(request)
         subject = request.path_params["subject"]
         q = request.query_params
 
@@ -394,6 +460,7 @@ def build_app(config: ConsoleConfig) -> Starlette:
         return page("subject.html", request, **(await run_in_threadpool(gather)))
 
     async def subject_check(request: Request) -> Response:
+        console = consoles.get(request)
         subject = request.path_params["subject"]
         form = await request.form()
         found = await run_in_threadpool(
@@ -408,6 +475,8 @@ def build_app(config: ConsoleConfig) -> Starlette:
     # -- catalog -------------------------------------------------------------------------
 
     async def catalog_page(request: Request) -> Response:
+        console = consoles.get(request)
+
         def gather() -> dict[str, Any]:
             services = console.catalog.services()
             events = console.catalog.events()
@@ -420,6 +489,7 @@ def build_app(config: ConsoleConfig) -> Starlette:
         return page("catalog.html", request, **(await run_in_threadpool(gather)))
 
     async def catalog_service(request: Request) -> Response:
+        console = consoles.get(request)
         name = request.path_params["name"]
 
         def gather() -> dict[str, Any]:
@@ -433,6 +503,7 @@ def build_app(config: ConsoleConfig) -> Starlette:
         return page("service.html", request, **(await run_in_threadpool(gather)))
 
     async def catalog_event(request: Request) -> Response:
+        console = consoles.get(request)
         topic = request.query_params.get("topic", "")
         event_type = request.query_params.get("type") or None
 
@@ -444,6 +515,7 @@ def build_app(config: ConsoleConfig) -> Starlette:
         return page("event.html", request, **(await run_in_threadpool(gather)))
 
     async def asyncapi(request: Request) -> Response:
+        console = consoles.get(request)
         document = await run_in_threadpool(console.catalog.asyncapi)
         return JSONResponse(
             document,
@@ -453,6 +525,7 @@ def build_app(config: ConsoleConfig) -> Starlette:
     # -- trace ---------------------------------------------------------------------------
 
     async def trace_page(request: Request) -> Response:
+        console = consoles.get(request)
         q = request.query_params
         wanted = q.get("id", "").strip()
         found = None
@@ -476,10 +549,12 @@ def build_app(config: ConsoleConfig) -> Starlette:
     # -- dead letters --------------------------------------------------------------------
 
     async def dlq_list(request: Request) -> Response:
+        console = consoles.get(request)
         rows = await run_in_threadpool(dead_letters.list_dlqs, console.cluster)
         return page("dlqs.html", request, dlqs=rows)
 
     async def dlq_detail(request: Request) -> Response:
+        console = consoles.get(request)
         topic = request.path_params["topic"]
         found = await run_in_threadpool(
             dead_letters.letters, console.cluster, console.decoder, topic
@@ -487,6 +562,7 @@ def build_app(config: ConsoleConfig) -> Starlette:
         return page("dlq.html", request, topic=topic, letters=found)
 
     async def dlq_replay(request: Request) -> Response:
+        console = consoles.get(request)
         topic = request.path_params["topic"]
         form = await request.form()
         dry_run = form.get("dry_run") == "1"
@@ -539,8 +615,9 @@ def build_app(config: ConsoleConfig) -> Starlette:
         Route("/dlq/{topic}/replay", route(dlq_replay), methods=["POST"]),
         Mount("/static", StaticFiles(directory=str(HERE / "static")), name="static"),
     ]
-    app = Starlette(routes=routes)
-    app.state.console = console
+    middleware = [Middleware(LoginMiddleware, auth=auth)] if auth is not None else []
+    app = Starlette(routes=routes, middleware=middleware)
+    app.state.consoles = consoles
     return app
 
 

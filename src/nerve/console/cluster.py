@@ -141,7 +141,9 @@ class Cluster:
         with self._lock:
             if self._registry is None:
                 self._registry = httpx.Client(
-                    base_url=self.config.registry_url.rstrip("/"), timeout=self.timeout
+                    base_url=self.config.registry_url.rstrip("/"),
+                    timeout=self.timeout,
+                    auth=self.config.registry_auth,
                 )
             return self._registry
 

@@ -1,10 +1,15 @@
-"""The console's settings: where the cluster and the registry are, where to listen, and the
-bounds that keep one page from reading a whole topic."""
+"""The console's settings: where the cluster and the registry are, where to listen, who may
+log in, and the bounds that keep one page from reading a whole topic."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from collections.abc import Mapping
+from dataclasses import dataclass, field, fields, replace
 from typing import Any
+
+
+class ConsoleConfigError(ValueError):
+    """A console setting that does not exist or whose value cannot be used."""
 
 
 @dataclass
@@ -15,10 +20,28 @@ class ConsoleConfig:
     broker_metrics_url: str | None = None
     # Extra librdkafka settings for every client the console makes (security.protocol, ...).
     client_config: dict[str, Any] = field(default_factory=dict)
+    # The registry's Basic credentials (user, password); None: none, or those in the URL.
+    registry_auth: tuple[str, str] | None = None
     host: str = "127.0.0.1"  # not served to the network unless told
     port: int = 8080
     # Produce, delete, config changes, offset resets and replays refused (HTTP 403).
     read_only: bool = False
+    # Logging in (nerve.console.auth): the registry's settings and users file (Confluent's
+    # names), so that one file of ``user: password[,role ...]`` lines serves both. NONE
+    # (default): anyone who reaches the port is served.
+    authentication_method: str = "NONE"
+    authentication_realm: str = "nerve-console"
+    authentication_roles: str = "*"
+    authentication_skip_paths: str = "/healthz"
+    authentication_jaas_file: str = ""
+    authentication_users_file: str = ""
+    # Whom the console is to Kafka and the registry when users log in: ``user`` (default)
+    # sends each logged-in user's own name and password (SASL with ``user_sasl_mechanism``,
+    # Basic to the registry), so the broker's ACLs decide what each sees; ``console`` uses
+    # the console's own settings for everyone.
+    kafka_principal: str = "user"
+    # The SASL mechanism users log in to Kafka with (default: the console's sasl.mechanism).
+    user_sasl_mechanism: str = ""
     # Bounds: a page never reads more than this.
     page_records: int = 50  # records a browse page shows
     max_page_records: int = 500
@@ -28,6 +51,48 @@ class ConsoleConfig:
     trace_max_records: int = 500_000  # a trace reads at most this many records
     tail_max_seconds: float = 600.0  # a live tail ends after this long (the page reopens it)
     request_timeout_s: float = 10.0
+
+    _NAMES = {
+        "authentication.method": "authentication_method",
+        "authentication.realm": "authentication_realm",
+        "authentication.roles": "authentication_roles",
+        "authentication.skip.paths": "authentication_skip_paths",
+        "authentication.jaas.file": "authentication_jaas_file",
+        "authentication.users.file": "authentication_users_file",
+        "kafka.principal": "kafka_principal",
+        "user.sasl.mechanism": "user_sasl_mechanism",
+    }
+
+    def apply(self, settings: Mapping[str, str]) -> None:
+        """Set each ``name: value`` (``--config NAME=VALUE``); raises
+        :class:`ConsoleConfigError` naming a bad one."""
+        known = {f.name for f in fields(self)}
+        for name, value in settings.items():
+            attr = self._NAMES.get(name)
+            if attr is None or attr not in known:
+                raise ConsoleConfigError(f"unknown console setting {name!r}")
+            setattr(self, attr, value.strip())
+        if self.kafka_principal not in ("user", "console"):
+            raise ConsoleConfigError(
+                f"kafka.principal must be user or console, not {self.kafka_principal!r}"
+            )
+
+    @property
+    def sends_user(self) -> bool:
+        """Whether each logged-in user reaches Kafka and the registry as themselves."""
+        method = self.authentication_method.strip().upper()
+        return method not in ("", "NONE") and self.kafka_principal == "user"
+
+    def as_user(self, name: str, password: str) -> ConsoleConfig:
+        """These settings with a user's credentials in place of the console's: SASL to
+        Kafka when the console speaks SASL, Basic to the registry."""
+        client = dict(self.client_config)
+        if str(client.get("security.protocol", "")).upper().startswith("SASL"):
+            mechanism = self.user_sasl_mechanism or client.get("sasl.mechanism") or "PLAIN"
+            client.update(
+                {"sasl.mechanism": mechanism, "sasl.username": name, "sasl.password": password}
+            )
+        return replace(self, client_config=client, registry_auth=(name, password))
 
     def kafka(self, **extra: Any) -> dict[str, Any]:
         """librdkafka settings for one client."""

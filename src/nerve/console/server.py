@@ -59,4 +59,4 @@ class ConsoleServer:
             self._server.force_exit = True
             with contextlib.suppress(asyncio.CancelledError):
                 await self._task
-        await asyncio.to_thread(self.app.state.console.close)
+        await asyncio.to_thread(self.app.state.consoles.close)

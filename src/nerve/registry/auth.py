@@ -24,10 +24,10 @@ import logging
 import re
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 from nerve.registry import media
-from nerve.registry.config import RegistryConfig, RegistryConfigError
+from nerve.registry.config import RegistryConfigError
 
 log = logging.getLogger("nerve.registry")
 
@@ -129,23 +129,46 @@ class BasicAuth:
 
     def user(self, authorization: str | None) -> User | None:
         """The user an ``Authorization: Basic ...`` header proves to be, else None."""
-        if not authorization:
+        given = basic_credentials(authorization)
+        if given is None:
             return None
-        scheme, _, token = authorization.strip().partition(" ")
-        if scheme.lower() != "basic":
-            return None
-        try:
-            decoded = base64.b64decode(token.strip(), validate=True).decode()
-        except (binascii.Error, UnicodeDecodeError):
-            return None
-        name, sep, password = decoded.partition(":")
+        name, password = given
         found = self.users.get(name)
-        if not sep or found is None or not found.accepts(password):
+        if found is None or not found.accepts(password):
             return None
         return found
 
 
-def from_config(config: RegistryConfig) -> BasicAuth | None:
+def basic_credentials(authorization: str | None) -> tuple[str, str] | None:
+    """The name and password an ``Authorization: Basic ...`` header carries, unchecked."""
+    if not authorization:
+        return None
+    scheme, _, token = authorization.strip().partition(" ")
+    if scheme.lower() != "basic":
+        return None
+    try:
+        decoded = base64.b64decode(token.strip(), validate=True).decode()
+    except (binascii.Error, UnicodeDecodeError):
+        return None
+    name, sep, password = decoded.partition(":")
+    if not sep:
+        return None
+    return name, password
+
+
+class AuthSettings(Protocol):
+    """The settings :func:`from_config` reads: the registry's, and the console's, which
+    takes the same names so one users file serves both."""
+
+    authentication_method: str
+    authentication_realm: str
+    authentication_roles: str
+    authentication_skip_paths: str
+    authentication_jaas_file: str
+    authentication_users_file: str
+
+
+def from_config(config: AuthSettings) -> BasicAuth | None:
     """The authentication ``config`` asks for (None: NONE, the default); raises
     :class:`AuthConfigError` for a method, file or line that cannot be used."""
     method = config.authentication_method.strip().upper()
@@ -167,9 +190,7 @@ def from_config(config: RegistryConfig) -> BasicAuth | None:
         )
     users = read_users(users_file)
     if not users:
-        log.warning(
-            "registry: the users file %s has no users; every request is refused", users_file
-        )
+        log.warning("the users file %s has no users; every request is refused", users_file)
     roles = frozenset(r.strip() for r in config.authentication_roles.split(",") if r.strip())
     if "*" in roles or "**" in roles:
         roles = frozenset()
