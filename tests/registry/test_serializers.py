@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import base64
 import importlib
+import json
 import sys
 import uuid
 from collections.abc import Callable, Iterator
@@ -23,6 +24,8 @@ from confluent_kafka.schema_registry.protobuf import ProtobufDeserializer, Proto
 from confluent_kafka.serialization import MessageField, SerializationContext
 from google.protobuf import descriptor_pb2
 
+from nerve.cli.decode import FramedDecoder
+from nerve.service.protobuf import ProtobufReader
 from tests._broker import BrokerProcess
 from tests._registry import RegistryProcess
 from tests.conftest import TopicNameFactory
@@ -318,6 +321,10 @@ def test_protobuf_imports_in_directories_register_under_subjects_holding_slashes
     event.meta.trace = "t-1"
     values = round_trip(shared_broker, topic, serializer, [event])
     assert deserializer(values[0], SerializationContext(topic, MessageField.VALUE)) == event
+    # nerve's own readers (services, `nerve consume`) fetch the imports by subject to decode it.
+    expected = {"id": "o1", "total": {"cents": "4200", "currency": "EUR"}, "meta": {"trace": "t-1"}}
+    assert ProtobufReader(shared_registry.url).read(values[0]) == expected
+    assert json.loads(FramedDecoder(shared_registry.url).text(values[0]) or "null") == expected
 
     latest = client.get_latest_version(f"{topic}-value")
     assert sorted((r.name, r.subject) for r in latest.schema.references) == sorted(

@@ -8,12 +8,12 @@ printed as it is; why is said once on stderr.
 
 from __future__ import annotations
 
-import base64
 import io
 import json
 import sys
 from collections.abc import Callable
 from typing import Any
+from urllib.parse import quote
 
 MAGIC = 0
 Decode = Callable[[bytes], Any]
@@ -106,37 +106,27 @@ class FramedDecoder:
 
     def _protobuf(self, schema_id: int, schema: dict[str, Any]) -> Decode | None:
         try:
-            from google.protobuf import descriptor_pb2, descriptor_pool, json_format
+            from google.protobuf import json_format
             from google.protobuf.message_factory import GetMessageClass
         except ImportError:
             self._say("Protobuf values need the protobuf extra: pip install 'nerve[protobuf]'")
             return None
-        pool = descriptor_pool.DescriptorPool()
-        added: set[str] = set()
+        from nerve.service.protobuf import ProtobufError, Reference, load_file, message_indexes
 
-        def add(serialized: str, references: list[dict[str, Any]]) -> Any:
-            for reference in references:
-                if reference["name"] in added:
-                    continue
-                found = self._get(
-                    f"/subjects/{reference['subject']}/versions/{reference['version']}"
-                    "?format=serialized"
-                )
-                add(found["schema"], found.get("references") or [])
-            fdp = descriptor_pb2.FileDescriptorProto.FromString(base64.b64decode(serialized))
-            for dependency in fdp.dependency:
-                if dependency not in added and dependency.startswith("google/protobuf/"):
-                    _add_well_known(pool, dependency)
-                    added.add(dependency)
-            added.add(fdp.name)
-            return pool.Add(fdp)
+        def fetch(subject: str, version: int) -> tuple[str, list[Reference]]:
+            path = f"/subjects/{quote(subject, safe='')}/versions/{version}?format=serialized"
+            found = self._get(path)
+            return found["schema"], _references(found)
 
         serialized = self._get(f"/schemas/ids/{schema_id}?format=serialized")
-        file = add(serialized["schema"], serialized.get("references") or [])
-        messages = list(pool.FindFileByName(file.name).message_types_by_name.values())
+        file = load_file(serialized["schema"], _references(serialized), fetch)
+        messages = list(file.message_types_by_name.values())
 
         def decode(data: bytes) -> Any:
-            indexes, offset = _message_indexes(data)
+            try:
+                indexes, offset = message_indexes(data, 0)
+            except ProtobufError as exc:
+                raise DecodeError(str(exc)) from None
             descriptor = messages[indexes[0]]
             for index in indexes[1:]:
                 descriptor = descriptor.nested_types[index]
@@ -147,45 +137,13 @@ class FramedDecoder:
         return decode
 
 
+def _references(schema: dict[str, Any]) -> list[tuple[str, str, int]]:
+    """A REST answer's references as (name, subject, version)."""
+    return [(r["name"], r["subject"], r["version"]) for r in schema.get("references") or []]
+
+
 def _json(data: bytes) -> Any:
     return json.loads(data)
-
-
-def _add_well_known(pool: Any, name: str) -> None:
-    """google/protobuf/timestamp.proto and the like, from the protobuf package itself."""
-    import importlib
-
-    from google.protobuf import descriptor_pb2
-
-    module = importlib.import_module("google.protobuf." + name.rsplit("/", 1)[1][:-6] + "_pb2")
-    pool.Add(descriptor_pb2.FileDescriptorProto.FromString(module.DESCRIPTOR.serialized_pb))
-
-
-def _varint(data: bytes, offset: int) -> tuple[int, int]:
-    """A zig-zag varint (Confluent's message-index encoding) and the offset after it."""
-    shift = result = 0
-    while True:
-        if offset >= len(data):
-            raise DecodeError("the message indexes end early")
-        byte = data[offset]
-        offset += 1
-        result |= (byte & 0x7F) << shift
-        if not byte & 0x80:
-            return (result >> 1) ^ -(result & 1), offset
-        shift += 7
-
-
-def _message_indexes(data: bytes) -> tuple[list[int], int]:
-    """Which message of the file (a path through nested types); ``[0]`` is the first one,
-    written as a single 0."""
-    count, offset = _varint(data, 0)
-    if count == 0:
-        return [0], offset
-    indexes = []
-    for _ in range(count):
-        index, offset = _varint(data, offset)
-        indexes.append(index)
-    return indexes, offset
 
 
 def _plain(value: Any) -> Any:

@@ -6,7 +6,6 @@ offsets found through the partition's indexes (a seek, however big the topic).""
 from __future__ import annotations
 
 import asyncio
-import base64
 import io
 import json
 import threading
@@ -15,6 +14,7 @@ from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
+from urllib.parse import quote
 
 from nerve.console.cluster import Cluster, ConsoleError
 from nerve.console.decoding import Decoder, Record, record
@@ -321,34 +321,20 @@ def encode(cluster: Cluster, schema: dict[str, Any], text: str) -> bytes:
 def _protobuf(cluster: Cluster, schema: dict[str, Any], text: str) -> bytes:
     """The first message type of the schema's file, parsed from JSON (protobuf's own JSON
     mapping, which refuses unknown fields and wrong types)."""
-    from google.protobuf import descriptor_pb2, descriptor_pool, json_format
+    from google.protobuf import json_format
     from google.protobuf.message_factory import GetMessageClass
 
-    from nerve.cli.decode import _add_well_known
+    from nerve.cli.decode import _references
+    from nerve.service.protobuf import Reference, load_file
 
-    pool = descriptor_pool.DescriptorPool()
-    added: set[str] = set()
-
-    def add(serialized: str, references: list[dict[str, Any]]) -> Any:
-        for reference in references:
-            if reference["name"] in added:
-                continue
-            found = cluster.registry_get(
-                f"/subjects/{reference['subject']}/versions/{reference['version']}",
-                format="serialized",
-            )
-            add(found["schema"], found.get("references") or [])
-        fdp = descriptor_pb2.FileDescriptorProto.FromString(base64.b64decode(serialized))
-        for dependency in fdp.dependency:
-            if dependency not in added and dependency.startswith("google/protobuf/"):
-                _add_well_known(pool, dependency)
-                added.add(dependency)
-        added.add(fdp.name)
-        return pool.Add(fdp)
+    def fetch(subject: str, version: int) -> tuple[str, list[Reference]]:
+        path = f"/subjects/{quote(subject, safe='')}/versions/{version}"
+        found = cluster.registry_get(path, format="serialized")
+        return found["schema"], _references(found)
 
     serialized = cluster.registry_get(f"/schemas/ids/{schema['id']}", format="serialized")
-    file = add(serialized["schema"], serialized.get("references") or [])
-    descriptor = next(iter(pool.FindFileByName(file.name).message_types_by_name.values()))
+    file = load_file(serialized["schema"], _references(serialized), fetch)
+    descriptor = next(iter(file.message_types_by_name.values()))
     message = GetMessageClass(descriptor)()
     try:
         json_format.Parse(text, message)

@@ -13,6 +13,7 @@ from __future__ import annotations
 import base64
 import importlib
 import threading
+from collections.abc import Callable
 from typing import Any
 
 MAGIC = 0
@@ -56,6 +57,41 @@ def add_well_known(pool: Any, name: str) -> None:
 
     module = importlib.import_module("google.protobuf." + name.rsplit("/", 1)[1][:-6] + "_pb2")
     pool.Add(descriptor_pb2.FileDescriptorProto.FromString(module.DESCRIPTOR.serialized_pb))
+
+
+Reference = tuple[str, str, int]
+"""A schema reference as the registry gives it: the imported file's name, subject, version."""
+
+FetchReference = Callable[[str, int], tuple[str, list[Reference]]]
+"""Fetches a referenced schema by subject and version, serialized: its text and references."""
+
+
+def load_file(serialized: str, references: list[Reference], fetch: FetchReference) -> Any:
+    """The file descriptor of a serialized schema, in a descriptor pool of its own together
+    with what it imports: its references, fetched through ``fetch`` (each once) and named as
+    the importing file names them, and the well-known google/protobuf/ files, which the
+    registry does not hold."""
+    from google.protobuf import descriptor_pb2, descriptor_pool
+
+    pool = descriptor_pool.DescriptorPool()
+    added: set[str] = set()
+
+    def add(serialized: str, references: list[Reference], name: str | None = None) -> Any:
+        for reference, subject, version in references:
+            if reference not in added:
+                add(*fetch(subject, version), name=reference)
+        fdp = descriptor_pb2.FileDescriptorProto.FromString(base64.b64decode(serialized))
+        if name is not None:  # imported under the reference's name, whatever the file calls itself
+            fdp.name = name
+        for dependency in fdp.dependency:
+            if dependency not in added and dependency.startswith("google/protobuf/"):
+                add_well_known(pool, dependency)
+                added.add(dependency)
+        added.add(fdp.name)
+        return pool.Add(fdp)
+
+    file = add(serialized, references)
+    return pool.FindFileByName(file.name)
 
 
 class ProtobufReader:
@@ -112,26 +148,10 @@ class ProtobufReader:
 
     def _load(self, schema_id: int) -> list[Any]:
         from confluent_kafka.schema_registry.error import SchemaRegistryError
-        from google.protobuf import descriptor_pb2, descriptor_pool
 
-        pool = descriptor_pool.DescriptorPool()
-        added: set[str] = set()
-
-        def add(serialized: str, references: list[Any]) -> Any:
-            for reference in references:
-                if reference.name in added:
-                    continue
-                found = self.client.get_version(
-                    reference.subject, reference.version, fmt="serialized"
-                )
-                add(found.schema.schema_str or "", found.schema.references or [])
-            fdp = descriptor_pb2.FileDescriptorProto.FromString(base64.b64decode(serialized))
-            for dependency in fdp.dependency:
-                if dependency not in added and dependency.startswith("google/protobuf/"):
-                    add_well_known(pool, dependency)
-                    added.add(dependency)
-            added.add(fdp.name)
-            return pool.Add(fdp)
+        def fetch(subject: str, version: int) -> tuple[str, list[Reference]]:
+            found = self.client.get_version(subject, version, fmt="serialized")
+            return found.schema.schema_str or "", _references(found.schema.references)
 
         try:
             schema = self.client.get_schema(schema_id, fmt="serialized")
@@ -141,5 +161,9 @@ class ProtobufReader:
             raise  # the registry is unwell: not the record's fault
         if schema.schema_type != "PROTOBUF":
             raise ProtobufError(f"schema {schema_id} is {schema.schema_type}, not Protobuf")
-        file = add(schema.schema_str or "", schema.references or [])
-        return list(pool.FindFileByName(file.name).message_types_by_name.values())
+        file = load_file(schema.schema_str or "", _references(schema.references), fetch)
+        return list(file.message_types_by_name.values())
+
+
+def _references(references: list[Any] | None) -> list[Reference]:
+    return [(r.name, r.subject, r.version) for r in references or []]
