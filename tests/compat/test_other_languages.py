@@ -34,11 +34,16 @@ def _need(*tools: str) -> None:
 def _runner(argv: list[str], cwd: Path) -> Runner:
     # kafkajs warns once that its default partitioner changed in 2.0: a note about the
     # client itself, not about the broker, so it is silenced; any other line fails the test.
-    env = {**os.environ, "KAFKAJS_NO_PARTITIONER_WARNING": "1"}
+    base = {**os.environ, "KAFKAJS_NO_PARTITIONER_WARNING": "1"}
 
-    def run(*args: str) -> list[str]:
+    def run(*args: str, env: dict[str, str] | None = None) -> list[str]:
         result = subprocess.run(
-            [*argv, *args], cwd=cwd, capture_output=True, text=True, timeout=120, env=env
+            [*argv, *args],
+            cwd=cwd,
+            capture_output=True,
+            text=True,
+            timeout=120,
+            env={**base, **(env or {})},
         )
         assert result.returncode == 0, f"{args[0]} failed:\n{result.stderr[-3000:]}"
         problems = [line for line in result.stderr.splitlines() if line.strip()]

@@ -17,6 +17,7 @@ from confluent_kafka.admin import NewTopic
 from tests.broker.security.conftest import SCRAM_USERS, Certs, SecureBroker
 from tests.compat.test_java_client import java, run  # noqa: F401  (the fixture)
 from tests.compat.test_kcat import KCAT
+from tests.compat.test_other_languages import Runner, kafkajs  # noqa: F401  (the fixture)
 
 USER = "scram-user"
 PASSWORD = SCRAM_USERS[USER]
@@ -164,3 +165,92 @@ def test_java_client_with_scram_over_tls(
     assert run(java, "produce", address, topic, "20") == ["produced 20"]
     consumed = run(java, "consume", address, topic, f"g-{uuid.uuid4().hex[:6]}", "20")
     assert consumed[-1] == "committed 20"
+
+
+def _security_env(certs: Certs, listener: str, mechanism: str | None) -> dict[str, str]:
+    """What tests/compat/js and tests/compat/go read to connect securely."""
+    env: dict[str, str] = {}
+    if mechanism is not None:
+        user, password = ("alice", "alice-secret") if mechanism == "PLAIN" else (USER, PASSWORD)
+        env.update(
+            NERVE_SASL_MECHANISM=mechanism, NERVE_SASL_USERNAME=user, NERVE_SASL_PASSWORD=password
+        )
+    if "SSL" in listener:
+        env["NERVE_TLS_CA"] = str(certs.ca.ca)
+    if listener == "SSL":
+        env.update(NERVE_TLS_CERT=str(certs.alice.cert), NERVE_TLS_KEY=str(certs.alice.key))
+    return env
+
+
+_WARMED: set[str] = set()
+
+
+def _warm(broker: SecureBroker) -> None:
+    """An idempotent producer and a consumer group once on the setup listener, so that a
+    fresh Kafka's producer-id and group coordinators are loaded before kafkajs comes (it logs
+    their retriable errors, and the runner fails on any line kafkajs logs)."""
+    if broker.name in _WARMED:
+        return
+    from confluent_kafka import Consumer, Producer
+
+    topic = _topic(broker)
+    producer = Producer({"bootstrap.servers": broker.plaintext, "enable.idempotence": True})
+    producer.produce(topic, b"warm")
+    assert producer.flush(30) == 0
+    consumer = Consumer(
+        {
+            "bootstrap.servers": broker.plaintext,
+            "group.id": f"warm-{uuid.uuid4().hex[:6]}",
+            "auto.offset.reset": "earliest",
+        }
+    )
+    consumer.subscribe([topic])
+    try:
+        message = None
+        for _ in range(60):
+            message = consumer.poll(1)
+            if message is not None and not message.error():
+                break
+        assert message is not None and message.value() == b"warm"
+        consumer.commit(message, asynchronous=False)
+    finally:
+        consumer.close()
+    _WARMED.add(broker.name)
+
+
+SECURE_CASES = [
+    ("SASL_SSL", "SCRAM-SHA-512"),
+    ("SASL_SSL", "SCRAM-SHA-256"),
+    ("SASL_SSL", "PLAIN"),
+    ("SASL_PLAINTEXT", "SCRAM-SHA-256"),
+    ("SSL", None),
+]
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize(("listener", "mechanism"), SECURE_CASES)
+def test_kafkajs(
+    secure: SecureBroker,
+    certs: Certs,
+    kafkajs: Runner,  # noqa: F811  (the fixture imported above)
+    listener: str,
+    mechanism: str | None,
+) -> None:
+    _warm(secure)
+    topic = _topic(secure)
+    env = _security_env(certs, listener, mechanism)
+    address = secure.listeners[listener]
+    assert kafkajs("produce", address, topic, "20", env=env) == ["produced 20"]
+    consumed = kafkajs("consume", address, topic, f"g-{uuid.uuid4().hex[:6]}", "20", env=env)
+    assert consumed[-1] == "committed 20"
+
+
+def test_kafkajs_with_a_wrong_password_is_refused(
+    secure: SecureBroker,
+    certs: Certs,
+    kafkajs: Runner,  # noqa: F811
+) -> None:
+    topic = _topic(secure)
+    env = {**_security_env(certs, "SASL_SSL", "SCRAM-SHA-512"), "NERVE_SASL_PASSWORD": "wrong"}
+    with pytest.raises(AssertionError, match=r"(?i)authentication"):
+        kafkajs("produce", secure.listeners["SASL_SSL"], topic, "1", env=env)

@@ -1,11 +1,35 @@
 // kafkajs against a broker, driven by tests/compat/test_other_languages.py: one mode per run,
 // results on stdout one per line, kafkajs's log (WARN and above) on stderr, exit 1 on error.
+// Security from the environment, when set: NERVE_SASL_MECHANISM (PLAIN, SCRAM-SHA-256,
+// SCRAM-SHA-512) with NERVE_SASL_USERNAME and NERVE_SASL_PASSWORD; NERVE_TLS_CA turns TLS on,
+// NERVE_TLS_CERT and NERVE_TLS_KEY add a client certificate.
+import { readFileSync } from "node:fs";
 import { Kafka, logLevel } from "kafkajs";
 
 const [mode, bootstrap, ...args] = process.argv.slice(2);
+const env = process.env;
+const security = {};
+if (env.NERVE_TLS_CA) {
+  security.ssl = { ca: [readFileSync(env.NERVE_TLS_CA)], rejectUnauthorized: true };
+  if (env.NERVE_TLS_CERT) {
+    security.ssl.cert = readFileSync(env.NERVE_TLS_CERT);
+    security.ssl.key = readFileSync(env.NERVE_TLS_KEY);
+  }
+}
+if (env.NERVE_SASL_MECHANISM) {
+  security.sasl = {
+    mechanism: env.NERVE_SASL_MECHANISM.toLowerCase(),
+    username: env.NERVE_SASL_USERNAME,
+    password: env.NERVE_SASL_PASSWORD,
+  };
+}
 const kafka = new Kafka({
   clientId: "nerve-compat",
   brokers: [bootstrap],
+  // kafkajs gives a connection (TLS handshake included) 1 s by default: short on a loaded
+  // machine against a JVM's first handshakes.
+  connectionTimeout: 10000,
+  ...security,
   logLevel: logLevel.WARN,
   logCreator: () => ({ level, log }) => {
     const name = Object.keys(logLevel).find((key) => logLevel[key] === level);
