@@ -9,6 +9,10 @@ reply committed to the last (every command decided, its event, state, reply and 
 transaction). Loading is ``nerve.es.Histories.load`` of an aggregate with 1,000 events (read
 back from Kafka and folded; the consumer kept between loads).
 
+CPU per command: the replica's CPU time (every thread) from the first reply to the last;
+eventsourcing's is its process's (its database server's own CPU is not counted). Load CPU:
+the loading process's CPU time, median.
+
 eventsourcing: an ``Application`` doing the same commands one after another (get the
 aggregate, check the expected version, trigger the event, save; its aggregate cache on, its
 fastest mode), and ``repository.get`` of a 1,000-event aggregate with no cache or snapshot.
@@ -160,6 +164,9 @@ def nerve_case(args: argparse.Namespace, bootstrap: str, work: Path) -> dict[str
     statuses: dict[str, int] = {}
     first = last = 0.0
     first_count = 0
+    # The replica's CPU time (all its threads) from the first reply to the last: what a
+    # command costs it, a figure other work on the machine disturbs less than the rate.
+    cpu_first = cpu_last = 0.0
     deadline = time.monotonic() + args.max_seconds
     try:
         while seen < total and time.monotonic() < deadline:
@@ -174,9 +181,9 @@ def nerve_case(args: argparse.Namespace, bootstrap: str, work: Path) -> dict[str
                 statuses[status] = statuses.get(status, 0) + 1
                 seen += 1
             if batch and not first:
-                first, first_count = now, seen
+                first, first_count, cpu_first = now, seen, _cpu_seconds(replica.pid)
             if batch:
-                last = now
+                last, cpu_last = now, _cpu_seconds(replica.pid)
     finally:
         consumer.close()
         replica.terminate()
@@ -184,22 +191,31 @@ def nerve_case(args: argparse.Namespace, bootstrap: str, work: Path) -> dict[str
     if statuses.get("accepted", 0) != total:
         raise RuntimeError(f"nerve: {seen} of {total} replies, {statuses} (see replica.log)")
     rate = (seen - first_count) / (last - first) if last > first else 0.0
+    cpu_us = (cpu_last - cpu_first) / max(seen - first_count, 1) * 1e6
     config = RunConfig(bootstrap_servers=bootstrap, registry_url=None)
     with Histories(config) as histories:
-        loads = []
+        loads, load_cpu = [], []
         for _ in range(args.loads + 1):
-            started = time.perf_counter()
+            started, cpu = time.perf_counter(), time.process_time()
             history = histories.load(names.Ledger, "big", keep_events=False)
             loads.append(time.perf_counter() - started)
+            load_cpu.append(time.process_time() - cpu)
         assert history.version == args.events and history.state.balance == args.events
         fresh_started = time.perf_counter()
         with Histories(config) as once:
             once.load(names.Ledger, "big", keep_events=False)
         fresh = time.perf_counter() - fresh_started
     name = "nerve" if args.batch is None else f"nerve (batches of {args.batch:,})"
-    return {"system": name, "commands_per_s": rate, "commands": total,
+    return {"system": name, "commands_per_s": rate, "commands": total, "cpu_us": cpu_us,
             "load_ms": statistics.median(loads[1:]) * 1000, "first_load_ms": fresh * 1000,
+            "load_cpu_ms": statistics.median(load_cpu[1:]) * 1000,
             "records_read": history.records_read}  # fmt: skip
+
+
+def _cpu_seconds(pid: int) -> float:
+    """User and system CPU time of a process, all its threads, from /proc (Linux)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 @functools.cache
@@ -237,25 +253,28 @@ def eventsourcing_case(args: argparse.Namespace, env: dict[str, str], name: str)
     Bank = _eventsourcing_bank()
     app = Bank(env={**env, "AGGREGATE_CACHE_MAXSIZE": str(args.aggregates * 2)})
     ids = [app.open() for _ in range(args.aggregates)]
-    started = time.perf_counter()
+    started, cpu = time.perf_counter(), time.process_time()
     for n in range(args.per):
         for account_id in ids:
             app.deposit(account_id, 1 + n, n)
     took = time.perf_counter() - started
+    cpu_us = (time.process_time() - cpu) / (args.aggregates * args.per) * 1e6
     commands = args.aggregates * args.per
     big = app.open()
     for n in range(args.events - 1):  # with its creation: args.events events
         app.deposit(big, 1, n)
     app.close()
     cold = Bank(env=env)  # no cache: every get reads the events and folds them
-    loads = []
+    loads, load_cpu = [], []
     for _ in range(args.loads + 1):
-        t = time.perf_counter()
+        t, cpu = time.perf_counter(), time.process_time()
         account = cold.repository.get(big)
         loads.append(time.perf_counter() - t)
+        load_cpu.append(time.process_time() - cpu)
     assert account.version == args.events
     cold.close()
     return {"system": name, "commands_per_s": commands / took, "commands": commands,
+            "cpu_us": cpu_us, "load_cpu_ms": statistics.median(load_cpu[1:]) * 1000,
             "load_ms": statistics.median(loads[1:]) * 1000, "first_load_ms": loads[0] * 1000,
             "records_read": args.events}  # fmt: skip
 
@@ -263,16 +282,17 @@ def eventsourcing_case(args: argparse.Namespace, env: dict[str, str], name: str)
 def table(rows: list[dict[str, Any]]) -> str:
     base = next((r for r in rows if r["system"] == "eventsourcing-postgres"), None)
     lines = [
-        "| system | commands | commands/s | ratio | load 1,000 events (ms, median) | ratio "
-        "| first load (ms) | records read |",
-        "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |",
+        "| system | commands | commands/s | ratio | CPU us/command | load 1,000 events (ms, "
+        "median) | ratio | load CPU (ms) | first load (ms) | records read |",
+        "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |",
     ]
     for r in rows:
         c_ratio = f"{r['commands_per_s'] / base['commands_per_s']:.1f}" if base else "-"
         l_ratio = f"{base['load_ms'] / r['load_ms']:.1f}" if base else "-"
         lines.append(
             f"| {r['system']} | {r['commands']:,} | {r['commands_per_s']:,.0f} | {c_ratio} |"
-            f" {r['load_ms']:.1f} | {l_ratio} | {r['first_load_ms']:.1f} | {r['records_read']:,} |"
+            f" {r['cpu_us']:.0f} | {r['load_ms']:.1f} | {l_ratio} | {r['load_cpu_ms']:.1f} |"
+            f" {r['first_load_ms']:.1f} | {r['records_read']:,} |"
         )
     return "\n".join(lines)
 

@@ -339,9 +339,11 @@ def value_hash(value: Any) -> str | None:
         return None
     import hashlib
 
-    from nerve.streams.serde import encode_value
+    from nerve.streams.serde import _dumps, to_jsonable
 
-    return hashlib.blake2b(encode_value(value) or b"", digest_size=16).hexdigest()
+    # Through json, not encode_value (whose models go through pydantic's own JSON, floats
+    # written differently): the hash of a value stays what replicas of older releases sent.
+    return hashlib.blake2b(_dumps(to_jsonable(value)).encode(), digest_size=16).hexdigest()
 
 
 class ForeignKeySendNode(Node):

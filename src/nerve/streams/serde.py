@@ -96,6 +96,28 @@ def encode_value(value: Any) -> bytes | None:
         return None
     if isinstance(value, int | str) and not isinstance(value, bool):
         return _dumps(value).encode()  # the common case: counts and text
+    if isinstance(value, BaseModel) or (
+        type(value) is tuple and any(isinstance(v, BaseModel) for v in value)
+    ):
+        return _encode_models(value)
+    return _dumps(to_jsonable(value)).encode()
+
+
+_TAGS: dict[type[BaseModel], bytes] = {}
+
+
+def _encode_models(value: Any) -> bytes:
+    """What ``to_jsonable`` then ``json`` would write, a model's fields serialized by pydantic
+    straight to JSON text (an aggregate's state is a model in a tuple, written per command:
+    measured, model_dump and json.dumps of it were a tenth of a command's cost)."""
+    if isinstance(value, BaseModel):
+        cls = type(value)
+        tag = _TAGS.get(cls)
+        if tag is None:
+            tag = _TAGS[cls] = b'{"$m":' + _dumps(f"{cls.__module__}:{cls.__qualname__}").encode()
+        return tag + b',"v":' + cls.__pydantic_serializer__.to_json(value) + b"}"
+    if type(value) is tuple:
+        return b'{"$t":[' + b",".join(_encode_models(v) for v in value) + b"]}"
     return _dumps(to_jsonable(value)).encode()
 
 
