@@ -13,7 +13,8 @@ and helpers to emit an event and await what the services emit in response.
         assert low.balance == 50 and low.meta.causation_id is not None
 
 ``Platform(secure=True)`` runs the broker as ``nerve up --secure`` does: one SASL_SSL listener
-with a certificate from a CA made for the platform, authorization on, an admin super user.
+with a certificate from a CA made for the platform, authorization on, an admin super user, and
+the registry's HTTP Basic login (``registry_url`` carries the admin's name and password).
 Services run by the platform, ``emit``, ``read`` and ``expect`` use the admin's credentials;
 ``add_user`` makes a SCRAM user and ``config_for`` gives a service that user's settings, so a
 test can run a service with only the ACLs it grants.
@@ -113,13 +114,27 @@ class Platform:
         if self.security is not None:
             self.security.write_admin_properties(self.bootstrap)
         if self.with_registry:
+            from nerve.registry.config import RegistryConfig
             from nerve.registry.server import RegistryServer
 
+            registry_config = RegistryConfig()
+            userinfo = ""
+            if self.security is not None:
+                from nerve.broker.security.local import ADMIN
+
+                registry_config.apply(self.security.http_settings())
+                userinfo = f"{ADMIN}:{self.security.admin_password}@"
             self._registry = RegistryServer(
-                self.bootstrap, host, self.registry_port, client_config=self.client_config
+                self.bootstrap,
+                host,
+                self.registry_port,
+                client_config=self.client_config,
+                config=registry_config,
             )
             r_host, r_port = self._call(self._registry.start())
-            self.registry_url = f"http://{r_host}:{r_port}"
+            # Secure: the admin's credentials in the URL, which confluent-kafka's registry
+            # client and httpx send as HTTP Basic.
+            self.registry_url = f"http://{userinfo}{r_host}:{r_port}"
         self._producer = Producer(self.kafka(**{"linger.ms": 0}))
         return self
 

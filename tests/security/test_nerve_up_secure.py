@@ -10,10 +10,10 @@ import os
 import stat
 import subprocess
 import sys
-import urllib.request
 from collections.abc import Iterator, Mapping
 from pathlib import Path
 
+import httpx
 import pytest
 from confluent_kafka import KafkaError, KafkaException
 from confluent_kafka.admin import AdminClient
@@ -42,7 +42,7 @@ def nerve(*args: str, env: Mapping[str, str] | None = None) -> subprocess.Comple
 def secure_up(tmp_path_factory: pytest.TempPathFactory) -> Iterator[NerveUp]:
     up = NerveUp(
         tmp_path_factory.mktemp("secure-up") / "data",
-        args=["--secure", "--no-console", "--no-metrics"],
+        args=["--secure", "--no-metrics"],
     )
     up.start()
     try:
@@ -137,17 +137,51 @@ def test_a_wrong_admin_password_is_refused(secure_up: NerveUp) -> None:
     assert refusals and "Invalid username or password" in refusals[0].str()
 
 
-def test_the_registry_of_nerve_up_connects_as_the_admin(secure_up: NerveUp) -> None:
-    schema = json.dumps({"schema": json.dumps({"type": "string"})}).encode()
-    request = urllib.request.Request(
-        f"{secure_up.registry_url}/subjects/up-secure-value/versions",
-        data=schema,
-        headers={"Content-Type": "application/vnd.schemaregistry.v1+json"},
+def _admin_login(up: NerveUp) -> tuple[str, str]:
+    return "admin", read_properties(admin_properties(up))["sasl.password"]
+
+
+def test_the_registry_of_nerve_up_asks_for_the_admin_login(secure_up: NerveUp) -> None:
+    assert any(
+        x.startswith("registry and console: HTTP Basic login") for x in secure_up._stdout_lines
     )
-    with urllib.request.urlopen(request, timeout=30) as response:
-        assert "id" in json.loads(response.read())
-    with urllib.request.urlopen(f"{secure_up.registry_url}/subjects", timeout=30) as response:
-        assert "up-secure-value" in json.loads(response.read())
+    users = secure_up.data_dir / "security" / "http.users"
+    assert stat.S_IMODE(users.stat().st_mode) == 0o600
+    url = secure_up.registry_url
+    subject = f"{url}/subjects/up-secure-value/versions"
+    schema = {"schema": json.dumps({"type": "string"})}
+    refused = httpx.post(subject, json=schema, timeout=30)
+    assert refused.status_code == 401
+    assert refused.headers["www-authenticate"].startswith("Basic ")
+    assert httpx.get(f"{url}/subjects", auth=("admin", "wrong"), timeout=30).status_code == 401
+    login = _admin_login(secure_up)
+    made = httpx.post(subject, json=schema, auth=login, timeout=30)  # it reaches Kafka as admin
+    assert made.status_code == 200 and "id" in made.json()
+    assert "up-secure-value" in httpx.get(f"{url}/subjects", auth=login, timeout=30).json()
+
+
+def test_the_console_of_nerve_up_asks_for_the_admin_login(secure_up: NerveUp) -> None:
+    path = str(admin_properties(secure_up))
+    made = nerve("-F", path, "topics", "create", "up-secure.console")
+    assert made.returncode == 0, made.stderr
+    url = secure_up.stdout_line("console on ").rsplit(" ", 1)[1]
+    refused = httpx.get(f"{url}/topics", timeout=30)
+    assert refused.status_code == 401
+    assert refused.headers["www-authenticate"].startswith('Basic realm="nerve-console"')
+    assert "up-secure.console" not in refused.text
+    login = _admin_login(secure_up)
+    page = httpx.get(f"{url}/topics", auth=login, timeout=30)
+    assert page.status_code == 200 and 'data-topic="up-secure.console"' in page.text
+    assert '<span class="user" title="logged in as">admin</span>' in page.text
+    # The console reaches the registry as the admin too (its login is on).
+    httpx.post(
+        f"{secure_up.registry_url}/subjects/up-secure.console-value/versions",
+        json={"schema": json.dumps({"type": "string"})},
+        auth=login,
+        timeout=30,
+    ).raise_for_status()
+    schemas = httpx.get(f"{url}/schemas", auth=login, timeout=30)
+    assert schemas.status_code == 200 and "up-secure.console-value" in schemas.text
 
 
 def test_a_restart_keeps_the_credential_and_does_not_print_it(tmp_path: Path) -> None:

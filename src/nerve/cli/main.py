@@ -275,6 +275,7 @@ async def run_broker(
     collectors: list[Any] = [broker.metrics]
     try:
         if registry_listen is not None:
+            from nerve.registry.config import RegistryConfig
             from nerve.registry.metrics import RegistryMetrics
             from nerve.registry.server import RegistryServer
 
@@ -282,8 +283,15 @@ async def run_broker(
             registry_metrics = RegistryMetrics() if metrics_listen is not None else None
             if registry_metrics is not None:
                 collectors.append(registry_metrics)
+            registry_config = RegistryConfig()
+            if security is not None:
+                registry_config.apply(security.http_settings())
             registry = RegistryServer(
-                advertised, *registry_listen, client_config=client_config, metrics=registry_metrics
+                advertised,
+                *registry_listen,
+                client_config=client_config,
+                config=registry_config,
+                metrics=registry_metrics,
             )
             try:
                 r_host, r_port = await registry.start()
@@ -306,6 +314,7 @@ async def run_broker(
                 console_listen,
                 _metrics_url(metrics_server),
                 client_config,
+                security,
             )
         await stop.wait()
     finally:
@@ -337,6 +346,12 @@ def _print_secure(security: Any) -> None:
         f"export NERVE_CLIENT_PROPERTIES={properties})",
         flush=True,
     )
+    print(
+        "registry and console: HTTP Basic login, user admin with the admin password "
+        f"(users in {security.http_users}; registry clients: basic.auth.user.info=admin:PASSWORD "
+        "or http://admin:PASSWORD@HOST:PORT)",
+        flush=True,
+    )
 
 
 def _metrics_url(server: Any) -> str | None:
@@ -352,20 +367,27 @@ async def _start_console(
     listen: tuple[str, int],
     broker_metrics_url: str | None = None,
     client_config: dict[str, Any] | None = None,
+    security: Any = None,
 ) -> Any:
+    """The console of ``nerve up``; with ``security`` (``--secure``) it asks users to log in
+    with the registry's users and reaches Kafka and the registry as each of them."""
     from nerve.console.config import ConsoleConfig
     from nerve.console.server import ConsoleServer
 
-    console = ConsoleServer(
-        ConsoleConfig(
-            bootstrap_servers=bootstrap,
-            registry_url=registry_url,
-            broker_metrics_url=broker_metrics_url,
-            client_config=dict(client_config or {}),
-            host=listen[0],
-            port=listen[1],
-        )
+    config = ConsoleConfig(
+        bootstrap_servers=bootstrap,
+        registry_url=registry_url,
+        broker_metrics_url=broker_metrics_url,
+        client_config=dict(client_config or {}),
+        host=listen[0],
+        port=listen[1],
     )
+    if security is not None:
+        config.apply(security.http_settings())
+        from nerve.broker.security.local import ADMIN
+
+        config.registry_auth = (ADMIN, security.admin_password)
+    console = ConsoleServer(config)
     try:
         c_host, c_port = await console.start()
     except OSError as exc:

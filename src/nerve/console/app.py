@@ -43,6 +43,7 @@ from nerve.console.decoding import Decoder
 from nerve.console.filters import FilterError, compile_filter
 from nerve.console.scans import Scans, key_partitions
 from nerve.registry.auth import from_config
+from nerve.security.client_settings import without_userinfo
 
 log = logging.getLogger("nerve.console")
 HERE = Path(__file__).parent
@@ -118,7 +119,7 @@ def build_app(config: ConsoleConfig) -> Starlette:
     env = templates.env
     env.globals["read_only"] = config.read_only
     env.globals["bootstrap"] = config.bootstrap_servers
-    env.globals["registry_url"] = config.registry_url
+    env.globals["registry_url"] = without_userinfo(config.registry_url)
     env.filters["number"] = lambda n: "-" if n is None else f"{n:,.0f}"
     env.filters["tojson_pretty"] = lambda v: json.dumps(v, indent=2, ensure_ascii=False)
     env.filters["ms"] = _ms_text

@@ -97,3 +97,15 @@ class RefusalTrap:
     def why(self, client: Any, fallback: str) -> str:
         client.poll(0)  # the error callbacks are served here
         return self.refusal or fallback
+
+
+def without_userinfo(url: str | None) -> str | None:
+    """``url`` without a ``user:password@`` (registry URLs may carry credentials, which are
+    not to be shown or written where others read)."""
+    if not url or "@" not in url:
+        return url
+    from urllib.parse import urlsplit, urlunsplit
+
+    parts = urlsplit(url)
+    host = parts.netloc.rpartition("@")[2]
+    return urlunsplit(parts._replace(netloc=host))

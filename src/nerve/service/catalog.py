@@ -15,6 +15,8 @@ import re
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
+from nerve.security import client_settings
+
 if TYPE_CHECKING:  # readers (the console, nerve catalog) do not pay for pydantic
     from nerve.service.config import RunConfig
     from nerve.service.events import Event
@@ -125,7 +127,7 @@ def describe(
         ],
         "streams": streams,
         "group": service.name,
-        "registry": config.registry_url,
+        "registry": client_settings.without_userinfo(config.registry_url),
         "metrics": getattr(config, "metrics_url", None),
         "announced_at": datetime.now(UTC).isoformat(timespec="milliseconds"),
         "nerve_version": __version__,

@@ -8,6 +8,8 @@ Files, in ``<data dir>/security/`` (the directory and every secret mode 0600/070
 - ``ca.pem``: the CA's certificate, for clients' ``ssl.ca.location``; ``ca.key`` its key
 - ``broker.keystore.pem``: the broker's key and certificate (Kafka's PEM keystore)
 - ``admin.properties``: the admin's librdkafka settings, ``-F`` or ``NERVE_CLIENT_PROPERTIES``
+- ``http.users``: the users of the registry's and the console's HTTP Basic login (Jetty's
+  ``user: password,role`` lines, the admin's password), ``authentication.users.file``
 
 The admin logs in with PLAIN (its password in the broker's JAAS users, over TLS only); other
 users are made by the admin as SCRAM credentials (AlterUserScramCredentials).
@@ -56,6 +58,28 @@ class LocalSecurity:
     def admin_properties(self) -> Path:
         return self.directory / "admin.properties"
 
+    @property
+    def http_users(self) -> Path:
+        return self.directory / "http.users"
+
+    def http_settings(self) -> dict[str, str]:
+        """The registry's and the console's login settings: HTTP Basic, the admin only."""
+        return {
+            "authentication.method": "BASIC",
+            "authentication.users.file": str(self.http_users.resolve()),
+        }
+
+    def write_http_users(self) -> None:
+        _write_secret(
+            self.http_users,
+            (
+                "# nerve up --secure: who may log in to the registry and the console (Jetty's\n"
+                "# users file: user: password[,role ...]); a user also needs a Kafka credential\n"
+                "# with the same password to see anything in the console\n"
+                f"{ADMIN}: {self.admin_password},admin\n"
+            ).encode(),
+        )
+
     def broker_settings(self, host: str, port: int) -> dict[str, str]:
         """Kafka's settings for one SASL_SSL listener on HOST:PORT with authorization on."""
         users = f'user_{ADMIN}="{self.admin_password}"'
@@ -103,6 +127,8 @@ def prepare(data_dir: Path, hosts: list[str] | None = None) -> LocalSecurity:
         password = read_properties(found.admin_properties).get("sasl.password", "")
         if password:
             found.admin_password = password
+            if not found.http_users.exists():  # made before the registry took logins
+                found.write_http_users()
             return found
     directory.mkdir(parents=True, exist_ok=True)
     os.chmod(directory, 0o700)
@@ -113,6 +139,7 @@ def prepare(data_dir: Path, hosts: list[str] | None = None) -> LocalSecurity:
     key, cert = _server_certificate(ca_key, ca_cert, hosts or [])
     _write_secret(made.keystore, _key_pem(key) + cert.public_bytes(serialization.Encoding.PEM))
     made.write_admin_properties("")
+    made.write_http_users()
     return made
 
 
