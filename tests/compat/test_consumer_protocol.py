@@ -12,6 +12,7 @@ import pytest
 from confluent_kafka import Consumer, KafkaException, TopicPartition
 from confluent_kafka.admin import AdminClient
 
+from nerve.broker.config import BrokerConfig, ConfigError
 from tests._broker import BrokerProcess
 from tests._ck import create_topic, produce_ok
 from tests.compat.test_groups import CommitWatcher, Worker, balanced, wait_for
@@ -315,3 +316,102 @@ def test_a_restarted_static_member_gets_its_partitions_back_without_moving_other
     finally:
         for w in workers:
             w.stop()
+
+
+def group_type(admin: AdminClient, group: str) -> str:
+    return str(admin.describe_consumer_groups([group])[group].result(timeout=10).type.name)
+
+
+@pytest.mark.slow
+def test_a_sigkilled_last_consumer_member_turns_the_group_classic_again(
+    consumer_broker: BrokerProcess, topic_name: TopicNameFactory
+) -> None:
+    """The online downgrade when the last member of the consumer protocol is not closed but
+    killed: once its session (6 s here) runs out, the two classic members are a classic group
+    and share its partitions, their leader assigning (tests/differential/test_group_migration.py
+    compares the closing case with Kafka 4.4)."""
+    bootstrap = consumer_broker.bootstrap
+    topic, group = topic_name(), topic_name("group")
+    create_topic(bootstrap, topic, partitions=4)
+    admin = AdminClient({"bootstrap.servers": bootstrap})
+    old = [Worker(bootstrap, topic, group, "cooperative-sticky") for _ in range(2)]
+    workers = list(old)
+    try:
+        wait_for(lambda: balanced(old, 4), 30, "two classic members with two partitions each")
+        new = Worker(bootstrap, topic, group, "consumer:uniform")
+        workers.append(new)
+        wait_for(lambda: balanced([*old, new], 4) and bool(new.assigned), 40, "three sharing")
+        assert group_type(admin, group) == "CONSUMER"
+        new.kill()
+        wait_for(lambda: balanced(old, 4), 40, "the classic members to share all four")
+        wait_for(lambda: group_type(admin, group) == "CLASSIC", 20, "a classic group again")
+        produce_ok(bootstrap, topic, [f"m-{i}".encode() for i in range(100)])
+        wait_for(
+            lambda: {f"m-{i}" for i in range(100)} <= {v for w in old for _, _, v in w.consumed},
+            30,
+            "every message consumed by the classic members",
+        )
+    finally:
+        for w in workers:
+            w.stop()
+
+
+@pytest.mark.slow
+def test_the_migration_policy_upgrade_keeps_the_group_a_consumer_group(
+    broker_factory: BrokerFactory, topic_name: TopicNameFactory
+) -> None:
+    """group.consumer.migration.policy=upgrade: no way back; the classic member left alone
+    is still served by the consumer group; a value Kafka would not take refuses to start."""
+    with pytest.raises(ConfigError, match=r"group\.consumer\.migration\.policy must be one of"):
+        BrokerConfig().apply({"group.consumer.migration.policy": "sideways"})
+    broker = broker_factory({**CONFIGS, "group.consumer.migration.policy": "UPGRADE"})
+    bootstrap = broker.bootstrap
+    topic, group = topic_name(), topic_name("group")
+    create_topic(bootstrap, topic, partitions=2)
+    admin = AdminClient({"bootstrap.servers": bootstrap})
+    old = Worker(bootstrap, topic, group, "cooperative-sticky")
+    workers = [old]
+    try:
+        wait_for(lambda: balanced([old], 2), 30, "the classic member to own both")
+        new = Worker(bootstrap, topic, group, "consumer:uniform")
+        workers.append(new)
+        wait_for(lambda: balanced([old, new], 2), 40, "a classic and a consumer member")
+        assert group_type(admin, group) == "CONSUMER"
+        new.stop()
+        wait_for(lambda: balanced([old], 2), 40, "the classic member to own both again")
+        time.sleep(1)
+        assert group_type(admin, group) == "CONSUMER"
+    finally:
+        for w in workers:
+            w.stop()
+
+
+@pytest.mark.slow
+def test_the_migration_policy_downgrade_refuses_an_upgrade(
+    broker_factory: BrokerFactory, topic_name: TopicNameFactory
+) -> None:
+    """group.consumer.migration.policy=downgrade: a consumer-protocol member cannot join a
+    classic group with members (GROUP_ID_NOT_FOUND); the classic member keeps everything."""
+    broker = broker_factory({**CONFIGS, "group.consumer.migration.policy": "downgrade"})
+    bootstrap = broker.bootstrap
+    topic, group = topic_name(), topic_name("group")
+    create_topic(bootstrap, topic, partitions=2)
+    admin = AdminClient({"bootstrap.servers": bootstrap})
+    old = Worker(bootstrap, topic, group, "cooperative-sticky")
+    new: Worker | None = None
+    try:
+        wait_for(lambda: balanced([old], 2), 30, "the classic member to own both")
+        new = Worker(bootstrap, topic, group, "consumer:uniform")
+        joined = new
+        wait_for(
+            lambda: any("error" in e for e in joined.events), 30, "the consumer member's error"
+        )
+        errors = [str(e["error"]) for e in joined.events if "error" in e]
+        # librdkafka names the error by its text: GROUP_ID_NOT_FOUND, fatal for the member.
+        assert any("The group id does not exist" in e for e in errors), errors
+        assert joined.assigned == [] and sorted(old.assigned) == [0, 1]
+        assert group_type(admin, group) == "CLASSIC"
+    finally:
+        old.stop()
+        if new is not None:
+            new.stop()

@@ -23,6 +23,8 @@ _TOPIC_SYNONYMS = frozenset(s.name for d in TOPIC_CONFIGS.values() for s in d.sy
 FORMAT_TIME_DEFAULTS = {"min.insync.replicas": "1"}
 
 FSYNC_POLICIES = ("acks-all", "always", "never")
+# Kafka's ConsumerGroupMigrationPolicy values (group.consumer.migration.policy).
+MIGRATION_POLICIES = ("bidirectional", "upgrade", "downgrade", "disabled")
 
 
 class ConfigError(ValueError):
@@ -70,6 +72,9 @@ class BrokerConfig:
     group_consumer_heartbeat_interval_ms: int = 5_000
     group_consumer_assignors: str = "uniform,range"
     group_consumer_max_size: int = 2_147_483_647
+    # Which way a group may move between the classic and the consumer protocol while it has
+    # members (KIP-848's online migration): bidirectional, upgrade, downgrade or disabled.
+    group_consumer_migration_policy: str = "bidirectional"
     # Share groups (KIP-932): Kafka's names and defaults.
     group_share_heartbeat_interval_ms: int = 5_000
     group_share_session_timeout_ms: int = 45_000
@@ -151,6 +156,14 @@ class BrokerConfig:
                 "queued.max.request.bytes must be positive, or -1 for no bound, "
                 f"not {self.queued_max_request_bytes}"
             )
+        policy = self.group_consumer_migration_policy.strip().lower()
+        if policy not in MIGRATION_POLICIES:
+            raise ConfigError(
+                "group.consumer.migration.policy must be one of "
+                f"{', '.join(MIGRATION_POLICIES)} (any case), "
+                f"not {self.group_consumer_migration_policy!r}"
+            )
+        self.group_consumer_migration_policy = policy
         if self.log_fsync_policy not in FSYNC_POLICIES:
             raise ConfigError(
                 f"log.fsync.policy must be one of {', '.join(FSYNC_POLICIES)}, "
@@ -203,6 +216,7 @@ NAMES: dict[str, str] = {
     "group.consumer.heartbeat.interval.ms": "group_consumer_heartbeat_interval_ms",
     "group.consumer.assignors": "group_consumer_assignors",
     "group.consumer.max.size": "group_consumer_max_size",
+    "group.consumer.migration.policy": "group_consumer_migration_policy",
     "group.share.heartbeat.interval.ms": "group_share_heartbeat_interval_ms",
     "group.share.session.timeout.ms": "group_share_session_timeout_ms",
     "group.share.record.lock.duration.ms": "group_share_record_lock_duration_ms",

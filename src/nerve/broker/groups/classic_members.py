@@ -15,6 +15,12 @@ are served by the consumer protocol's coordinator (``consumer.py``), as Kafka do
 - SyncGroup hands it its partitions as a ConsumerProtocolAssignment.
 - Heartbeat answers REBALANCE_IN_PROGRESS while its epoch is behind the group's assignment,
   so that it rejoins and gives up or takes partitions.
+
+The way back (``downgrade``), as Kafka's online downgrade: when the last member of the
+consumer protocol leaves (or times out, or is removed for not revoking) and classic members
+remain, the group becomes a classic group again. Each classic member keeps its partitions as
+its classic assignment, the generation is the group epoch, and a classic rebalance starts at
+once, so the members rejoin and their leader assigns, as in any classic group.
 """
 
 from __future__ import annotations
@@ -33,7 +39,7 @@ from nerve.broker.groups.consumer import (
     ConsumerMember,
     MemberState,
 )
-from nerve.broker.groups.group import GroupState, JoinResult, SyncResult
+from nerve.broker.groups.group import GroupState, JoinResult, Member, SyncResult
 
 if TYPE_CHECKING:
     from nerve.broker.groups.assignors import Assignment
@@ -64,7 +70,13 @@ def _to_names(protocol: ConsumerProtocol, assignment: Assignment) -> list[tuple[
 
 def upgrade(protocol: ConsumerProtocol, group: Group) -> str | None:
     """Turn a classic group with members into a consumer group that keeps them; returns why
-    not when its members are not consumers (another protocol type, unreadable metadata)."""
+    not when its members are not consumers (another protocol type, unreadable metadata) or
+    ``group.consumer.migration.policy`` forbids it."""
+    if protocol.config.group_consumer_migration_policy not in ("bidirectional", "upgrade"):
+        return (
+            f"Cannot upgrade classic group {group.group_id} to consumer group because "
+            "online upgrade is disabled."
+        )
     if group.protocol_type != "consumer":
         return f"Group {group.group_id} is not a consumer group."
     members: list[ConsumerMember] = []
@@ -263,3 +275,67 @@ def classic_leave(
         protocol.remove_member(group, cg, member, "left the group")
         out.append((member_id, instance_id, ErrorCode.none))
     return out
+
+
+def downgrade_allowed(protocol: ConsumerProtocol, cg: ConsumerGroup) -> bool:
+    """Kafka's rule for an online downgrade after members left: someone remains, every one
+    of them speaks the classic protocol, and the migration policy allows it."""
+    if protocol.config.group_consumer_migration_policy not in ("bidirectional", "downgrade"):
+        return False
+    return bool(cg.members) and all(m.classic is not None for m in cg.members.values())
+
+
+def downgrade(protocol: ConsumerProtocol, group: Group) -> None:
+    """Turn a consumer group whose members all speak the classic protocol back into a
+    classic group, and start a classic rebalance."""
+    cg = group.consumer
+    assert cg is not None
+    coordinator = protocol.coordinator
+    protocol.cancel_timers(cg)
+    coordinator._append_or_refuse(
+        group.group_id, protocol.tombstones(group), "the end of its consumer state"
+    )
+    members: dict[str, Member] = {}
+    for m in cg.members.values():
+        classic = m.classic
+        assert classic is not None
+        member = Member(
+            member_id=m.member_id,
+            group_instance_id=m.instance_id,
+            client_id=m.client_id,
+            client_host=m.client_host,
+            session_timeout_ms=classic.session_timeout_ms,
+            rebalance_timeout_ms=m.rebalance_timeout_ms,
+            protocol_type="consumer",
+            protocols=list(classic.protocols),
+            assignment=offsets_records.encode_assignment(_to_names(protocol, m.assigned)),
+        )
+        # A JoinGroup still waiting is answered by the classic rebalance that follows.
+        member.join_waiter, classic.join_waiter = classic.join_waiter, None
+        members[member.member_id] = member
+    group.consumer = None
+    group.members = members
+    group.static_members = {
+        m.group_instance_id: m.member_id for m in members.values() if m.group_instance_id
+    }
+    group.pending_members = {}
+    group.generation = cg.group_epoch
+    group.protocol_type = "consumer"
+    group.protocol = (
+        group.select_protocol()
+        if group.candidate_protocols()
+        else next(iter(members.values())).protocols[0][0]
+    )
+    group.leader = next(iter(members))
+    coordinator._set_state(group, GroupState.STABLE)
+    coordinator._persist_group(group)
+    for member in members.values():
+        coordinator._keep_alive(group, member)
+    log.info(
+        "group %s: downgraded to the classic protocol with %d member(s)",
+        group.group_id,
+        len(members),
+    )
+    coordinator._prepare_rebalance(
+        group, "downgraded from the consumer protocol: its last member of that protocol left"
+    )

@@ -588,12 +588,18 @@ class ConsumerProtocol:
             member.member_id
         ):
             del cg.static_members[member.instance_id]
-        cg.group_epoch += 1
         log.info("group %s: member %s %s", group.group_id, member.member_id, reason)
         self._tombstone_member(group, member.member_id)
-        self._persist(group, cg, members=[])
         if member.classic is not None:
             self.answer_join(member, None)
+        from nerve.broker.groups.classic_members import downgrade, downgrade_allowed
+
+        if downgrade_allowed(self, cg):
+            # Only classic members are left: the group becomes a classic group again.
+            downgrade(self, group)
+            return
+        cg.group_epoch += 1
+        self._persist(group, cg, members=[])
         if cg.members:
             # Its partitions go to the others at their next heartbeats.
             self._assign(group, cg)
