@@ -49,6 +49,10 @@ class RunConfig:
     http_host: str = "127.0.0.1"
     http_port: int | None = None
     poll_timeout_s: float = 0.1
+    # At-least-once: how often the emits of the batches handled meanwhile are awaited and their
+    # offsets stored (also whenever the input pauses and before a partition leaves); 0: after
+    # every batch. Exactly-once commits a transaction per batch regardless.
+    commit_interval_s: float = 0.1
     # Where this process serves its Prometheus metrics (nerve run --metrics-port), announced in
     # the catalog so that the console can read them.
     metrics_url: str | None = None
