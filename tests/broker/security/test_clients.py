@@ -17,7 +17,11 @@ from confluent_kafka.admin import NewTopic
 from tests.broker.security.conftest import SCRAM_USERS, Certs, SecureBroker
 from tests.compat.test_java_client import java, run  # noqa: F401  (the fixture)
 from tests.compat.test_kcat import KCAT
-from tests.compat.test_other_languages import Runner, kafkajs  # noqa: F401  (the fixture)
+from tests.compat.test_other_languages import (  # noqa: F401  (the fixtures)
+    Runner,
+    franz_go,
+    kafkajs,
+)
 
 USER = "scram-user"
 PASSWORD = SCRAM_USERS[USER]
@@ -227,12 +231,19 @@ SECURE_CASES = [
 ]
 
 
+@pytest.fixture(params=["kafkajs", "franz-go"])
+def other_client(request: pytest.FixtureRequest) -> Runner:
+    """kafkajs and franz-go, the programs of tests/compat/js and tests/compat/go."""
+    runner: Runner = request.getfixturevalue(request.param.replace("-", "_"))
+    return runner
+
+
 @pytest.mark.slow
 @pytest.mark.parametrize(("listener", "mechanism"), SECURE_CASES)
-def test_kafkajs(
+def test_kafkajs_and_franz_go(
     secure: SecureBroker,
     certs: Certs,
-    kafkajs: Runner,  # noqa: F811  (the fixture imported above)
+    other_client: Runner,
     listener: str,
     mechanism: str | None,
 ) -> None:
@@ -240,17 +251,19 @@ def test_kafkajs(
     topic = _topic(secure)
     env = _security_env(certs, listener, mechanism)
     address = secure.listeners[listener]
-    assert kafkajs("produce", address, topic, "20", env=env) == ["produced 20"]
-    consumed = kafkajs("consume", address, topic, f"g-{uuid.uuid4().hex[:6]}", "20", env=env)
+    assert other_client("produce", address, topic, "20", env=env) == ["produced 20"]
+    consumed = other_client("consume", address, topic, f"g-{uuid.uuid4().hex[:6]}", "20", env=env)
     assert consumed[-1] == "committed 20"
 
 
-def test_kafkajs_with_a_wrong_password_is_refused(
-    secure: SecureBroker,
-    certs: Certs,
-    kafkajs: Runner,  # noqa: F811
+@pytest.mark.slow
+def test_kafkajs_and_franz_go_with_a_wrong_password_are_refused(
+    secure: SecureBroker, certs: Certs, other_client: Runner
 ) -> None:
-    topic = _topic(secure)
+    # An admin request, which both return the refusal from; franz-go's producer keeps
+    # retrying a refused login until its deadline, on Kafka as on nerve.
+    topic = f"refused-{uuid.uuid4().hex[:8]}"
     env = {**_security_env(certs, "SASL_SSL", "SCRAM-SHA-512"), "NERVE_SASL_PASSWORD": "wrong"}
     with pytest.raises(AssertionError, match=r"(?i)authentication"):
-        kafkajs("produce", secure.listeners["SASL_SSL"], topic, "1", env=env)
+        other_client("admin", secure.listeners["SASL_SSL"], topic, env=env)
+    assert topic not in secure.admin().list_topics(timeout=30).topics

@@ -1,9 +1,15 @@
 // A franz-go program driven by tests/compat/test_other_languages.py: one mode per run,
 // results on stdout one per line, exit status 1 on any error.
+//
+// Security from the environment, when set: NERVE_SASL_MECHANISM (PLAIN, SCRAM-SHA-256,
+// SCRAM-SHA-512) with NERVE_SASL_USERNAME and NERVE_SASL_PASSWORD; NERVE_TLS_CA turns TLS on,
+// NERVE_TLS_CERT and NERVE_TLS_KEY add a client certificate.
 package main
 
 import (
 	"context"
+	"crypto/tls"
+	"crypto/x509"
 	"fmt"
 	"os"
 	"sort"
@@ -12,11 +18,49 @@ import (
 
 	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kgo"
+	"github.com/twmb/franz-go/pkg/sasl/plain"
+	"github.com/twmb/franz-go/pkg/sasl/scram"
 )
 
 func fail(err error) {
 	fmt.Fprintln(os.Stderr, "error:", err)
 	os.Exit(1)
+}
+
+// newClient is kgo.NewClient with the seed broker and the security the environment asks for.
+func newClient(bootstrap string, opts ...kgo.Opt) (*kgo.Client, error) {
+	opts = append([]kgo.Opt{kgo.SeedBrokers(bootstrap)}, opts...)
+	if ca := os.Getenv("NERVE_TLS_CA"); ca != "" {
+		pem, err := os.ReadFile(ca)
+		if err != nil {
+			return nil, err
+		}
+		config := &tls.Config{RootCAs: x509.NewCertPool()}
+		if !config.RootCAs.AppendCertsFromPEM(pem) {
+			return nil, fmt.Errorf("no certificate in %s", ca)
+		}
+		if cert := os.Getenv("NERVE_TLS_CERT"); cert != "" {
+			pair, err := tls.LoadX509KeyPair(cert, os.Getenv("NERVE_TLS_KEY"))
+			if err != nil {
+				return nil, err
+			}
+			config.Certificates = []tls.Certificate{pair}
+		}
+		opts = append(opts, kgo.DialTLSConfig(config))
+	}
+	user, pass := os.Getenv("NERVE_SASL_USERNAME"), os.Getenv("NERVE_SASL_PASSWORD")
+	switch mechanism := os.Getenv("NERVE_SASL_MECHANISM"); mechanism {
+	case "":
+	case "PLAIN":
+		opts = append(opts, kgo.SASL(plain.Auth{User: user, Pass: pass}.AsMechanism()))
+	case "SCRAM-SHA-256":
+		opts = append(opts, kgo.SASL(scram.Auth{User: user, Pass: pass}.AsSha256Mechanism()))
+	case "SCRAM-SHA-512":
+		opts = append(opts, kgo.SASL(scram.Auth{User: user, Pass: pass}.AsSha512Mechanism()))
+	default:
+		return nil, fmt.Errorf("unknown SASL mechanism %q", mechanism)
+	}
+	return kgo.NewClient(opts...)
 }
 
 func main() {
@@ -25,7 +69,7 @@ func main() {
 	defer cancel()
 	switch mode {
 	case "admin":
-		client, err := kgo.NewClient(kgo.SeedBrokers(bootstrap))
+		client, err := newClient(bootstrap)
 		if err != nil {
 			fail(err)
 		}
@@ -48,7 +92,7 @@ func main() {
 	case "produce":
 		count, _ := strconv.Atoi(os.Args[4])
 		// franz-go's producer is idempotent by default.
-		client, err := kgo.NewClient(kgo.SeedBrokers(bootstrap), kgo.DefaultProduceTopic(os.Args[3]))
+		client, err := newClient(bootstrap, kgo.DefaultProduceTopic(os.Args[3]))
 		if err != nil {
 			fail(err)
 		}
@@ -71,8 +115,8 @@ func main() {
 		fmt.Println("produced", count)
 	case "consume":
 		count, _ := strconv.Atoi(os.Args[5])
-		client, err := kgo.NewClient(
-			kgo.SeedBrokers(bootstrap),
+		client, err := newClient(
+			bootstrap,
 			kgo.ConsumeTopics(os.Args[3]),
 			kgo.ConsumerGroup(os.Args[4]),
 			kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()),
@@ -100,8 +144,8 @@ func main() {
 		}
 		fmt.Println("committed", len(values))
 	case "transact":
-		client, err := kgo.NewClient(
-			kgo.SeedBrokers(bootstrap),
+		client, err := newClient(
+			bootstrap,
 			kgo.DefaultProduceTopic(os.Args[3]),
 			kgo.TransactionalID(os.Args[4]),
 		)
