@@ -47,3 +47,9 @@ def test_join_value_hash_is_the_json_path_s() -> None:
     expected = hashlib.blake2b(_dumps(to_jsonable(value)).encode(), digest_size=16).hexdigest()
     assert value_hash(value) == expected
     assert value_hash(None) is None
+
+
+def test_a_plain_tuple_is_written_as_the_json_path_writes_it() -> None:
+    for value in [("a|b", 1796309332244), (3, None, 0.5, "é"), (), (True, 1), (("x", 1), 2)]:
+        assert encode_value(value) == _dumps(to_jsonable(value)).encode()
+        assert decode_value(encode_value(value)) == value

@@ -223,37 +223,51 @@ class StreamsPart:
             for topic in sub.topics:
                 where = (topic, partition)
                 queues[where] = self.held.pop(where, []) + batch.pop(where, [])
-            merged = self._merge(queues, (index, partition))
+            merged, taken = self._merge(queues, (index, partition))
             if merged:
                 runs.append(merged)
             for where, queue in queues.items():
                 if queue:
                     self.held[where] = queue
-            for message in merged:
-                batch.setdefault((message.topic() or "", message.partition() or 0), []).append(
-                    message
-                )
+            for where, records in taken.items():
+                if records:
+                    batch[where] = records
         return runs
 
     def _merge(
         self, queues: dict[tuple[str, int], list[Message]], task: tuple[int, int]
-    ) -> list[Message]:
+    ) -> tuple[list[Message], dict[tuple[str, int], list[Message]]]:
+        """The records to run in order, and what of each input they are."""
         merged: list[Message] = []
         heads = {where: 0 for where in queues}
         waited = self._holding_since.get(task)
         patient = waited is None or time.monotonic() - waited < HOLD_MAX_S
+        # An input's lag cannot change within one merge (cached watermark, fetch position):
+        # asked once, not once per record of the other input (measured: a fifth of a join's
+        # time went to this loop).
+        lags: dict[tuple[str, int], int | None] = {}
         while True:
             ready = [w for w, q in queues.items() if heads[w] < len(q)]
             if not ready:
                 break
-            if patient and len(ready) < len(queues):
-                behind = [w for w in queues if w not in ready and self._lag(w) != 0]
-                if behind:
+            if len(ready) < len(queues):
+                if patient:
+                    for w in queues:
+                        if w not in ready and w not in lags:
+                            lags[w] = self._lag(w)
+                    if any(lags[w] != 0 for w in queues if w not in ready):
+                        break
+                if len(ready) == 1:  # the only input with records, nothing to wait for
+                    (where,) = ready
+                    merged += queues[where][heads[where] :]
+                    heads[where] = len(queues[where])
                     break
             where = min(ready, key=lambda w: queues[w][heads[w]].timestamp()[1])
             merged.append(queues[where][heads[where]])
             heads[where] += 1
+        taken = {}
         for where in queues:
+            taken[where] = queues[where][: heads[where]]
             del queues[where][: heads[where]]
         if any(queues.values()):
             if waited is None:
@@ -270,7 +284,7 @@ class StreamsPart:
                 self._holding_since[task] = time.monotonic()
         else:
             self._holding_since.pop(task, None)
-        return merged
+        return merged, taken
 
     def _lag(self, where: tuple[str, int]) -> int | None:
         """How many records of a partition the broker has beyond what was fetched (None:
