@@ -415,3 +415,46 @@ def test_the_migration_policy_downgrade_refuses_an_upgrade(
         old.stop()
         if new is not None:
             new.stop()
+
+
+@pytest.mark.slow
+def test_a_downgraded_group_is_still_classic_after_a_broker_restart(
+    broker_factory: BrokerFactory, topic_name: TopicNameFactory
+) -> None:
+    """The downgrade is written to __consumer_offsets (the consumer group's records deleted,
+    the classic group's metadata written): a restarted broker replays a classic group, which
+    its classic member rejoins."""
+    broker = broker_factory(CONFIGS)
+    bootstrap = broker.bootstrap
+    topic, group = topic_name(), topic_name("group")
+    create_topic(bootstrap, topic, partitions=2)
+    old = Worker(bootstrap, topic, group, "cooperative-sticky")
+    workers = [old]
+    try:
+        wait_for(lambda: balanced([old], 2), 30, "the classic member to own both")
+        new = Worker(bootstrap, topic, group, "consumer:uniform")
+        workers.append(new)
+        wait_for(lambda: balanced([old, new], 2), 40, "a classic and a consumer member")
+        new.stop()
+        admin = AdminClient({"bootstrap.servers": bootstrap})
+        wait_for(
+            lambda: (
+                str(admin.describe_consumer_groups([group])[group].result(10).state.name)
+                == "STABLE"
+                and group_type(admin, group) == "CLASSIC"
+            ),
+            30,
+            "a stable classic group again",
+        )
+        broker.restart()
+        admin = AdminClient({"bootstrap.servers": broker.bootstrap})
+        assert group_type(admin, group) == "CLASSIC"
+        produce_ok(broker.bootstrap, topic, [f"m-{i}".encode() for i in range(50)])
+        wait_for(
+            lambda: {f"m-{i}" for i in range(50)} <= {v for _, _, v in old.consumed},
+            40,
+            "the classic member to consume after the restart",
+        )
+    finally:
+        for w in workers:
+            w.stop()
