@@ -142,8 +142,12 @@ def run(
 
 
 class PinnedBroker(BrokerProcess):
+    loop = "asyncio"  # or uvloop: --loop
+
     def command(self, port: int) -> list[str]:
-        return ["taskset", "-c", "0", *super().command(port)]
+        cmd = super().command(port)
+        at = cmd.index("nerve") + 1
+        return ["taskset", "-c", "0", *cmd[:at], "--loop", self.loop, *cmd[at:]]
 
 
 def main() -> int:
@@ -151,7 +155,11 @@ def main() -> int:
     parser.add_argument("--quick", action="store_true", help="small volumes (a smoke run)")
     parser.add_argument("--repeat", type=int, default=3)
     parser.add_argument("--no-kafka", action="store_true")
+    parser.add_argument(
+        "--loop", choices=("asyncio", "uvloop"), default="asyncio", help="nerve's event loop"
+    )
     args = parser.parse_args()
+    PinnedBroker.loop = args.loop
     pin_current_process(1)
     volumes = pc.QUICK_MB if args.quick else {1024: 100.0, 100: 25.0}
     specs = [pc.CaseSpec(1024, 1, volumes[1024]), pc.CaseSpec(100, 8, volumes[100])]
