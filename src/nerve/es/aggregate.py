@@ -70,9 +70,15 @@ class Aggregate(BaseModel):
         out: list[type[Event]] = []
         for name in cls.commands.values():
             hint = typing.get_type_hints(getattr(cls, name)).get("return")
-            for candidate in typing.get_args(hint) or (hint,):
-                origin = typing.get_origin(candidate)
-                for item in typing.get_args(candidate) if origin is list else (candidate,):
-                    if isinstance(item, type) and issubclass(item, Event) and item not in out:
-                        out.append(item)
+            for item in declared_events(hint):
+                if item not in out:
+                    out.append(item)
         return out
+
+
+def declared_events(hint: Any) -> list[type[Event]]:
+    """The Event types a handler's return annotation names, however nested: ``A``,
+    ``A | None``, ``list[A]``, ``list[A | B]``, ``A | list[B]``."""
+    if isinstance(hint, type) and issubclass(hint, Event):
+        return [hint]
+    return [item for arg in typing.get_args(hint) for item in declared_events(arg)]

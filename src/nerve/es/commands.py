@@ -74,6 +74,7 @@ class CommandClient:
         self._producer: Any = None
         self._consumer: Any = None
         self._thread: threading.Thread | None = None
+        self._topics: set[str] = set()  # those made sure of, with their declared partitions
 
     def start(self) -> None:
         with self._lock:
@@ -144,6 +145,11 @@ class CommandClient:
         """Send ``command`` and wait (up to ``timeout`` s) for the aggregate's decision."""
         if not self._started:
             await asyncio.get_running_loop().run_in_executor(None, self.start)
+        if command.topic not in self._topics:
+            # A command sent before its service created the topic would have it made with
+            # the cluster's default partition count, and placed elsewhere than the same
+            # aggregate's commands sent by the service itself (a saga's): make it as declared.
+            await asyncio.get_running_loop().run_in_executor(None, self._ensure, command)
         meta = command.meta
         meta.source = self.source
         meta.type = command.event_type
@@ -172,6 +178,14 @@ class CommandClient:
                 f"no answer to {type(command).__name__} {meta.id} from {self.service} in "
                 f"{timeout:g} s (is it running?)"
             ) from None
+
+    def _ensure(self, command: Event) -> None:
+        from confluent_kafka.admin import AdminClient
+
+        from nerve.service.runtime import ensure_topics
+
+        ensure_topics(AdminClient(self.config.kafka()), {command.topic: command.partitions})
+        self._topics.add(command.topic)
 
     def close(self) -> None:
         """Stops the reader (before its consumer is closed under it) and lets the producer go

@@ -21,6 +21,7 @@ from typing import TYPE_CHECKING, Any, ClassVar, TypeVar
 
 from pydantic import BaseModel, ConfigDict, PrivateAttr
 
+from nerve.es.aggregate import declared_events
 from nerve.es.node import returned_events
 from nerve.service.events import Event
 from nerve.streams.dsl import Stream
@@ -165,11 +166,9 @@ class Saga(BaseModel):
         out: list[type[Event]] = []
         for name in [n for n, _ in cls.steps.values()] + list(cls.timeouts.values()):
             hint = typing.get_type_hints(getattr(cls, name)).get("return")
-            for candidate in typing.get_args(hint) or (hint,):
-                origin = typing.get_origin(candidate)
-                for item in typing.get_args(candidate) if origin is list else (candidate,):
-                    if isinstance(item, type) and issubclass(item, Event) and item not in out:
-                        out.append(item)
+            for item in declared_events(hint):
+                if item not in out:
+                    out.append(item)
         return out
 
 

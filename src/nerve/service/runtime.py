@@ -266,7 +266,7 @@ class ServiceRunner:
         for table in self.tables:
             table.start(kafka, reader=self.reader)
         for projection in self.service.projections:
-            ensure_topics(admin, {t: None for t in projection.by_topic})
+            ensure_topics(admin, {t: c.partitions for t, c in projection.by_topic.items()})
             projection.start(kafka, reader=self.reader)
         # Services are known by their name in the cluster (kafka-consumer-groups' CLIENT-ID,
         # broker logs, quotas), unless the run configuration names them otherwise.

@@ -147,7 +147,14 @@ class StreamsPart:
     def prepare(self, admin: Any, ensure: Any) -> None:
         """Create the input topics that are missing, then the internal ones with the
         partitions of their inputs."""
-        ensure(admin, {t: None for t in self.topology.user_topics})
+        # As their event types declare (else the cluster's default): a command topic made
+        # here first must have the partitions its other writers (a saga's) expect.
+        declared = {
+            s.topic: getattr(s.event_type, "partitions", None)
+            for s in self.topology.builder.sources
+            if not s.internal
+        }
+        ensure(admin, declared)
         builder = self.topology.builder
         ensure(admin, {t: None for t in builder.retained_topics}, configs={"retention.ms": "-1"})
         ensure(admin, {t: None for t in builder.output_topics})
