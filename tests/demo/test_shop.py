@@ -1,7 +1,8 @@
-"""The shop demo: its oracle, its two aggregates in the test driver against that oracle
-(restarted from their changelogs midway), and ``nerve demo shop --check`` end to end (orders
-SIGKILLed mid-stream and restarted; outcomes, aggregates folded from their events and the
-SQLite read model must equal the oracle)."""
+"""The shop demo: its oracle, the driver's commands against the aggregates in the test driver
+(restarted from their changelogs midway), and ``nerve demo shop --check`` end to end (orders,
+with its saga and projections, SIGKILLed mid-stream and restarted; outcomes, orders, payments,
+shipments, stock, reorders and the three SQLite read models against the oracle and a fold of
+the topics' history)."""
 
 from __future__ import annotations
 
@@ -14,8 +15,8 @@ from collections import Counter
 import pytest
 
 from nerve.demo.shop import workload
-from nerve.demo.shop.inventory import Stock, inventory
-from nerve.demo.shop.orders import Order, orders
+from nerve.demo.shop.inventory import inventory
+from nerve.demo.shop.orders import orders
 from nerve.es.node import EXPECTED_VERSION, REPLY_TO
 from nerve.streams.driver import TestDriver
 
@@ -26,13 +27,14 @@ def test_the_workload_is_reproducible_and_exercises_every_outcome() -> None:
     flat = [type(s.command).__name__ + s.want for lane in first for s in lane]
     assert flat == [type(s.command).__name__ + s.want for lane in second for s in lane]
     assert set(oracle.outcomes) == {"accepted", "rejected", "conflict"}
-    assert set(oracle.by_status()) == {"placed", "paid", "cancelled"}
+    assert set(oracle.by_status()) == {"paid", "cancelled"}
+    assert {o.fate for o in oracle.orders.values()} == set(workload.FATES)
     refused = Counter(type(s.command).__name__ for lane in first for s in lane
                       if s.want == "rejected")  # fmt: skip
-    assert {"ReserveStock", "PayOrder", "CancelOrder", "PlaceOrder"} <= set(refused)
-    assert all(s.available >= 0 for s in oracle.stock.values())
-    for stock in oracle.stock.values():  # what is reserved is held by orders placed or paid
-        assert all(oracle.orders[o].status in ("placed", "paid") for o in stock.reserved)
+    assert {"PayOrder", "PlaceOrder", "ReleaseStock", "RestockItem"} <= set(refused)
+    for stock in oracle.stock.values():  # what stays reserved is held by paid orders
+        assert stock.available >= 0
+        assert all(oracle.orders[o].status == "paid" for o in stock.reserved)
 
 
 def _decide(driver: TestDriver, step: workload.Step, reply_topic: str) -> str:
@@ -52,8 +54,10 @@ def _aggregates(driver: TestDriver, name: str) -> dict:
     return driver.store(store)
 
 
-def test_the_aggregates_decide_as_the_oracle_across_a_restart() -> None:
-    lanes, oracle = workload.plan(60)
+def test_the_aggregates_answer_the_driver_as_the_oracle_across_a_restart() -> None:
+    """The driver's own commands get the oracle's outcome whatever the saga has done yet
+    (here it has done nothing: no other service answers it)."""
+    lanes, _ = workload.plan(60)
     # The lanes interleaved, as the live services see them; each lane keeps its order.
     steps = [s for group in itertools.zip_longest(*lanes) for s in group if s is not None]
     got = []
@@ -69,22 +73,7 @@ def test_the_aggregates_decide_as_the_oracle_across_a_restart() -> None:
                 got.append(_decide(for_orders, step, "orders.replies"))
             else:
                 got.append(_decide(for_stock, step, "inventory.replies"))
-        held_orders = _aggregates(for_orders, "order")
-        held_stock = _aggregates(for_stock, "stock")
     assert got == [s.want for s in steps]
-    assert len(held_orders) == len(oracle.orders)
-    for order_id, want in oracle.orders.items():
-        version, state = held_orders[order_id]
-        assert isinstance(state, Order)
-        assert (state.status, version, state.total) == (want.status, want.version, want.total)
-    for sku, stock in oracle.stock.items():
-        version, found = held_stock[sku]
-        assert isinstance(found, Stock)
-        assert (found.available, found.reserved, version) == (
-            stock.available,
-            stock.reserved,
-            stock.version,
-        )
 
 
 @pytest.mark.slow
@@ -97,5 +86,8 @@ def test_check_passes_with_orders_killed_mid_stream() -> None:
     )
     assert done.returncode == 0, done.stdout + done.stderr[-3000:]
     assert "killed orders (SIGKILL) after" in done.stdout
-    assert "60 orders: 26 cancelled, 25 paid, 9 placed in the read model" in done.stdout
+    assert "60 orders: 26 cancelled, 34 paid in the read model" in done.stdout
+    assert "payments: 34 charged" in done.stdout
+    assert "reorder (added later):" in done.stdout
+    assert "analysis (added later): 26 failed purchases" in done.stdout
     assert "check passed" in done.stdout

@@ -15,7 +15,7 @@ def add_parser(commands: Any) -> None:
         action="store_true",
         help="run a fixed workload, kill and restart a service mid-stream, exit 0 only if "
         "the system ends as the workload's oracle says (finance: every balance and email; "
-        "shop: every outcome, aggregate and the read model)",
+        "shop: every outcome, order, payment, shipment, SKU, reorder and read model)",
     )
     parser.add_argument(
         "--data-dir", type=Path, help="default: .nerve/demo (a temp dir with --check)"

@@ -29,6 +29,7 @@ from nerve.demo.finance.events import (
     TransactionRejected,
     TransactionRequested,
 )
+from nerve.demo.process import ServiceProcess
 from nerve.service import envelope
 from nerve.service.events import Event
 from nerve.testing import Platform
@@ -43,53 +44,6 @@ TOPICS = (
     FraudSuspected.topic,
     TransactionRejected.topic,
 )
-
-
-class ServiceProcess:
-    """One service under ``nerve run``, its output in a log file."""
-
-    def __init__(
-        self, name: str, platform: Platform, logs: Path, state: Path, env: dict[str, str]
-    ) -> None:
-        self.name, self.platform, self.logs, self.state, self.env = name, platform, logs, state, env
-        self.proc: subprocess.Popen[bytes] | None = None
-
-    def start(self) -> None:
-        log = (self.logs / f"{self.name}.log").open("ab")
-        command = [sys.executable, "-m", "nerve", "run", str(HERE / f"{self.name}.py"),
-                   "-b", self.platform.bootstrap, "-r", self.platform.registry_url or "",
-                   "--state-dir", str(self.state),  # the streams' local state
-                   "-X", "session.timeout.ms=6000"]  # fmt: skip
-        self.proc = subprocess.Popen(
-            command, stdout=log, stderr=log, stdin=subprocess.DEVNULL, env=self.env
-        )
-        log.close()
-
-    def kill(self) -> None:
-        if self.proc is not None and self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGKILL)
-            self.proc.wait(10)
-
-    def status(self) -> str:
-        if self.proc is None:
-            return "not started"
-        code = self.proc.poll()
-        return "running" if code is None else f"EXITED ({code}), see {self.logs / self.name}.log"
-
-    def log_tail(self, lines: int = 15) -> str:
-        try:
-            text = (self.logs / f"{self.name}.log").read_text(errors="replace")
-        except OSError:
-            return ""
-        return "\n".join(text.splitlines()[-lines:])
-
-    def stop(self) -> None:
-        if self.proc is not None and self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGTERM)
-            try:
-                self.proc.wait(30)
-            except subprocess.TimeoutExpired:
-                self.kill()
 
 
 def send(producer: Producer, event: Event) -> None:
@@ -238,7 +192,10 @@ def run(check: bool, data_dir: Path | None, users: int, count: int, rate: float)
                 send(producer, profile)
             producer.flush(30)
             state = data_dir / "state"
-            services = {name: ServiceProcess(name, platform, logs, state, env) for name in SERVICES}
+            services = {
+                name: ServiceProcess(name, HERE / f"{name}.py", platform, logs, state, env)
+                for name in SERVICES
+            }
             for service in services.values():
                 service.start()
             console = None if check else _start_console(platform, logs, env)

@@ -1,11 +1,17 @@
-"""The shop's workload and its oracle: per SKU a lane of commands (restocks, then orders placed,
-stock reserved, orders paid or cancelled and their stock released, with invalid transitions and
-stale versions among them), each with the outcome it must get and the version it expects.
+"""The shop's workload and its oracle: per SKU a lane of commands (a restock, then orders placed,
+with restocks, invalid commands and stale versions among them), each with the outcome it must
+get and the version it expects; and what every order, payment, shipment and SKU must end as
+once the order saga has seen each order through.
 
-The oracle is the shop's rules stated again in plain Python, apart from the aggregates: it
-decides each command as it plans it. The commands of one lane go one at a time (each after the
-last one's answer) and every aggregate belongs to one lane (an order to its SKU's), so the
-outcomes are fixed whatever the timing between lanes: a run must match them exactly.
+The oracle is the shop's rules stated again in plain Python, apart from the services. An
+order's fate is fixed by the order alone, whatever the timing between the saga's steps, the
+lanes and a killed service: its card says whether the payment is charged, declined or waits for
+a confirmation that never comes (cancelled at the saga's deadline), and a bulk order asks for
+more than its SKU ever holds (out of stock). Every other order finds stock: a lane starts its
+SKU with one more than all its other orders together ask. The driver's own commands are ones
+whose outcome does not depend on where the saga is: a second placing (rejected), a placing with
+version 0 (stale), a payment of the wrong amount, a release for no order, an empty restock
+(rejected).
 """
 
 from __future__ import annotations
@@ -13,22 +19,21 @@ from __future__ import annotations
 import itertools
 import random
 from collections import Counter
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 
-from nerve.demo.shop.events import (
-    CancelOrder,
-    PayOrder,
-    PlaceOrder,
-    ReleaseStock,
-    ReserveStock,
-    RestockItem,
-)
+from nerve.demo.shop.events import PayOrder, PlaceOrder, ReleaseStock, RestockItem
+from nerve.demo.shop.payments import DECLINED, NEEDS_CONFIRMATION
 from nerve.service.events import Event
 
-INITIAL_STOCK = 8
-RESTOCK = 4
+RESTOCK = 2
 RESTOCK_EVERY = 5  # a lane restocks its SKU after every 5th order
+LIVE_STOCK = 30  # a live lane's first stock (it runs short now and then)
+CARD = "4242"
+# fate -> (card, how often)
+FATES = {"paid": (CARD, 0.6), "declined": (DECLINED, 0.15),
+         "unconfirmed": (NEEDS_CONFIRMATION, 0.12), "short": (CARD, 0.13)}  # fmt: skip
+REASONS = {"declined": "payment declined", "short": "out of stock"}  # unconfirmed: the deadline's
 
 
 @dataclass
@@ -43,10 +48,21 @@ class Step:
 
 @dataclass
 class OrderState:
-    status: str = "new"
-    version: int = 0
-    total: int = 0
-    quantity: int = 0
+    customer: str
+    sku: str
+    quantity: int
+    total: int
+    fate: str  # paid, declined, unconfirmed, short
+
+    @property
+    def status(self) -> str:
+        return "paid" if self.fate == "paid" else "cancelled"
+
+    @property
+    def payment(self) -> tuple[str, int] | None:
+        """The payment's end: (status, version), None when there is none."""
+        return {"paid": ("charged", 1), "declined": ("declined", 1),
+                "unconfirmed": ("voided", 2)}.get(self.fate)  # fmt: skip
 
 
 @dataclass
@@ -67,19 +83,59 @@ class Oracle:
     def by_status(self) -> Counter[str]:
         return Counter(o.status for o in self.orders.values())
 
+    def by_customer(self) -> dict[str, tuple[int, int, int, int]]:
+        """customer -> (placed, paid, cancelled, spent)."""
+        out: dict[str, list[int]] = {}
+        for order in self.orders.values():
+            row = out.setdefault(order.customer, [0, 0, 0, 0])
+            row[0] += 1
+            if order.status == "paid":
+                row[1] += 1
+                row[3] += order.total
+            else:
+                row[2] += 1
+        return {c: (r[0], r[1], r[2], r[3]) for c, r in out.items()}
+
+    def failures(self, unpaid_reason: str) -> dict[str, tuple[str, str]]:
+        """order id -> (customer, reason) of every cancelled order."""
+        return {
+            order_id: (o.customer, REASONS.get(o.fate, unpaid_reason))
+            for order_id, o in self.orders.items()
+            if o.status == "cancelled"
+        }
+
 
 def skus(count: int) -> list[str]:
     return [f"sku-{i}" for i in range(1, count + 1)]
 
 
+def _fate(rng: random.Random) -> str:
+    roll, edge = rng.random(), 0.0
+    for fate, (_, share) in FATES.items():
+        edge += share
+        if roll < edge:
+            return fate
+    return "paid"
+
+
 def lane(
     sku: str, oracle: Oracle, seed: int, orders: int | None = None, prefix: str = "o"
 ) -> Iterator[Step]:
-    """The commands of one SKU's lane (endless without ``orders``), deciding each in
-    ``oracle`` as it is planned."""
+    """The commands of one SKU's lane (endless without ``orders``, its stock then not enough
+    for every order), deciding each in ``oracle`` as it is planned."""
     rng = random.Random(f"{seed}-{sku}")
     price = 100 * (int(sku.rsplit("-", 1)[1]) + 2)
     stock = oracle.stock.setdefault(sku, StockState())
+    numbers = itertools.count(1) if orders is None else range(1, orders + 1)
+    planned: Iterable[tuple[int, str, int, str]] = (
+        (n, _fate(rng), rng.randint(1, 3), f"c{rng.randint(1, 12)}") for n in numbers
+    )
+    if orders is None:
+        first, bulk = LIVE_STOCK, 10_000
+    else:  # one more than all its orders but the bulk ones ask: they always find stock
+        planned = list(planned)
+        first = 1 + sum(q for _, fate, q, _ in planned if fate != "short")
+        bulk = first + RESTOCK * (orders // RESTOCK_EVERY) + 1  # more than it ever holds
 
     def step(service: str, command: Event, expected: int | None, want: str) -> Step:
         oracle.outcomes[want] += 1
@@ -90,61 +146,38 @@ def lane(
         stock.version += 1
         return step("inventory", RestockItem(sku=sku, quantity=quantity), expected, "accepted")
 
-    yield restock(INITIAL_STOCK, 0)
-    for n in itertools.count(1):
-        if orders is not None and n > orders:
-            return
+    yield restock(first, 0)
+    for n, fate, quantity, customer in planned:
         order_id = f"{prefix}-{sku}-{n}"
-        order = oracle.orders[order_id] = OrderState()
-        order.quantity = rng.randint(1, 3)
-        order.total = order.quantity * price
-        customer = f"c{rng.randint(1, 12)}"
-        place = PlaceOrder(order_id=order_id, customer=customer, sku=sku,
-                           quantity=order.quantity, total=order.total)  # fmt: skip
-        order.status, order.version = "placed", 1
+        if fate == "short":
+            quantity = bulk
+        order = oracle.orders[order_id] = OrderState(customer, sku, quantity, quantity * price,
+                                                     fate)  # fmt: skip
+        place = PlaceOrder(order_id=order_id, customer=customer, sku=sku, quantity=quantity,
+                           total=order.total, card=FATES[fate][0])  # fmt: skip
         yield step("orders", place, 0, "accepted")
-        reserve = ReserveStock(sku=sku, order_id=order_id, quantity=order.quantity)
-        if order.quantity > stock.available:
-            yield step("inventory", reserve, stock.version, "rejected")  # out of stock
-            order.status, order.version = "cancelled", 2
-            cancel = CancelOrder(order_id=order_id, reason="out of stock")
-            yield step("orders", cancel, 1, "accepted")
-        else:
-            stock.available -= order.quantity
-            stock.reserved[order_id] = order.quantity
-            stock.version += 1
-            yield step("inventory", reserve, stock.version - 1, "accepted")
-            fate = rng.random()
-            if fate < 0.55:  # paid
-                if rng.random() < 0.25:
-                    wrong = PayOrder(order_id=order_id, amount=order.total - 1)
-                    yield step("orders", wrong, 1, "rejected")
-                if rng.random() < 0.2:  # a writer that last saw the order new
-                    stale = PayOrder(order_id=order_id, amount=order.total)
-                    yield step("orders", stale, 0, "conflict")
-                order.status, order.version = "paid", 2
-                yield step("orders", PayOrder(order_id=order_id, amount=order.total), 1,
-                           "accepted")  # fmt: skip
-                if rng.random() < 0.3:
-                    late = CancelOrder(order_id=order_id, reason="changed my mind")
-                    yield step("orders", late, None, "rejected")  # already paid
-            elif fate < 0.85:  # cancelled by the customer, the stock released
-                order.status, order.version = "cancelled", 2
-                cancel = CancelOrder(order_id=order_id, reason="changed my mind")
-                yield step("orders", cancel, 1, "accepted")
-                stock.available += stock.reserved.pop(order_id)
-                stock.version += 1
-                release = ReleaseStock(sku=sku, order_id=order_id)
-                yield step("inventory", release, stock.version - 1, "accepted")
-                if rng.random() < 0.3:
-                    late_pay = PayOrder(order_id=order_id, amount=order.total)
-                    yield step("orders", late_pay, None, "rejected")  # cancelled
-                if rng.random() < 0.3:
-                    again = ReleaseStock(sku=sku, order_id=order_id)
-                    yield step("inventory", again, None, "rejected")  # nothing held
-            elif rng.random() < 0.5:  # left placed, unpaid; placed a second time
-                twice = PlaceOrder(**place.model_dump(exclude={"meta"}))  # a command of its own
-                yield step("orders", twice, None, "rejected")
+        stock.version += 1  # reserved, or short
+        if fate == "paid":
+            stock.available -= quantity
+            stock.reserved[order_id] = quantity
+        elif fate != "short":
+            stock.version += 1  # reserved, then released
+        roll = rng.random()
+        if roll < 0.15:  # placed a second time: whatever the saga did, it is not new
+            twice = PlaceOrder(**place.model_dump(exclude={"meta"}))
+            yield step("orders", twice, None, "rejected")
+        elif roll < 0.3:  # a writer that last saw the order new
+            stale = PlaceOrder(**place.model_dump(exclude={"meta"}))
+            yield step("orders", stale, 0, "conflict")
+        elif roll < 0.45:  # the wrong amount is refused in any state
+            wrong = PayOrder(order_id=order_id, amount=order.total - 1)
+            yield step("orders", wrong, None, "rejected")
+        elif roll < 0.5:
+            nobody = ReleaseStock(sku=sku, order_id=f"{order_id}-unknown")
+            yield step("inventory", nobody, None, "rejected")
+        elif roll < 0.55:
+            empty = RestockItem(sku=sku, quantity=0)
+            yield step("inventory", empty, None, "rejected")
         if n % RESTOCK_EVERY == 0:
             yield restock(RESTOCK, None)
 

@@ -1,0 +1,73 @@
+"""One demo service as its own ``nerve run`` process, shared by the demos: started, SIGKILLed
+and restarted by their checks, stopped at the end, its output in a log file."""
+
+from __future__ import annotations
+
+import signal
+import subprocess
+import sys
+from pathlib import Path
+
+from nerve.testing import Platform
+
+
+class ServiceProcess:
+    """The service defined in ``script`` under ``nerve run`` against ``platform``, its output
+    appended to ``<logs>/<name>.log`` and its streams' local state under ``state``."""
+
+    def __init__(
+        self,
+        name: str,
+        script: Path,
+        platform: Platform,
+        logs: Path,
+        state: Path,
+        env: dict[str, str],
+    ) -> None:
+        self.name, self.script, self.platform = name, script, platform
+        self.logs, self.state, self.env = logs, state, env
+        self.proc: subprocess.Popen[bytes] | None = None
+
+    @property
+    def log(self) -> Path:
+        return self.logs / f"{self.name}.log"
+
+    def start(self) -> None:
+        command = [sys.executable, "-m", "nerve", "run", str(self.script),
+                   "-b", self.platform.bootstrap, "-r", self.platform.registry_url or "",
+                   "--state-dir", str(self.state),
+                   "-X", "session.timeout.ms=6000"]  # fmt: skip
+        with self.log.open("ab") as log:
+            self.proc = subprocess.Popen(
+                command, stdout=log, stderr=log, stdin=subprocess.DEVNULL, env=self.env
+            )
+
+    def kill(self) -> None:
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGKILL)
+            self.proc.wait(10)
+
+    def dead(self) -> bool:
+        """It was started and has exited (on its own, unless killed)."""
+        return self.proc is not None and self.proc.poll() is not None
+
+    def status(self) -> str:
+        if self.proc is None:
+            return "not started"
+        code = self.proc.poll()
+        return "running" if code is None else f"EXITED ({code}), see {self.log}"
+
+    def log_tail(self, lines: int = 15) -> str:
+        try:
+            text = self.log.read_text(errors="replace")
+        except OSError:
+            return ""
+        return "\n".join(text.splitlines()[-lines:])
+
+    def stop(self) -> None:
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+            try:
+                self.proc.wait(30)
+            except subprocess.TimeoutExpired:
+                self.kill()
