@@ -91,3 +91,55 @@ def test_check_passes_with_orders_killed_mid_stream() -> None:
     assert "reorder (added later):" in done.stdout
     assert "analysis (added later): 26 failed purchases" in done.stdout
     assert "check passed" in done.stdout
+
+
+def test_the_saga_sees_every_order_through_as_the_oracle_says() -> None:
+    """The four aggregate services and the saga in test drivers, each emitted event handed to
+    the driver that streams its topic, until nothing moves; then the unconfirmed payments'
+    deadlines pass: every order, payment, shipment and SKU ends as the oracle says."""
+    from datetime import datetime, timedelta
+
+    from nerve.demo.shop.payments import payments
+    from nerve.demo.shop.shipping import shipping
+
+    lanes, oracle = workload.plan(30)
+    steps = [s for group in itertools.zip_longest(*lanes) for s in group if s is not None]
+    drivers = {s.name: TestDriver(s, partitions=4) for s in (orders, inventory, payments,
+                                                              shipping)}  # fmt: skip
+    by_topic = {t: d for d in drivers.values() for t in d.topology.sources_of_topic}
+
+    def settle() -> None:
+        moved = True
+        while moved:
+            moved = False
+            for driver in drivers.values():
+                for event in driver.emitted():
+                    target = by_topic.get(event.topic)
+                    if target is not None:
+                        target.send(event.model_copy(deep=True))
+                        moved = True
+
+    try:
+        for step in steps:
+            reply = f"{step.service}.replies"
+            assert _decide(drivers[step.service], step, reply) == step.want
+            settle()
+        drivers["orders"].punctuate(datetime.now() + timedelta(hours=1))
+        settle()
+        held = _aggregates(drivers["orders"], "order")
+        paid = _aggregates(drivers["payments"], "payment")
+        shipped = _aggregates(drivers["shipping"], "shipment")
+        stock = _aggregates(drivers["inventory"], "stock")
+    finally:
+        for driver in drivers.values():
+            driver.engine.close()
+    assert {k: v[1].status for k, v in held.items()} == {
+        k: o.status for k, o in oracle.orders.items()
+    }
+    assert {k: (v[1].status, v[0]) for k, v in paid.items()} == {
+        k: o.payment for k, o in oracle.orders.items() if o.payment is not None
+    }
+    assert set(shipped) == {k for k, o in oracle.orders.items() if o.status == "paid"}
+    assert {k: (v[1].available, v[1].reserved, v[0]) for k, v in stock.items()} == {
+        k: (s.available, s.reserved, s.version) for k, s in oracle.stock.items()
+    }
