@@ -51,6 +51,11 @@ class ServiceProcess:
         """It was started and has exited (on its own, unless killed)."""
         return self.proc is not None and self.proc.poll() is not None
 
+    def failed(self) -> bool:
+        """It exited with an error. After Ctrl-C, which the terminal sends to the services too
+        (one process group), a clean exit is the service obeying it, not a failure."""
+        return self.proc is not None and self.proc.poll() not in (None, 0)
+
     def status(self) -> str:
         if self.proc is None:
             return "not started"

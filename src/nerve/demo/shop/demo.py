@@ -391,7 +391,8 @@ async def _live(
     for task in failed:
         print(f"a lane stopped: {task.exception()}")
     print(f"sent {driver.done} commands; stopping services")
-    dead = [name for name, s in services.items() if s.dead()]
+    # After Ctrl-C (which reached the services too) a clean exit is the service obeying it.
+    dead = [n for n, s in services.items() if (s.failed() if stop.is_set() else s.dead())]
     for name in dead:
-        print(f"{name} exited on its own; the end of its log:\n{services[name].log_tail()}")
+        print(f"{name} stopped early; the end of its log:\n{services[name].log_tail()}")
     return 1 if dead or failed or driver.mismatches else 0
