@@ -265,3 +265,53 @@ def test_snapshots_every_ten_versions_start_a_history_and_agree_with_the_full_fo
         assert started.records_read < whole.records_read, "a snapshot spares the events before it"
     # The default margin (5 s before the snapshot) reads more, and folds the same.
     assert load(account_type, "s-1", config=config).state == whole.state
+
+
+@pytest.mark.parametrize("broker_kind", ["nerve", "kafka"])
+def test_a_history_whose_first_events_retention_removed_is_refused_not_read_empty(
+    request: pytest.FixtureRequest, broker_kind: str
+) -> None:
+    """Loads start at offset 0; where 0 is gone the consumer must start at the log's start
+    (auto.offset.reset earliest), so the gap in the versions is seen, not an empty history
+    read from the end."""
+    from confluent_kafka import Producer, TopicPartition
+    from confluent_kafka.admin import AdminClient, NewTopic
+
+    server = request.getfixturevalue("nerve_for_diff" if broker_kind == "nerve" else "kafka")
+    prefix = f"er{uuid.uuid4().hex[:6]}"
+
+    class Credited(Event, topic=f"{prefix}.credited", key="account", partitions=1):
+        account: str
+        amount: int
+
+    class Credit(Event, topic=f"{prefix}.credits", key="account", partitions=1):
+        account: str
+        amount: int
+
+    class Wallet(Aggregate, key="account"):
+        balance: int = 0
+
+        @command
+        def credit(self, cmd: Credit) -> Credited:
+            return Credited(account=cmd.account, amount=cmd.amount)
+
+        def apply(self, event: Credited) -> None:
+            self.balance += event.amount
+
+    admin = AdminClient({"bootstrap.servers": server.bootstrap})
+    admin.create_topics([NewTopic(Credited.topic, 1, 1)])[Credited.topic].result(30)
+    producer = Producer({"bootstrap.servers": server.bootstrap})
+    for version in range(1, 6):
+        headers = [("ce_specversion", "1.0"), ("ce_id", uuid.uuid4().hex), ("ce_source", "/t"),
+                   ("ce_type", Credited.topic), ("content-type", "application/json"),
+                   ("ce_nerveversion", str(version))]  # fmt: skip
+        producer.produce(Credited.topic, b'{"account":"w","amount":1}', b"w", headers=headers)
+    assert producer.flush(30) == 0
+    config = RunConfig(bootstrap_servers=server.bootstrap, registry_url=None)
+    with Histories(config) as histories:
+        assert histories.load(Wallet, "w").state.balance == 5
+        deleted = admin.delete_records([TopicPartition(Credited.topic, 0, 2)])
+        for future in deleted.values():
+            future.result(30)
+        with pytest.raises(RuntimeError, match=r"versions are \[3, 4, 5\]"):
+            histories.load(Wallet, "w")
