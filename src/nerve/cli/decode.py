@@ -111,15 +111,21 @@ class FramedDecoder:
         except ImportError:
             self._say("Protobuf values need the protobuf extra: pip install 'nerve[protobuf]'")
             return None
-        from nerve.service.protobuf import ProtobufError, Reference, load_file, message_indexes
+        from nerve.service.protobuf import (
+            ProtobufError,
+            Reference,
+            load_file,
+            message_indexes,
+            rest_references,
+        )
 
         def fetch(subject: str, version: int) -> tuple[str, list[Reference]]:
             path = f"/subjects/{quote(subject, safe='')}/versions/{version}?format=serialized"
             found = self._get(path)
-            return found["schema"], _references(found)
+            return found["schema"], rest_references(found)
 
         serialized = self._get(f"/schemas/ids/{schema_id}?format=serialized")
-        file = load_file(serialized["schema"], _references(serialized), fetch)
+        file = load_file(serialized["schema"], rest_references(serialized), fetch)
         messages = list(file.message_types_by_name.values())
 
         def decode(data: bytes) -> Any:
@@ -135,11 +141,6 @@ class FramedDecoder:
             return json_format.MessageToDict(message, preserving_proto_field_name=True)
 
         return decode
-
-
-def _references(schema: dict[str, Any]) -> list[tuple[str, str, int]]:
-    """A REST answer's references as (name, subject, version)."""
-    return [(r["name"], r["subject"], r["version"]) for r in schema.get("references") or []]
 
 
 def _json(data: bytes) -> Any:

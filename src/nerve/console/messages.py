@@ -324,16 +324,15 @@ def _protobuf(cluster: Cluster, schema: dict[str, Any], text: str) -> bytes:
     from google.protobuf import json_format
     from google.protobuf.message_factory import GetMessageClass
 
-    from nerve.cli.decode import _references
-    from nerve.service.protobuf import Reference, load_file
+    from nerve.service.protobuf import Reference, load_file, rest_references
 
     def fetch(subject: str, version: int) -> tuple[str, list[Reference]]:
         path = f"/subjects/{quote(subject, safe='')}/versions/{version}"
         found = cluster.registry_get(path, format="serialized")
-        return found["schema"], _references(found)
+        return found["schema"], rest_references(found)
 
     serialized = cluster.registry_get(f"/schemas/ids/{schema['id']}", format="serialized")
-    file = load_file(serialized["schema"], _references(serialized), fetch)
+    file = load_file(serialized["schema"], rest_references(serialized), fetch)
     descriptor = next(iter(file.message_types_by_name.values()))
     message = GetMessageClass(descriptor)()
     try:

@@ -13,7 +13,7 @@ from __future__ import annotations
 import base64
 import importlib
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from typing import Any
 
 MAGIC = 0
@@ -64,6 +64,11 @@ Reference = tuple[str, str, int]
 
 FetchReference = Callable[[str, int], tuple[str, list[Reference]]]
 """Fetches a referenced schema by subject and version, serialized: its text and references."""
+
+
+def rest_references(schema: Mapping[str, Any]) -> list[Reference]:
+    """The references of a schema as the registry's REST API answers it."""
+    return [(r["name"], r["subject"], r["version"]) for r in schema.get("references") or []]
 
 
 def load_file(serialized: str, references: list[Reference], fetch: FetchReference) -> Any:
