@@ -1,5 +1,6 @@
 """``nerve acl plan FILE...``: the least-privilege ACLs of the services Python files define
-(nerve.security.acl_plan), as kafka-acls lists them or as JSON."""
+(nerve.security.acl_plan), as kafka-acls lists them or as JSON; with ``--apply``, created on
+the cluster (nerve.security.acl_apply), only those it lacks."""
 
 from __future__ import annotations
 
@@ -8,6 +9,8 @@ import json
 import sys
 from pathlib import Path
 from typing import Any
+
+from nerve.cli.client import CommandError, add_connection_options
 
 
 def add_parser(commands: Any) -> None:
@@ -27,6 +30,13 @@ def add_parser(commands: Any) -> None:
         help="who the ACLs are for (default: User:<service name>)",
     )
     planning.add_argument("--json", action="store_true", help="one JSON list of entries")
+    planning.add_argument(
+        "--apply",
+        action="store_true",
+        help="create the planned ACLs the cluster lacks (connect with -b, -X, -F as a "
+        "principal allowed to alter ACLs); the principal's other ACLs are listed, not deleted",
+    )
+    add_connection_options(planning)
 
 
 def run(args: argparse.Namespace) -> int:
@@ -62,12 +72,49 @@ def run(args: argparse.Namespace) -> int:
                 "are not planned yet; add them by hand",
                 file=sys.stderr,
             )
+        entries += [{"service": service.name, **e} for e in planned.entries(principal)]
         if args.json:
-            entries += [{"service": service.name, **e} for e in planned.entries(principal)]
             continue
         print(f"# {service.name} as {principal}")
         for acl, why in planned.reasons.items():
             print(f"{acl.line(principal)}  # {'; '.join(why)}")
+    if args.apply:
+        return _apply(args, entries)
     if args.json:
         print(json.dumps(entries, indent=2))
+    return 0
+
+
+def _apply(args: argparse.Namespace, entries: list[dict[str, Any]]) -> int:
+    """Create what the cluster lacks and say what was done: in text after the plan, with
+    ``--json`` as each entry's ``applied`` (created or present) and the summary on stderr."""
+    from nerve.cli import client
+    from nerve.security.acl_apply import ApplyError, apply, key, line
+
+    out = sys.stderr if args.json else sys.stdout
+    try:
+        done = apply(client.admin(args), entries)
+    except CommandError as exc:
+        print(f"nerve acl: {exc}", file=sys.stderr)
+        return 1
+    except ApplyError as exc:
+        for k in exc.created:
+            print(f"created {line(k)}", file=out)
+        print(f"nerve acl: {exc}", file=sys.stderr)
+        return 1
+    if args.json:
+        created = set(done.created)
+        for entry in entries:
+            entry["applied"] = "created" if key(entry) in created else "present"
+        print(json.dumps(entries, indent=2))
+    else:
+        print()
+        for k in done.created:
+            print(f"created {line(k)}")
+    for k in done.extra:
+        print(f"not in the plan, left alone: {line(k)}", file=out)
+    if done.created:
+        print(f"created {len(done.created)} ACLs, {len(done.present)} already there", file=out)
+    else:
+        print(f"nothing to create: the {len(done.present)} planned ACLs are there", file=out)
     return 0
