@@ -24,6 +24,7 @@ BASE = 1_700_000_000_000
 TOTAL = 4000
 ACCOUNTS = 20
 PARTITIONS = 3
+RUN_BUDGET_S = 420  # about 60 s on an idle 2-core machine, 60-90 s under the parallel suite
 
 SERVICE = textwrap.dedent(
     """
@@ -112,9 +113,18 @@ def run_with_kills(broker: BrokerProcess, tmp_path: Path, *, exactly_once: bool)
         )
     admin_producer.flush(30)
     want = expected()
+    began = time.monotonic()
     service = start()
     kills = 0
-    deadline = time.monotonic() + 360
+    # Below the test's own timeout, so that a slow or stuck run fails with its story
+    # (the timeline and the service's log) rather than pytest-timeout's bare stack.
+    deadline = began + RUN_BUDGET_S
+    timeline: list[str] = []
+
+    def story() -> str:
+        log = (tmp_path / f"{name}.log").read_text(errors="replace").splitlines()
+        return "\n".join(["timeline:", *timeline, "service log (last 40 lines):", *log[-40:]])
+
     try:
         seen = 0
         while kills < 3 and time.monotonic() < deadline:
@@ -125,12 +135,16 @@ def run_with_kills(broker: BrokerProcess, tmp_path: Path, *, exactly_once: bool)
                 service.wait(10)
                 kills += 1
                 seen = progress
+                timeline.append(f"{time.monotonic() - began:6.1f}s kill {kills} at {progress}")
                 service = start()
-        assert kills == 3, "the service finished before it could be killed three times"
+        assert kills == 3, f"the service was killed {kills} times of 3\n{story()}"
         counts = latest_counts(broker.bootstrap, out)
         while time.monotonic() < deadline and any(counts.get(k, 0) < n for k, n in want.items()):
             time.sleep(1)
             counts = latest_counts(broker.bootstrap, out)
+        done = sum(min(counts.get(k, 0), n) for k, n in want.items())
+        timeline.append(f"{time.monotonic() - began:6.1f}s {done} of {TOTAL} counted")
+        assert done == TOTAL, f"not finished in {RUN_BUDGET_S} s\n{story()}"
         if exactly_once:  # settle: nothing more may come
             time.sleep(3)
             counts = latest_counts(broker.bootstrap, out)
@@ -140,6 +154,7 @@ def run_with_kills(broker: BrokerProcess, tmp_path: Path, *, exactly_once: bool)
         service.wait(30)
 
 
+@pytest.mark.timeout(RUN_BUDGET_S + 180)
 def test_exactly_once_windowed_counts_are_exact_after_three_sigkills(
     broker: BrokerProcess, tmp_path: Path
 ) -> None:
@@ -149,6 +164,7 @@ def test_exactly_once_windowed_counts_are_exact_after_three_sigkills(
     assert wrong == {}, f"{len(wrong)} windows wrong (got, want): {wrong}"
 
 
+@pytest.mark.timeout(RUN_BUDGET_S + 180)
 def test_at_least_once_loses_nothing_after_three_sigkills_and_shows_what_it_double_counts(
     broker: BrokerProcess, tmp_path: Path
 ) -> None:

@@ -214,6 +214,7 @@ class ServiceRunner:
         self._unit_offsets: dict[tuple[str, int], TopicPartition] = {}
         self._unit_due = 0.0
         self.streams: Any = None  # nerve.streams.running.StreamsPart, for a service with streams
+        self.identity: Any = None  # nerve.streams.identity.TransactionalIdentity, the same
         self.events_in = 0
         self.events_out = 0
         self.errors = 0
@@ -286,8 +287,15 @@ class ServiceRunner:
             # A new id per process: replicas must not fence each other (the group generation
             # fences zombies, KIP-447). A killed process's open transaction then blocks
             # read_committed readers until it times out, so the timeout is short; a batch
-            # commits well within it.
+            # commits well within it. A stateful service keeps its id across restarts.
             producer_config["transactional.id"] = f"{self.service.name}-{uuid.uuid4().hex}"
+            if self.streams is not None and self.streams.state_dir is not None:
+                # Stateful: the id kept in the state directory, so a restart aborts the dead
+                # process's transaction at once instead of after the timeout.
+                from nerve.streams.identity import TransactionalIdentity
+
+                self.identity = TransactionalIdentity(self.service.name, self.streams.state_dir)
+                producer_config["transactional.id"] = self.identity.transactional_id
             producer_config["transaction.timeout.ms"] = 10_000
         self.producer = Producer(producer_config)
         if self.service.exactly_once:
@@ -511,6 +519,9 @@ class ServiceRunner:
             self.streams.close()
         for projection in self.service.projections:
             projection.stop()
+        if self.identity is not None:
+            self.identity.close()
+            self.identity = None
 
     # -- the loop ----------------------------------------------------------------------------
 

@@ -112,6 +112,7 @@ class StreamsPart:
         builder = runner.service.streams_builder
         assert builder is not None
         self.runner = runner
+        self.state_dir = state_dir
         self.topology = Topology(builder)
         self.sink = KafkaSink(runner)
         self.engine = StreamsEngine(self.topology, self.sink, state_dir)
