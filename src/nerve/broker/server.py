@@ -246,6 +246,8 @@ class KafkaConnection(asyncio.BufferedProtocol):
         self.pending: collections.deque[asyncio.Future[memoryview | None]] = collections.deque()
         self._reading_paused = False
         self._writing_paused = False
+        # Set while a failed authentication's refusal waits: nothing more is read or handled.
+        self._refusing = False
         self._loop = asyncio.get_running_loop()
         self.last_active = self._loop.time()  # last bytes read or response written
         self.request_started: float | None = None  # when the incomplete request began arriving
@@ -304,7 +306,7 @@ class KafkaConnection(asyncio.BufferedProtocol):
             self.request_started = now if self.decoder.buffered else None
         received = time.perf_counter() if frames else 0.0  # the loop's clock may be coarse
         for frame in frames:
-            if self.transport is None:
+            if self.transport is None or self._refusing:
                 return
             self._handle_frame(frame, received)
         if self.decoder.waiting_for_memory and self.broker.request_pool is not None:
@@ -421,6 +423,12 @@ class KafkaConnection(asyncio.BufferedProtocol):
             self.close()
             return
         if isinstance(result, memoryview):
+            if session.failed_authentication:
+                self.broker.metrics.request_done(
+                    header.api_key, header.api_version, time.perf_counter() - received
+                )
+                self._refuse_after_delay(result)
+                return
             self._respond_now(result)
         elif result is not None:
             self._respond_later(header, result, received)
@@ -440,12 +448,35 @@ class KafkaConnection(asyncio.BufferedProtocol):
         reply = gate.raw_token(self.broker, self.session, bytes(frame))
         if reply is None:
             log.warning("closing connection from %s: SASL authentication failed", self.peer)
-            self.close()
+            self._refuse_after_delay(None)
             return
         self._respond_now(memoryview(len(reply).to_bytes(4, "big") + reply))
         gate.schedule_expiry(self.broker, self.session, self._loop)
         if self.session.authenticated:
             self.decoder.max_frame_bytes = self.broker.config.socket_request_max_bytes
+
+    def _refuse_after_delay(self, response: memoryview | None) -> None:
+        """Kafka's connection.failed.authentication.delay.ms: a failed authentication's
+        refusal leaves, and the connection closes, that much later, which slows a password
+        guesser to one try per delay and connection. A timer: the loop and the other
+        connections go on meanwhile; this one reads nothing more."""
+        delay = self.broker.security.failed_authentication_delay_s
+        if delay <= 0:
+            if response is not None:
+                self._respond_now(response)
+            self.close()
+            return
+        self._refusing = True
+        self._update_reading()
+
+        def refuse() -> None:
+            if self.transport is None:
+                return
+            if response is not None:
+                self._respond_now(response)
+            self.close()  # the transport writes what it holds first
+
+        self._loop.call_later(delay, refuse)
 
     def _respond_now(self, data: memoryview) -> None:
         if not self.pending:
@@ -491,7 +522,8 @@ class KafkaConnection(asyncio.BufferedProtocol):
         if self.transport is None:
             return
         should_pause = (
-            self._writing_paused
+            self._refusing
+            or self._writing_paused
             or len(self.pending) >= _MAX_PENDING
             or self.decoder.waiting_for_memory
         )

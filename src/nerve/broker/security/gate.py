@@ -3,7 +3,9 @@ it completes (or once the session it made has expired, KIP-368).
 
 As Kafka: before authentication a client may send ApiVersions and SaslHandshake, then only
 SaslAuthenticate; anything else closes the connection. A failed exchange is answered with
-SASL_AUTHENTICATION_FAILED and Kafka's message, and the connection is closed after it.
+SASL_AUTHENTICATION_FAILED and Kafka's message, and the connection is closed after it; both
+wait connection.failed.authentication.delay.ms (100 ms by default), so that guessing passwords
+is slow (the connection's timer, broker/server.py).
 """
 
 from __future__ import annotations
@@ -114,6 +116,7 @@ def authenticate(broker: Broker, session: Session, token: bytes) -> Authenticate
             f" ({exc.detail})" if exc.detail else "",
         )
         session.close_after_response = True
+        session.failed_authentication = True
         session.sasl = None
         return Authenticated(ErrorCode.sasl_authentication_failed, message, b"", 0)
     lifetime = _complete(broker, session, principal, server.credential_expiry_ms)

@@ -33,6 +33,9 @@ class Session:
     expired: bool = False
     reauthenticating: bool = False
     close_after_response: bool = False
+    # The exchange failed (wrong credentials): the refusal waits for
+    # connection.failed.authentication.delay.ms, then the connection closes.
+    failed_authentication: bool = False
     # A re-authentication that asked for another mechanism fails at its first token.
     bad_reauth_mechanism: bool = False
     bad_reauth_message: str = ""

@@ -20,6 +20,7 @@ NERVE_OWN = frozenset(
 OTHER = frozenset(
     {
         "authorizer.class.name",
+        "connection.failed.authentication.delay.ms",
         "connections.max.reauth.ms",
         "principal.builder.class",
         "sasl.enabled.mechanisms",

@@ -60,8 +60,23 @@ class BrokerSecurity:
         self.credentials = Credentials()
         self.store = SecurityStore(broker)
         self.authorizer = self._authorizer()
+        self.failed_authentication_delay_s = self._failed_authentication_delay()
         for listener in self.listeners:
             self._configure(listener)
+
+    def _failed_authentication_delay(self) -> float:
+        """connection.failed.authentication.delay.ms in seconds (Kafka's default, 100 ms)."""
+        value = self.settings.get("connection.failed.authentication.delay.ms") or "100"
+        try:
+            delay = int(value)
+        except ValueError:
+            delay = -1
+        if delay < 0:
+            raise SecurityError(
+                f"connection.failed.authentication.delay.ms must be a whole number of ms, 0 or "
+                f"more, not {value!r}"
+            )
+        return delay / 1000
 
     def _authorizer(self) -> Authorizer | None:
         name = (self.settings.get("authorizer.class.name") or "").strip()
