@@ -136,7 +136,8 @@ public final class NerveClients {
 
     /**
      * A share-group member (KIP-932) reading from the start: v0 is released once (and so
-     * delivered again), v1 rejected (never delivered again), every other record accepted.
+     * delivered again), v1 rejected (never delivered again), every other record accepted;
+     * each poll's acknowledgements committed with commitSync, whose failures are printed.
      */
     static void share(String bootstrap, String topic, String group, int count) throws Exception {
         try (Admin admin = Admin.create(Map.of("bootstrap.servers", bootstrap))) {
@@ -176,7 +177,10 @@ public final class NerveClients {
                     System.out.println("record " + record.value() + " " + deliveries);
                     seen++;
                 }
-                consumer.commitSync();
+                // commitSync sends what was acknowledged in a ShareAcknowledge and answers
+                // each partition's outcome: a failure here is an acknowledgement not applied.
+                consumer.commitSync().forEach((partition, failure) -> failure.ifPresent(
+                        e -> System.out.println("commit failed " + partition + " " + e)));
             }
             System.out.println("consumed " + seen);
         }

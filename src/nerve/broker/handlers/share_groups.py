@@ -239,6 +239,9 @@ def handle_share_acknowledge(broker: Broker, header: codec.RequestHeader, reques
     share = broker.groups.share
     group_id, member_id = request.group_id or "", request.member_id or ""
     sg, _, error = share.session(group_id, member_id, request.share_session_epoch, (), ())
+    # v2 (KIP-1222) answers the lock duration, as ShareFetch does; a response built without
+    # it cannot be encoded, and the connection was closed instead of answering.
+    lock = datetime.timedelta(milliseconds=share.lock_ms(group_id))
     if error != ErrorCode.none or sg is None:
         return codec.make(
             module,
@@ -246,6 +249,7 @@ def handle_share_acknowledge(broker: Broker, header: codec.RequestHeader, reques
             throttle_time=NO_THROTTLE,
             error_code=error,
             error_message=None,
+            acquisition_lock_timeout=lock,
             responses=(),
             node_endpoints=(),
         )
@@ -283,6 +287,7 @@ def handle_share_acknowledge(broker: Broker, header: codec.RequestHeader, reques
         throttle_time=NO_THROTTLE,
         error_code=ErrorCode.none,
         error_message=None,
+        acquisition_lock_timeout=lock,
         responses=tuple(responses),
         node_endpoints=_node(broker, module),
     )
