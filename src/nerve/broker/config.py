@@ -65,6 +65,7 @@ class BrokerConfig:
     group_initial_rebalance_delay_ms: int = 3_000
     group_min_session_timeout_ms: int = 6_000
     group_max_session_timeout_ms: int = 1_800_000
+    group_max_size: int = 2_147_483_647  # members a classic group may have
     # The consumer group protocol (KIP-848): Kafka's names and defaults. Kafka bounds the
     # session timeout by group.consumer.min/max.session.timeout.ms (45 s to 60 s); nerve
     # takes any value, so tests and local runs can fail over faster.
@@ -212,6 +213,7 @@ NAMES: dict[str, str] = {
     "group.initial.rebalance.delay.ms": "group_initial_rebalance_delay_ms",
     "group.min.session.timeout.ms": "group_min_session_timeout_ms",
     "group.max.session.timeout.ms": "group_max_session_timeout_ms",
+    "group.max.size": "group_max_size",
     "group.consumer.session.timeout.ms": "group_consumer_session_timeout_ms",
     "group.consumer.heartbeat.interval.ms": "group_consumer_heartbeat_interval_ms",
     "group.consumer.assignors": "group_consumer_assignors",

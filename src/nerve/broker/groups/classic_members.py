@@ -277,10 +277,19 @@ def classic_leave(
     return out
 
 
-def downgrade_allowed(protocol: ConsumerProtocol, cg: ConsumerGroup) -> bool:
+def downgrade_allowed(protocol: ConsumerProtocol, group_id: str, cg: ConsumerGroup) -> bool:
     """Kafka's rule for an online downgrade after members left: someone remains, every one
-    of them speaks the classic protocol, and the migration policy allows it."""
+    of them speaks the classic protocol, no more of them than ``group.max.size`` allows a
+    classic group, and the migration policy allows it."""
     if protocol.config.group_consumer_migration_policy not in ("bidirectional", "downgrade"):
+        return False
+    if len(cg.members) > protocol.config.group_max_size:
+        log.info(
+            "group %s stays a consumer group: its %d members are more than group.max.size (%d)",
+            group_id,
+            len(cg.members),
+            protocol.config.group_max_size,
+        )
         return False
     return bool(cg.members) and all(m.classic is not None for m in cg.members.values())
 

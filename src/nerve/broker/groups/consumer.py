@@ -594,7 +594,7 @@ class ConsumerProtocol:
             self.answer_join(member, None)
         from nerve.broker.groups.classic_members import downgrade, downgrade_allowed
 
-        if downgrade_allowed(self, cg):
+        if downgrade_allowed(self, group.group_id, cg):
             # Only classic members are left: the group becomes a classic group again.
             downgrade(self, group)
             return

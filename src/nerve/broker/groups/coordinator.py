@@ -160,6 +160,9 @@ class GroupCoordinator:
             self._to_classic(group)
         if not group.supports(req.protocol_type, req.protocols):
             return JoinResult(ErrorCode.inconsistent_group_protocol)
+        if not self._accepts(group, req.member_id):
+            self._refuse_over_max_size(group, req.member_id)
+            return JoinResult(ErrorCode.group_max_size_reached)
         if not req.member_id:
             if req.group_instance_id:
                 return self._join_static_without_id(group, req)
@@ -196,6 +199,33 @@ class GroupCoordinator:
                 return self._update_member(group, member, req, "member changed its subscription")
             return self._join_result(group, member)
         return JoinResult(ErrorCode.unknown_member_id)
+
+    def _accepts(self, group: Group, member_id: str) -> bool:
+        """``group.max.size``, counted as Kafka counts it: while a rebalance gathers members,
+        by the members already waiting in it (so that, the limit lowered, the last to rejoin
+        are the ones left out); otherwise by the members the group has. Members already in
+        are always accepted once the group is empty or settled."""
+        limit = self.config.group_max_size
+        if group.is_(GroupState.EMPTY) or group.is_(GroupState.DEAD):
+            return True
+        member = group.members.get(member_id) if member_id else None
+        if group.is_(GroupState.PREPARING_REBALANCE):
+            waiting = sum(1 for m in group.members.values() if m.awaiting_join)
+            return (member is not None and member.awaiting_join) or waiting < limit
+        return member is not None or len(group.members) < limit
+
+    def _refuse_over_max_size(self, group: Group, member_id: str) -> None:
+        """A member refused for the group's size leaves it (Kafka removes it too), so the
+        rebalance in progress does not wait for it."""
+        member = group.members.get(member_id) if member_id else None
+        log.warning(
+            "group %s: member %s refused: the group has reached group.max.size (%d)",
+            group.group_id,
+            member_id or "(new)",
+            self.config.group_max_size,
+        )
+        if member is not None:
+            self._remove_member_and_rebalance(group, member, "member over group.max.size")
 
     def _to_classic(self, group: Group) -> None:
         """An empty consumer group becomes a classic group again (offsets kept)."""
