@@ -49,6 +49,16 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) ->
         )
 
 
+@pytest.fixture(autouse=True)
+def _own_state_dir(
+    tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Services a test starts (``nerve run`` without ``--state-dir``) keep their state in a
+    folder of that test, not in ``.nerve/state`` of the checkout, where it would outlive the
+    run and be shared by tests of one service name on different brokers."""
+    monkeypatch.setenv("NERVE_STATE_DIR", str(tmp_path_factory.mktemp("state")))
+
+
 class _Factory:
     """Starts brokers on demand and stops them at teardown."""
 

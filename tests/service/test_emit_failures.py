@@ -4,6 +4,7 @@ the reason, and the service goes on, also after a restart. Against a live broker
 
 from __future__ import annotations
 
+import time
 from collections.abc import Iterator
 
 import pytest
@@ -47,11 +48,15 @@ def reporting(name: str, model: type[Report] | type[SmallReport], calls: list[st
 
 
 def letters(platform: Platform, topic: str, count: int) -> list[tuple[bytes | None, object]]:
+    """The dead letters once ``count`` are there (or what is there after 60 s): three
+    attempts with backoff come first, which a loaded machine stretches."""
     found: list[tuple[bytes | None, object]] = []
-    for _ in range(100):
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
         found = [(key, headers) for key, _, headers in platform.read(topic)]
         if len(found) >= count:
             break
+        time.sleep(0.1)
     return found
 
 

@@ -20,9 +20,9 @@ import functools
 import inspect
 import logging
 import time
-import uuid
 from collections import defaultdict
 from collections.abc import Awaitable, Callable, Iterable
+from pathlib import Path
 from typing import Any
 
 from confluent_kafka import (
@@ -214,7 +214,7 @@ class ServiceRunner:
         self._unit_offsets: dict[tuple[str, int], TopicPartition] = {}
         self._unit_due = 0.0
         self.streams: Any = None  # nerve.streams.running.StreamsPart, for a service with streams
-        self.identity: Any = None  # nerve.streams.identity.TransactionalIdentity, the same
+        self.identity: Any = None  # nerve.service.identity.TransactionalIdentity, the same
         self.events_in = 0
         self.events_out = 0
         self.errors = 0
@@ -247,8 +247,6 @@ class ServiceRunner:
         ensure_topics(admin, wanted)
         builder = self.service.streams_builder
         if builder is not None and builder.sources:
-            from pathlib import Path
-
             from nerve.streams.running import StreamsPart
 
             state_dir = Path(self.config.state_dir or Path(".nerve") / "state")
@@ -284,18 +282,17 @@ class ServiceRunner:
             }
         )
         if self.service.exactly_once:
-            # A new id per process: replicas must not fence each other (the group generation
-            # fences zombies, KIP-447). A killed process's open transaction then blocks
-            # read_committed readers until it times out, so the timeout is short; a batch
-            # commits well within it. A stateful service keeps its id across restarts.
-            producer_config["transactional.id"] = f"{self.service.name}-{uuid.uuid4().hex}"
-            if self.streams is not None and self.streams.state_dir is not None:
-                # Stateful: the id kept in the state directory, so a restart aborts the dead
-                # process's transaction at once instead of after the timeout.
-                from nerve.streams.identity import TransactionalIdentity
+            # The id kept in the state directory (nerve.service.identity): a restart fences the
+            # killed process and aborts its open transaction at once. A second live process on
+            # the same directory gets an id of its own, so replicas never fence each other (the
+            # group generation fences zombies, KIP-447). A process that cannot keep its id leaves
+            # a killed transaction to the timeout, so the timeout is short; a batch commits well
+            # within it.
+            from nerve.service.identity import TransactionalIdentity
 
-                self.identity = TransactionalIdentity(self.service.name, self.streams.state_dir)
-                producer_config["transactional.id"] = self.identity.transactional_id
+            state_dir = Path(self.config.state_dir or Path(".nerve") / "state")
+            self.identity = TransactionalIdentity(self.service.name, state_dir)
+            producer_config["transactional.id"] = self.identity.transactional_id
             producer_config["transaction.timeout.ms"] = 10_000
         self.producer = Producer(producer_config)
         if self.service.exactly_once:

@@ -1,4 +1,4 @@
-"""A stateful exactly-once service keeps its transactional id in its state directory, so a
+"""An exactly-once service keeps its transactional id in its state directory, so a
 restart fences the killed process at once; a second live process on the same directory never
 takes the same id (it would fence a live replica)."""
 
@@ -9,7 +9,7 @@ import sys
 import textwrap
 from pathlib import Path
 
-from nerve.streams.identity import TransactionalIdentity
+from nerve.service.identity import TransactionalIdentity
 
 
 def test_a_restarted_process_takes_the_id_its_predecessor_kept(tmp_path: Path) -> None:
@@ -36,7 +36,7 @@ def test_a_second_live_process_on_the_same_directory_gets_an_id_of_its_own(
                 f"""
                 import sys
                 from pathlib import Path
-                from nerve.streams.identity import TransactionalIdentity
+                from nerve.service.identity import TransactionalIdentity
                 held = TransactionalIdentity("counts", Path({str(tmp_path)!r}))
                 print(held.transactional_id, flush=True)
                 sys.stdin.read()

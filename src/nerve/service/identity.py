@@ -1,11 +1,12 @@
-"""The transactional id a stateful service keeps in its state directory across restarts.
+"""The transactional id an exactly-once service keeps in its state directory across restarts.
 
 An exactly-once service with a new transactional id per process leaves a killed process's open
 transaction to the broker's timeout: until then every ``read_committed`` reader of its output
-and changelogs is stuck at that transaction (10 s after each crash, seen in
-tests/streams/test_exactly_once.py). Kafka Streams keeps its process id in the state directory
-for the same reason: the restarted process takes the same transactional id, and its
-``init_transactions`` fences the dead one and aborts its transaction at once.
+(and changelogs) is stuck at that transaction (10 s after each crash, seen in
+tests/streams/test_exactly_once.py and tests/service/test_delivery.py). Kafka Streams keeps
+its process id in the state directory for the same reason: the restarted process takes the
+same transactional id, and its ``init_transactions`` fences the dead one and aborts its
+transaction at once.
 
 The id is held under an exclusive lock for the process's life. A second process on the same
 state directory (a replica started beside the first one) cannot take it and gets an id of its
@@ -22,7 +23,7 @@ import uuid
 from pathlib import Path
 from typing import IO
 
-log = logging.getLogger("nerve.streams")
+log = logging.getLogger("nerve.service")
 
 
 class TransactionalIdentity:
