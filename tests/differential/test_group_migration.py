@@ -111,3 +111,49 @@ def test_a_group_upgrades_then_downgrades_when_its_last_consumer_member_leaves(
         "downgraded": CLASSIC_ONE,
         "classic again": CLASSIC_TWO,
     }
+
+
+@pytest.mark.slow
+def test_a_static_member_restarted_with_the_classic_protocol_downgrades_the_group_at_once(
+    backend: Backend, topic_name: TopicNameFactory
+) -> None:
+    """KIP-345 across protocols: a static member of the consumer protocol closes (leaving
+    with epoch -2, its partitions kept for its session) and comes back with the classic
+    protocol, as a rolled-back deployment does. Its JoinGroup without a member id replaces
+    it at once, and as the group then has only classic members it becomes a classic group,
+    the returning member holding its old partitions, well within the 45 s session after
+    which the departed member would have been removed anyway."""
+    bootstrap = backend.bootstrap
+    topic, group = topic_name(), topic_name("group")
+    create(backend, topic, 4)
+    admin = AdminClient({"bootstrap.servers": bootstrap})
+    classic = Worker(bootstrap, topic, group, "cooperative-sticky", instance_id="a")
+    workers = [classic]
+    observed: dict[str, Any] = {}
+    try:
+        wait_for(lambda: balanced([classic], 4), 60, "the classic member to own all four")
+        modern = Worker(bootstrap, topic, group, "consumer:uniform", instance_id="b")
+        workers.append(modern)
+        wait_for(lambda: balanced([classic, modern], 4), 60, "the two members sharing")
+        observed["upgraded"] = settled(admin, group, UPGRADED)
+        held = sorted(modern.assigned)
+        modern.stop()  # a static member's close: ConsumerGroupHeartbeat with epoch -2
+        back = Worker(bootstrap, topic, group, "cooperative-sticky", instance_id="b")
+        workers.append(back)
+        wait_for(
+            lambda: sorted(back.assigned) == held and balanced([classic, back], 4),
+            30,
+            "the returning classic member to hold its old partitions",
+        )
+        observed["rejoined"] = settled(admin, group, CLASSIC_TWO)
+        produce_ok(bootstrap, topic, [f"after-{i}".encode() for i in range(100)])
+        expected = {f"after-{i}" for i in range(100)}
+        wait_for(
+            lambda: expected <= {v for w in (classic, back) for _, _, v in w.consumed},
+            60,
+            "every message produced after the downgrade to be consumed",
+        )
+    finally:
+        for w in workers:
+            w.stop()
+    assert observed == {"upgraded": UPGRADED, "rejoined": CLASSIC_TWO}

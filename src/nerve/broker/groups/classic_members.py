@@ -143,17 +143,34 @@ def classic_join(
         topics, owned_named = offsets_records.parse_subscription(req.protocols[0][1])
     except offsets_records.RecordFormatError:
         return JoinResult(ErrorCode.inconsistent_group_protocol)
+    instance_id = req.group_instance_id
     if not req.member_id:
         member_id = f"{req.client_id}-{uuid.uuid4()}"
-        if req.require_known_member_id:
+        if req.require_known_member_id and instance_id is None:
             return JoinResult(ErrorCode.member_id_required, member_id=member_id)
     else:
         member_id = req.member_id
+    # KIP-345: a static member's instance id names it. Without a member id it replaces the
+    # member holding that id (of either protocol: a restart that rolled its client back to
+    # the classic protocol too), taking its partitions; with one, the id must be the holder's.
+    holder_id = cg.static_members.get(instance_id) if instance_id is not None else None
+    holder = cg.members.get(holder_id) if holder_id is not None else None
+    if instance_id is not None and req.member_id:
+        if holder is None:
+            return JoinResult(ErrorCode.unknown_member_id)
+        if holder.member_id != member_id:
+            return JoinResult(ErrorCode.fenced_instance_id)
     member = cg.members.get(member_id)
-    if member is None:
+    if holder is not None and not req.member_id:
+        if _only_classic_after_replacing(protocol, group.group_id, cg, holder):
+            return _downgrade_replacing(protocol, group, holder, member_id, req)
+        member = protocol.replace_static_member(group, cg, holder, member_id)
+    elif member is None:
         # The id handed out with MEMBER_ID_REQUIRED is not kept: any new id joins, as Kafka.
         member = ConsumerMember(member_id=member_id)
         cg.members[member_id] = member
+        if instance_id is not None:
+            cg.static_members[instance_id] = member_id
     elif member.classic is None:
         return JoinResult(ErrorCode.unknown_member_id)
     protocol.answer_join(member, JoinResult(ErrorCode.rebalance_in_progress))
@@ -277,6 +294,61 @@ def classic_leave(
     return out
 
 
+def _only_classic_after_replacing(
+    protocol: ConsumerProtocol, group_id: str, cg: ConsumerGroup, replaced: ConsumerMember
+) -> bool:
+    """Kafka's rule for an online downgrade when a classic static member replaces one: every
+    other member speaks the classic protocol, the group fits ``group.max.size`` and the
+    migration policy allows it."""
+    if not all(m.classic is not None for m in cg.members.values() if m is not replaced):
+        return False
+    if protocol.config.group_consumer_migration_policy not in ("bidirectional", "downgrade"):
+        return False
+    if len(cg.members) > protocol.config.group_max_size:
+        log.info(
+            "group %s stays a consumer group: its %d members are more than group.max.size (%d)",
+            group_id,
+            len(cg.members),
+            protocol.config.group_max_size,
+        )
+        return False
+    return True
+
+
+def _downgrade_replacing(
+    protocol: ConsumerProtocol,
+    group: Group,
+    replaced: ConsumerMember,
+    member_id: str,
+    req: JoinRequest,
+) -> JoinResult:
+    """The last member of the consumer protocol is replaced by a classic static member (its
+    instance restarted with the classic protocol): the group becomes a classic group at once,
+    stable, each member with its target partitions and the joining one with those of the
+    member it replaces; no rebalance, as Kafka does. The joining member is told it is a
+    follower, so its SyncGroup just collects its partitions."""
+    cg = group.consumer
+    assert cg is not None
+    member = protocol.replace_static_member(group, cg, replaced, member_id)
+    member.classic = ClassicMembership(list(req.protocols), req.session_timeout_ms)
+    member.client_id, member.client_host = req.client_id, req.client_host
+    member.rebalance_timeout_ms = req.rebalance_timeout_ms
+    log.info(
+        "group %s: static member %s rejoined with the classic protocol, replacing the last "
+        "member of the consumer protocol",
+        group.group_id,
+        req.group_instance_id,
+    )
+    downgrade(protocol, group, rebalance=False)
+    return JoinResult(
+        ErrorCode.none,
+        generation=group.generation,
+        protocol_type="consumer",
+        protocol_name=group.protocol,
+        member_id=member_id,
+    )
+
+
 def downgrade_allowed(protocol: ConsumerProtocol, group_id: str, cg: ConsumerGroup) -> bool:
     """Kafka's rule for an online downgrade after members left: someone remains, every one
     of them speaks the classic protocol, no more of them than ``group.max.size`` allows a
@@ -294,9 +366,10 @@ def downgrade_allowed(protocol: ConsumerProtocol, group_id: str, cg: ConsumerGro
     return bool(cg.members) and all(m.classic is not None for m in cg.members.values())
 
 
-def downgrade(protocol: ConsumerProtocol, group: Group) -> None:
+def downgrade(protocol: ConsumerProtocol, group: Group, rebalance: bool = True) -> None:
     """Turn a consumer group whose members all speak the classic protocol back into a
-    classic group, and start a classic rebalance."""
+    classic group, and start a classic rebalance (or, with ``rebalance=False``, leave it
+    stable with each member's target partitions as its assignment)."""
     cg = group.consumer
     assert cg is not None
     coordinator = protocol.coordinator
@@ -317,7 +390,9 @@ def downgrade(protocol: ConsumerProtocol, group: Group) -> None:
             rebalance_timeout_ms=m.rebalance_timeout_ms,
             protocol_type="consumer",
             protocols=list(classic.protocols),
-            assignment=offsets_records.encode_assignment(_to_names(protocol, m.assigned)),
+            assignment=offsets_records.encode_assignment(
+                _to_names(protocol, m.assigned if rebalance else cg.target.get(m.member_id, {}))
+            ),
         )
         # A JoinGroup still waiting is answered by the classic rebalance that follows.
         member.join_waiter, classic.join_waiter = classic.join_waiter, None
@@ -345,6 +420,7 @@ def downgrade(protocol: ConsumerProtocol, group: Group) -> None:
         group.group_id,
         len(members),
     )
-    coordinator._prepare_rebalance(
-        group, "downgraded from the consumer protocol: its last member of that protocol left"
-    )
+    if rebalance:
+        coordinator._prepare_rebalance(
+            group, "downgraded from the consumer protocol: its last member of that protocol left"
+        )

@@ -363,15 +363,35 @@ class ConsumerProtocol:
             return member, None
         if old.member_id == member_id:
             return old, None
-        if not old.left_static:
+        if not old.left_static and old.classic is None:
+            # A classic holder is replaced at once, as classic static members are (Kafka).
             return None, HeartbeatResult(
                 ErrorCode.unreleased_instance_id,
                 f"Static member {old.member_id} with instance id {req.instance_id} is not "
                 "released yet.",
             )
+        replacement = self.replace_static_member(group, cg, old, member_id)
+        if old.classic is None:
+            replacement.member_epoch = old.member_epoch
+            replacement.previous_member_epoch = old.previous_member_epoch
+            replacement.state = old.state
+            replacement.pending_revocation = old.pending_revocation
+        return replacement, None
+
+    def replace_static_member(
+        self, group: Group, cg: ConsumerGroup, old: ConsumerMember, member_id: str
+    ) -> ConsumerMember:
+        """KIP-345: a static member's new instance takes the place of ``old`` under a new
+        member id, with its subscription and partitions (its epoch starts again from 0, so
+        it reconciles towards the target it takes over); ``old`` is fenced."""
+        assert old.instance_id is not None
         self._cancel(old)
         del cg.members[old.member_id]
         self._tombstone_member(group, old.member_id)
+        if old.classic is not None:
+            from nerve.broker.groups.group import JoinResult
+
+            self.answer_join(old, JoinResult(ErrorCode.fenced_instance_id))
         replacement = ConsumerMember(
             member_id=member_id,
             joined=True,
@@ -380,23 +400,18 @@ class ConsumerProtocol:
             subscribed_topic_regex=old.subscribed_topic_regex,
             server_assignor=old.server_assignor,
             rebalance_timeout_ms=old.rebalance_timeout_ms,
-            member_epoch=old.member_epoch,
-            previous_member_epoch=old.previous_member_epoch,
-            state=old.state,
+            member_epoch=0,
+            previous_member_epoch=0,
             assigned=old.assigned,
-            pending_revocation=old.pending_revocation,
         )
         cg.members[member_id] = replacement
-        cg.static_members[req.instance_id] = member_id
+        cg.static_members[old.instance_id] = member_id
         if old.member_id in cg.target:
             cg.target[member_id] = cg.target.pop(old.member_id)
         log.info(
-            "group %s: static member %s came back as %s",
-            group.group_id,
-            req.instance_id,
-            member_id,
+            "group %s: static member %s came back as %s", group.group_id, old.instance_id, member_id
         )
-        return replacement, None
+        return replacement
 
     def _update_member(self, cg: ConsumerGroup, m: ConsumerMember, req: HeartbeatRequest) -> bool:
         """Apply what the heartbeat changes; True when the subscription changed."""
