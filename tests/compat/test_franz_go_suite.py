@@ -5,9 +5,9 @@ the Go module cache and pointed at a broker with ``KGO_SEEDS``: TestGroupETL cha
 consumers of the classic protocol (range, cooperative-sticky, static) and of KIP-848
 (``ServerSideBalancer`` with range and sticky, static too) through three levels of topics,
 checking every record arrives once in order per partition; TestShareGroup,
-TestShareGroupAckOnClose and TestShareGroupOffsetsAdmin use share groups (KIP-932) and their
-offset admin APIs. TestShareGroupETL is left out: on nerve its consumers' FlushAcks miss the
-test's 10 s deadline now and then (docs/compatibility.md)."""
+TestShareGroupAckOnClose, TestShareGroupOffsetsAdmin and TestShareGroupETL use share groups
+(KIP-932), their acknowledgements (FlushAcks sends standalone ShareAcknowledge v2) and their
+offset admin APIs."""
 
 from __future__ import annotations
 
@@ -24,7 +24,10 @@ from tests._broker import BrokerProcess
 from tests._kafka import KafkaProcess
 
 HERE = Path(__file__).resolve().parent
-TESTS = "^(TestGroupETL|TestShareGroup|TestShareGroupAckOnClose|TestShareGroupOffsetsAdmin)$"
+TESTS = (
+    "^(TestGroupETL|TestShareGroup|TestShareGroupAckOnClose|TestShareGroupOffsetsAdmin"
+    "|TestShareGroupETL)$"
+)
 
 
 def franz_go_version() -> str:
@@ -105,5 +108,6 @@ def test_franz_go_group_and_share_group_tests_pass(
         "TestShareGroup",
         "TestShareGroupAckOnClose",
         "TestShareGroupOffsetsAdmin",
+        "TestShareGroupETL",
     } <= passed, run.stdout[-6000:]
     assert "--- SKIP" not in run.stdout, run.stdout[-6000:]
