@@ -10,7 +10,14 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import quote
 
-from nerve.cli.client import CommandError, add_registry_option, registry_url, table
+from nerve.cli.client import (
+    CommandError,
+    add_connection_options,
+    add_registry_option,
+    client_config,
+    registry_url,
+    table,
+)
 
 TYPES_BY_SUFFIX = {".avsc": "AVRO", ".avro": "AVRO", ".json": "JSON", ".proto": "PROTOBUF"}
 CONTENT_TYPE = "application/vnd.schemaregistry.v1+json"
@@ -56,6 +63,42 @@ def add_parser(commands: Any) -> None:
     )
     for action in actions.choices.values():
         add_registry_option(action)
+    _add_acl_parser(actions)
+
+
+def _add_acl_parser(actions: Any) -> None:
+    """``nerve schemas acl add|remove|list``: per-subject rights (nerve.registry.acls),
+    written to the registry's ACL topic in Kafka, as Confluent's sr-acl-cli does."""
+    from nerve.registry.acls import OPERATIONS
+
+    acl = actions.add_parser(
+        "acl", help="grant, revoke and list per-subject rights (the registry's ACL topic)"
+    )
+    verbs = acl.add_subparsers(dest="acl_action", required=True)
+    for verb, text in (("add", "grant (or --deny) an operation"), ("remove", "take an ACL away")):
+        parser = verbs.add_parser(verb, help=text)
+        parser.add_argument("--principal", "-p", required=True, help="a user name, or *")
+        parser.add_argument(
+            "--operation",
+            "-o",
+            action="append",
+            required=True,
+            choices=(*OPERATIONS, "*"),
+            help="repeatable",
+        )
+        parser.add_argument(
+            "--subject", "-s", default="", help="a subject, * or prefix* (subject operations)"
+        )
+        parser.add_argument("--deny", action="store_true", help="a DENY ACL (beats any ALLOW)")
+    verbs.add_parser("list", help="every ACL of the topic")
+    for parser in verbs.choices.values():
+        parser.add_argument(
+            "--topic",
+            default="_schemas_acl",
+            help="the ACL topic (Confluent's confluent.schema.registry.acl.topic; default "
+            "_schemas_acl, after kafkastore.topic _schemas)",
+        )
+        add_connection_options(parser)
 
 
 def _url(args: argparse.Namespace) -> str:
@@ -124,7 +167,38 @@ def run(args: argparse.Namespace) -> int:
         return 2 if not isinstance(exc, _HttpError) else 1
 
 
+def _acl(args: argparse.Namespace) -> int:
+    from nerve.registry import acls
+
+    config = client_config(args)
+    if args.acl_action == "list":
+        topic = acls.AclTopic(config, args.topic)
+        try:
+            topic.start()
+            found = topic.store.all()
+        finally:
+            topic.close()
+        rows = [(a.principal, a.operation, a.subject or "-", a.permission) for a in found]
+        print(table(rows, ("PRINCIPAL", "OPERATION", "SUBJECT", "PERMISSION")))
+        return 0
+    try:
+        wanted = [
+            acls.Acl(args.principal, operation, args.subject, "DENY" if args.deny else "ALLOW")
+            for operation in args.operation
+        ]
+    except acls.AclError as exc:
+        raise CommandError(str(exc)) from None
+    acls.write(config, args.topic, wanted, remove=args.acl_action == "remove")
+    for acl in wanted:
+        done = "removed" if args.acl_action == "remove" else "added"
+        on = f" on {acl.subject}" if acl.subject else ""
+        print(f"{done}: {acl.permission} {acl.principal} {acl.operation}{on}")
+    return 0
+
+
 def _run(args: argparse.Namespace) -> int:
+    if args.action == "acl":
+        return _acl(args)
     deleted = "true" if getattr(args, "deleted", False) else "false"
     normalize = "true" if getattr(args, "normalize", False) else "false"
     if args.action == "list":

@@ -24,6 +24,7 @@ from starlette.responses import Response
 from starlette.routing import Route
 
 from nerve.registry import errors, media
+from nerve.registry.acls import AclMiddleware, AclStore
 from nerve.registry.auth import BasicAuth, BasicAuthMiddleware
 from nerve.registry.config import RegistryConfig
 from nerve.registry.openapi import openapi_document
@@ -110,9 +111,13 @@ def build_app(
     config: RegistryConfig | None = None,
     metrics: RegistryMetrics | None = None,
     auth: BasicAuth | None = None,
+    *,
+    acl_store: AclStore | None = None,
+    subjects_of_id: Callable[[int], set[str] | None] | None = None,
 ) -> Starlette:
     """The ASGI application serving ``registry``; with ``metrics``, every request measured;
-    with ``auth``, every request authenticated first."""
+    with ``auth``, every request authenticated first; with ``acl_store``, authorized by the
+    caller's ACLs (``subjects_of_id`` names the subjects a schema id belongs to)."""
     settings = config or RegistryConfig()
 
     def endpoint(work: Callable[[Request, Any], Any], *, body: bool = False) -> Handler:
@@ -356,6 +361,12 @@ def build_app(
     if auth is not None:  # outermost: nothing runs for a request refused
         middleware.append(Middleware(BasicAuthMiddleware, auth=auth))
     middleware.append(Middleware(RawPathRouting))
+    if acl_store is not None:  # inside RawPathRouting: it reads subjects from the routed path
+        middleware.append(
+            Middleware(
+                AclMiddleware, store=acl_store, subjects_of_id=subjects_of_id or (lambda _: None)
+            )
+        )
     if metrics is not None:  # inside RawPathRouting: it sees the route the router matched
         middleware.append(Middleware(metrics.middleware))
     return Starlette(

@@ -48,6 +48,11 @@ class RegistryConfig:
     ssl_keystore_location: str = ""
     ssl_keystore_type: str = "PEM"
     ssl_key_password: str = ""
+    # Per-subject rights (:mod:`nerve.registry.acls`), Confluent's settings: the ACL
+    # authorizer's class name (or ``acl``) turns them on; the topic they are kept in
+    # (default ``<kafkastore.topic>_acl``).
+    confluent_schema_registry_authorizer_class: str = ""
+    confluent_schema_registry_acl_topic: str = ""
 
     _NAMES = {
         "max.request.bytes": "max_request_bytes",
@@ -64,6 +69,10 @@ class RegistryConfig:
         "ssl.keystore.location": "ssl_keystore_location",
         "ssl.keystore.type": "ssl_keystore_type",
         "ssl.key.password": "ssl_key_password",
+        "confluent.schema.registry.authorizer.class": (
+            "confluent_schema_registry_authorizer_class"
+        ),
+        "confluent.schema.registry.acl.topic": "confluent_schema_registry_acl_topic",
     }
 
     def apply_pairs(self, pairs: list[str]) -> None:

@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING, Any
 
 import uvicorn
 
-from nerve.registry import auth
+from nerve.registry import acls, auth
 from nerve.registry.api import build_app
 from nerve.registry.config import RegistryConfig, RegistryConfigError
 from nerve.registry.registry import Registry
@@ -50,8 +50,34 @@ class RegistryServer:
         self._check_tls()
         self.metrics = metrics
         self.schemas_topic = SchemasTopic(bootstrap_servers, topic, client_config)
+        self.acl_topic = self._acl_topic(bootstrap_servers, topic, client_config)
         self._server: _Server | None = None
         self._task: asyncio.Task[None] | None = None
+
+    def _acl_topic(
+        self, bootstrap_servers: str, topic: str, client_config: dict[str, Any] | None
+    ) -> acls.AclTopic | None:
+        """The ACL topic to follow when per-subject rights are on; a bad setting fails here."""
+        authorizer = self.config.confluent_schema_registry_authorizer_class.strip()
+        if not authorizer:
+            return None
+        if authorizer.lower() != "acl" and authorizer != acls.AUTHORIZER_CLASS:
+            raise RegistryConfigError(
+                "confluent.schema.registry.authorizer.class must be "
+                f"{acls.AUTHORIZER_CLASS} (or acl), not {authorizer!r}: nerve has the ACL "
+                "authorizer only"
+            )
+        config = {"bootstrap.servers": bootstrap_servers, "log_level": 0, **(client_config or {})}
+        name = acls.acl_topic(topic, self.config.confluent_schema_registry_acl_topic.strip())
+        return acls.AclTopic(config, name)
+
+    def _subjects_of_id(self, schema_id: int) -> set[str] | None:
+        """The subjects using a schema id (deleted versions too), None for an unknown id."""
+        with self.schemas_topic.lock:
+            state = self.schemas_topic.state
+            if schema_id not in state.schemas:
+                return None
+            return {entry.subject for entry in state.uses_of(schema_id, deleted=True)}
 
     def _check_tls(self) -> None:
         """A keystore that cannot serve TLS fails at construction, before Kafka is read."""
@@ -72,6 +98,8 @@ class RegistryServer:
     async def start(self) -> tuple[str, int]:
         """Read `_schemas` to the end, then accept HTTP; returns the bound address."""
         await asyncio.to_thread(self.schemas_topic.start)
+        if self.acl_topic is not None:
+            await asyncio.to_thread(self.acl_topic.start)
         family = socket.AF_INET6 if ":" in self.host else socket.AF_INET
         sock = socket.socket(family, socket.SOCK_STREAM)
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
@@ -85,7 +113,14 @@ class RegistryServer:
         if self.metrics is not None:
             self.metrics.registry = registry
         config = uvicorn.Config(
-            build_app(registry, self.config, self.metrics, self.auth),
+            build_app(
+                registry,
+                self.config,
+                self.metrics,
+                self.auth,
+                acl_store=self.acl_topic.store if self.acl_topic is not None else None,
+                subjects_of_id=self._subjects_of_id,
+            ),
             log_level="warning",
             access_log=False,
             lifespan="off",
@@ -107,3 +142,5 @@ class RegistryServer:
             self._server.should_exit = True
             await self._task
         await asyncio.to_thread(self.schemas_topic.close)
+        if self.acl_topic is not None:
+            await asyncio.to_thread(self.acl_topic.close)
