@@ -210,7 +210,7 @@ def test_nerve_schemas_takes_credentials_in_the_url(secured: RegistryProcess) ->
     ("settings", "says"),
     [
         ({"authentication.method": "BASIC"}, "needs authentication.jaas.file"),
-        ({"authentication.method": "DIGEST"}, "must be NONE or BASIC"),
+        ({"authentication.method": "DIGEST"}, "must be NONE, BASIC or BEARER"),
         (
             {"authentication.method": "BASIC", "authentication.users.file": "/nonexistent/u"},
             "cannot read the users file",

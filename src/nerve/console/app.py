@@ -42,7 +42,7 @@ from nerve.console.config import ConsoleConfig
 from nerve.console.decoding import Decoder
 from nerve.console.filters import FilterError, compile_filter
 from nerve.console.scans import Scans, key_partitions
-from nerve.registry.auth import from_config
+from nerve.registry.auth import AuthConfigError, BasicAuth, from_config
 from nerve.security.client_settings import without_userinfo
 
 log = logging.getLogger("nerve.console")
@@ -114,6 +114,9 @@ def build_app(config: ConsoleConfig) -> Starlette:
     """The console's application; raises AuthConfigError (a ValueError) for login settings
     or a users file that cannot be used."""
     auth = from_config(config)
+    if auth is not None and not isinstance(auth, BasicAuth):
+        # The console reaches Kafka and the registry with the logged-in user's password.
+        raise AuthConfigError("the console logs people in with BASIC only, not BEARER")
     consoles = Consoles(config)
     templates = Jinja2Templates(directory=str(HERE / "templates"))
     env = templates.env

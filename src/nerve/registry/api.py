@@ -25,7 +25,7 @@ from starlette.routing import Route
 
 from nerve.registry import errors, media
 from nerve.registry.acls import AclMiddleware, AclStore
-from nerve.registry.auth import BasicAuth, BasicAuthMiddleware
+from nerve.registry.auth import BasicAuth, BasicAuthMiddleware, BearerAuth
 from nerve.registry.config import RegistryConfig
 from nerve.registry.openapi import openapi_document
 from nerve.registry.paths import RawPathRouting, path_param
@@ -110,7 +110,7 @@ def build_app(
     registry: Registry,
     config: RegistryConfig | None = None,
     metrics: RegistryMetrics | None = None,
-    auth: BasicAuth | None = None,
+    auth: BasicAuth | BearerAuth | None = None,
     *,
     acl_store: AclStore | None = None,
     subjects_of_id: Callable[[int], set[str] | None] | None = None,

@@ -9,8 +9,13 @@ Confluent (rest-utils on Jetty) takes ``authentication.method=BASIC``, ``authent
 Passwords are plain or ``MD5:<hex>`` (Jetty's forms); Jetty's ``OBF:`` and ``CRYPT:`` are
 refused at start rather than never matching.
 
+``authentication.method=BEARER`` takes ``Authorization: Bearer <JWT>`` instead, checked
+against a JSON Web Key Set with Confluent Platform's ``oauthbearer.*`` settings (its
+``AuthenticationHandler``), the principal being the token's subject.
+
 A request without valid credentials is answered 401 with ``WWW-Authenticate: Basic
-realm="..."``; a user without one of the roles, 403; both with Confluent's error body.
+realm="..."`` (``Bearer`` for tokens); a user without one of the roles, 403; both with
+Confluent's error body.
 """
 
 from __future__ import annotations
@@ -117,6 +122,7 @@ class BasicAuth:
     users: dict[str, User]
     roles: frozenset[str]
     skip_paths: tuple[str, ...] = ()
+    scheme: str = "Basic"
 
     def skips(self, path: str) -> bool:
         for spec in self.skip_paths:
@@ -137,6 +143,39 @@ class BasicAuth:
         if found is None or not found.accepts(password):
             return None
         return found
+
+
+@dataclass(frozen=True)
+class BearerAuth:
+    """Who may call the API with ``Authorization: Bearer <JWT>``: tokens signed by a key of
+    the configured key set, with the expected issuer and audience, not expired; the principal
+    is the token's ``sub`` (or the configured claim). Confluent Platform's OAuth settings
+    (``oauthbearer.*``); the validation is the broker's OAUTHBEARER one, so one identity
+    provider serves Kafka and the registry."""
+
+    realm: str
+    validator: Any  # nerve.security.jwt_tokens.JwtValidator
+    skip_paths: tuple[str, ...] = ()
+    roles: frozenset[str] = frozenset()  # tokens carry no roles: any valid token is let in
+    scheme: str = "Bearer"
+
+    def skips(self, path: str) -> bool:
+        return BasicAuth(self.realm, {}, self.roles, self.skip_paths).skips(path)
+
+    def user(self, authorization: str | None) -> User | None:
+        from nerve.security.jwt_tokens import TokenRejected
+
+        if not authorization:
+            return None
+        scheme, _, token = authorization.strip().partition(" ")
+        if scheme.lower() != "bearer" or not token.strip():
+            return None
+        try:
+            subject, _ = self.validator(token.strip())
+        except TokenRejected as exc:
+            log.info("registry: a bearer token was refused: %s", exc)
+            return None
+        return User(subject, "", frozenset())
 
 
 def basic_credentials(authorization: str | None) -> tuple[str, str] | None:
@@ -168,17 +207,21 @@ class AuthSettings(Protocol):
     authentication_users_file: str
 
 
-def from_config(config: AuthSettings) -> BasicAuth | None:
+def from_config(config: AuthSettings) -> BasicAuth | BearerAuth | None:
     """The authentication ``config`` asks for (None: NONE, the default); raises
     :class:`AuthConfigError` for a method, file or line that cannot be used."""
     method = config.authentication_method.strip().upper()
     if method in ("", "NONE"):
         return None
+    realm = config.authentication_realm.strip()
+    skip = tuple(p.strip() for p in config.authentication_skip_paths.split(",") if p.strip())
+    if method == "BEARER":
+        return _bearer(config, realm, skip)
     if method != "BASIC":
         raise AuthConfigError(
-            f"authentication.method must be NONE or BASIC, not {config.authentication_method!r}"
+            "authentication.method must be NONE, BASIC or BEARER, not "
+            f"{config.authentication_method!r}"
         )
-    realm = config.authentication_realm.strip()
     if config.authentication_users_file:
         users_file = Path(config.authentication_users_file)
     elif config.authentication_jaas_file:
@@ -194,15 +237,38 @@ def from_config(config: AuthSettings) -> BasicAuth | None:
     roles = frozenset(r.strip() for r in config.authentication_roles.split(",") if r.strip())
     if "*" in roles or "**" in roles:
         roles = frozenset()
-    skip = tuple(p.strip() for p in config.authentication_skip_paths.split(",") if p.strip())
     return BasicAuth(realm, users, roles, skip)
+
+
+def _bearer(config: AuthSettings, realm: str, skip: tuple[str, ...]) -> BearerAuth:
+    """Bearer tokens checked against ``oauthbearer.jwks.endpoint.url`` (read at start)."""
+    from nerve.security.jwt_tokens import JwtValidator
+
+    url = getattr(config, "oauthbearer_jwks_endpoint_url", "").strip()
+    if not url:
+        raise AuthConfigError(
+            "authentication.method=BEARER needs oauthbearer.jwks.endpoint.url (the key set "
+            "tokens are signed with: file:///path/jwks.json or https://...)"
+        )
+    audience = [a.strip() for a in getattr(config, "oauthbearer_expected_audience", "").split(",")]
+    try:
+        validator = JwtValidator(
+            url,
+            [a for a in audience if a],
+            getattr(config, "oauthbearer_expected_issuer", "").strip() or None,
+            getattr(config, "oauthbearer_sub_claim_name", "").strip() or "sub",
+            int(getattr(config, "oauthbearer_clock_skew_seconds", 30)),
+        )
+    except Exception as exc:  # an unreadable file or URL, a key set that does not parse
+        raise AuthConfigError(f"oauthbearer.jwks.endpoint.url {url}: {exc}") from None
+    return BearerAuth(realm, validator, skip)
 
 
 class BasicAuthMiddleware:
     """ASGI middleware answering 401/403 before any route runs; the user's name is left in
     the scope as ``nerve.principal``."""
 
-    def __init__(self, app: Any, auth: BasicAuth) -> None:
+    def __init__(self, app: Any, auth: BasicAuth | BearerAuth) -> None:
         self.app = app
         self.auth = auth
 
@@ -213,7 +279,7 @@ class BasicAuthMiddleware:
         headers = {k.decode("latin-1").lower(): v.decode("latin-1") for k, v in scope["headers"]}
         user = self.auth.user(headers.get("authorization"))
         if user is None:
-            challenge = f'Basic realm="{self.auth.realm}"'
+            challenge = f'{self.auth.scheme} realm="{self.auth.realm}"'
             await _refuse(send, headers, 401, "Unauthorized", [(b"www-authenticate", challenge)])
             return
         if self.auth.roles and not self.auth.roles & user.roles:

@@ -53,6 +53,14 @@ class RegistryConfig:
     # (default ``<kafkastore.topic>_acl``).
     confluent_schema_registry_authorizer_class: str = ""
     confluent_schema_registry_acl_topic: str = ""
+    # authentication.method=BEARER: JWTs checked against this key set (file:// or https://),
+    # with these claims (Confluent Platform's OAuth settings); the subject claim names the
+    # principal. The clock skew allowed on exp and nbf is nerve's (30 s, as the broker's).
+    oauthbearer_jwks_endpoint_url: str = ""
+    oauthbearer_expected_issuer: str = ""
+    oauthbearer_expected_audience: str = ""
+    oauthbearer_sub_claim_name: str = "sub"
+    oauthbearer_clock_skew_seconds: int = 30
 
     _NAMES = {
         "max.request.bytes": "max_request_bytes",
@@ -73,6 +81,11 @@ class RegistryConfig:
             "confluent_schema_registry_authorizer_class"
         ),
         "confluent.schema.registry.acl.topic": "confluent_schema_registry_acl_topic",
+        "oauthbearer.jwks.endpoint.url": "oauthbearer_jwks_endpoint_url",
+        "oauthbearer.expected.issuer": "oauthbearer_expected_issuer",
+        "oauthbearer.expected.audience": "oauthbearer_expected_audience",
+        "oauthbearer.sub.claim.name": "oauthbearer_sub_claim_name",
+        "oauthbearer.clock.skew.seconds": "oauthbearer_clock_skew_seconds",
     }
 
     def apply_pairs(self, pairs: list[str]) -> None:

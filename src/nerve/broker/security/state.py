@@ -21,6 +21,7 @@ from nerve.broker.security.session import Session
 from nerve.broker.security.settings import SecuritySettings
 from nerve.broker.security.ssl_principal import NoMatchingRule, SslPrincipalMapper, subject_name
 from nerve.broker.security.store import SECURITY_TOPIC, Key, SecurityStore, Value
+from nerve.security.jwt_tokens import JwtValidator
 from nerve.security.principal import ANONYMOUS, KafkaPrincipal
 
 if TYPE_CHECKING:
@@ -56,7 +57,7 @@ class BrokerSecurity:
         self.mappers: dict[str, SslPrincipalMapper] = {}
         self.mechanisms: dict[str, list[str]] = {}
         self.plain_users: dict[str, dict[str, str]] = {}
-        self.jwt: dict[str, sasl.JwtValidator] = {}
+        self.jwt: dict[str, JwtValidator] = {}
         self.credentials = Credentials()
         self.store = SecurityStore(broker)
         self.authorizer = self._authorizer()
@@ -140,7 +141,7 @@ class BrokerSecurity:
                     "the key set that signs the tokens (file:// or https://)"
                 )
             try:
-                self.jwt[name] = sasl.JwtValidator(
+                self.jwt[name] = JwtValidator(
                     url,
                     self.settings.get_list("sasl.oauthbearer.expected.audience", name),
                     self.settings.get("sasl.oauthbearer.expected.issuer", name),
