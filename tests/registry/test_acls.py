@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import subprocess
 import sys
-import time
 import uuid
 from collections.abc import Callable
 from pathlib import Path
@@ -22,6 +21,7 @@ from nerve.registry.config import RegistryConfig, RegistryConfigError
 from nerve.registry.server import RegistryServer
 from tests._broker import BrokerProcess
 from tests._registry import RegistryProcess
+from tests.compat.test_groups import wait_for
 from tests.registry.test_auth import RegistryWith, registry_with  # noqa: F401 - fixture
 
 AVRO = '{"type":"record","name":"%s","fields":[{"name":"id","type":"string"}]}'
@@ -42,15 +42,6 @@ def refused(call: Callable[[], object]) -> SchemaRegistryError:
     with pytest.raises(SchemaRegistryError) as caught:
         call()
     return caught.value
-
-
-def eventually(check: Callable[[], bool], what: str, timeout: float = 20) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if check():
-            return
-        time.sleep(0.2)
-    raise AssertionError(f"timed out after {timeout}s waiting for {what}")
 
 
 def test_each_user_may_do_what_its_acls_grant_and_changes_apply_without_restart(
@@ -119,7 +110,7 @@ def test_each_user_may_do_what_its_acls_grant_and_changes_apply_without_restart(
         except SchemaRegistryError:
             return False
 
-    eventually(lists, "dev's new GLOBAL_READ to apply")
+    wait_for(lists, 20, "dev's new GLOBAL_READ to apply")
     acl(bootstrap, topic, "remove", "-p", "dev", "-o", "SUBJECT_READ", "-o", "SUBJECT_WRITE",
         "-s", "orders-*")  # fmt: skip
 
@@ -129,7 +120,7 @@ def test_each_user_may_do_what_its_acls_grant_and_changes_apply_without_restart(
         )
         return answer.status_code == 403 and answer.json()["error_code"] == 40301
 
-    eventually(revoked, "dev's rights on orders-* to go")
+    wait_for(revoked, 20, "dev's rights on orders-* to go")
     listing = acl(bootstrap, topic, "list")
     assert "dev" in listing and "GLOBAL_READ" in listing and "orders-secret-value" in listing
     assert "orders-*" not in listing

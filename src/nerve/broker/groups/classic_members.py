@@ -162,7 +162,7 @@ def classic_join(
             return JoinResult(ErrorCode.fenced_instance_id)
     member = cg.members.get(member_id)
     if holder is not None and not req.member_id:
-        if _only_classic_after_replacing(protocol, group.group_id, cg, holder):
+        if downgrade_allowed(protocol, group.group_id, cg, replaced=holder):
             return _downgrade_replacing(protocol, group, holder, member_id, req)
         member = protocol.replace_static_member(group, cg, holder, member_id)
     elif member is None:
@@ -294,27 +294,6 @@ def classic_leave(
     return out
 
 
-def _only_classic_after_replacing(
-    protocol: ConsumerProtocol, group_id: str, cg: ConsumerGroup, replaced: ConsumerMember
-) -> bool:
-    """Kafka's rule for an online downgrade when a classic static member replaces one: every
-    other member speaks the classic protocol, the group fits ``group.max.size`` and the
-    migration policy allows it."""
-    if not all(m.classic is not None for m in cg.members.values() if m is not replaced):
-        return False
-    if protocol.config.group_consumer_migration_policy not in ("bidirectional", "downgrade"):
-        return False
-    if len(cg.members) > protocol.config.group_max_size:
-        log.info(
-            "group %s stays a consumer group: its %d members are more than group.max.size (%d)",
-            group_id,
-            len(cg.members),
-            protocol.config.group_max_size,
-        )
-        return False
-    return True
-
-
 def _downgrade_replacing(
     protocol: ConsumerProtocol,
     group: Group,
@@ -349,10 +328,19 @@ def _downgrade_replacing(
     )
 
 
-def downgrade_allowed(protocol: ConsumerProtocol, group_id: str, cg: ConsumerGroup) -> bool:
-    """Kafka's rule for an online downgrade after members left: someone remains, every one
-    of them speaks the classic protocol, no more of them than ``group.max.size`` allows a
-    classic group, and the migration policy allows it."""
+def downgrade_allowed(
+    protocol: ConsumerProtocol,
+    group_id: str,
+    cg: ConsumerGroup,
+    replaced: ConsumerMember | None = None,
+) -> bool:
+    """Kafka's rule for an online downgrade: every member (but ``replaced``, whom a classic
+    static member is replacing) speaks the classic protocol, someone remains after members
+    left, no more members than ``group.max.size`` allows a classic group, and the migration
+    policy allows it."""
+    others = [m for m in cg.members.values() if m is not replaced]
+    if (replaced is None and not others) or any(m.classic is None for m in others):
+        return False
     if protocol.config.group_consumer_migration_policy not in ("bidirectional", "downgrade"):
         return False
     if len(cg.members) > protocol.config.group_max_size:
@@ -363,7 +351,7 @@ def downgrade_allowed(protocol: ConsumerProtocol, group_id: str, cg: ConsumerGro
             protocol.config.group_max_size,
         )
         return False
-    return bool(cg.members) and all(m.classic is not None for m in cg.members.values())
+    return True
 
 
 def downgrade(protocol: ConsumerProtocol, group: Group, rebalance: bool = True) -> None:
