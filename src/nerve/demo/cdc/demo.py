@@ -170,8 +170,10 @@ def _published(bootstrap: str) -> tuple[dict[str, list[Any]], int, Counter[str]]
 
 
 def run(check: bool, data_dir: Path | None, transactions: int, rate: float) -> int:
+    from nerve.connect.local_postgres import PostgresError, PostgresProcess
+
     try:
-        from nerve.connect.local_postgres import PostgresError, PostgresProcess
+        import psycopg  # noqa: F401 - the legacy app and nerve cdc need it
     except ImportError:
         print("nerve demo cdc needs psycopg: pip install 'nerve[cdc]'", file=sys.stderr)
         return 1
