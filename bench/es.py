@@ -9,8 +9,9 @@ reply committed to the last (every command decided, its event, state, reply and 
 transaction). Loading is ``nerve.es.Histories.load`` of an aggregate with 1,000 events (read
 back from Kafka and folded; the consumer kept between loads).
 
-CPU per command: the replica's CPU time (every thread) from the first reply to the last;
-eventsourcing's is its process's (its database server's own CPU is not counted). Load CPU:
+CPU per command: the replica's CPU time (every thread) from the first reply to the last, and
+the broker's over the same span (nerve's broker is a Python process too); eventsourcing's is
+its process's (its database server's own CPU is not counted). Load CPU:
 the loading process's CPU time, median.
 
 eventsourcing: an ``Application`` doing the same commands one after another (get the
@@ -18,6 +19,8 @@ aggregate, check the expected version, trigger the event, save; its aggregate ca
 fastest mode), and ``repository.get`` of a 1,000-event aggregate with no cache or snapshot.
 
     .venv/bin/python bench/es.py [--aggregates 1000 --per 20] [--markdown out.md]
+
+``BENCH_PROFILE=prefix`` runs the replica under cProfile (``prefix.prof``).
 """
 
 from __future__ import annotations
@@ -98,7 +101,9 @@ def taskset(cpu: int | None) -> list[str]:
     return ["taskset", "-c", str(cpu)] if cpu is not None else []
 
 
-def nerve_case(args: argparse.Namespace, bootstrap: str, work: Path) -> dict[str, Any]:
+def nerve_case(
+    args: argparse.Namespace, bootstrap: str, work: Path, broker_pid: int | None = None
+) -> dict[str, Any]:
     import json
 
     from confluent_kafka import Consumer, KafkaError, Producer
@@ -141,10 +146,15 @@ def nerve_case(args: argparse.Namespace, bootstrap: str, work: Path) -> dict[str
         write(names.Post(ledger="big", amount=1), n)
     producer.flush(60)
     total = args.aggregates * args.per + args.events
+    # BENCH_PROFILE=prefix: the replica under cProfile, its profile written to prefix.prof.
+    profile = os.environ.get("BENCH_PROFILE")
+    command = nerve_command()
+    if profile:
+        command = [sys.executable, "-m", "cProfile", "-o", f"{profile}.prof", "-m", "nerve"]
     replica = subprocess.Popen(
         [
             *taskset(args.worker_cpu),
-            *nerve_command(),
+            *command,
             "run",
             str(path),
             "-b",
@@ -167,10 +177,12 @@ def nerve_case(args: argparse.Namespace, bootstrap: str, work: Path) -> dict[str
     # The replica's CPU time (all its threads) from the first reply to the last: what a
     # command costs it, a figure other work on the machine disturbs less than the rate.
     cpu_first = cpu_last = 0.0
+    # The broker's too: with three records a command (event, reply, state) it may be the limit.
+    broker_first = broker_last = 0.0
     deadline = time.monotonic() + args.max_seconds
     try:
         while seen < total and time.monotonic() < deadline:
-            batch = consumer.consume(10_000, 0.2)
+            batch = consumer.consume(10_000, 0.02)  # fine-grained: a run lasts seconds
             now = time.monotonic()
             for message in batch:
                 if message.error() is not None:
@@ -182,8 +194,10 @@ def nerve_case(args: argparse.Namespace, bootstrap: str, work: Path) -> dict[str
                 seen += 1
             if batch and not first:
                 first, first_count, cpu_first = now, seen, _cpu_seconds(replica.pid)
+                broker_first = _cpu_seconds(broker_pid) if broker_pid else 0.0
             if batch:
                 last, cpu_last = now, _cpu_seconds(replica.pid)
+                broker_last = _cpu_seconds(broker_pid) if broker_pid else 0.0
     finally:
         consumer.close()
         replica.terminate()
@@ -192,6 +206,7 @@ def nerve_case(args: argparse.Namespace, bootstrap: str, work: Path) -> dict[str
         raise RuntimeError(f"nerve: {seen} of {total} replies, {statuses} (see replica.log)")
     rate = (seen - first_count) / (last - first) if last > first else 0.0
     cpu_us = (cpu_last - cpu_first) / max(seen - first_count, 1) * 1e6
+    broker_us = (broker_last - broker_first) / max(seen - first_count, 1) * 1e6
     config = RunConfig(bootstrap_servers=bootstrap, registry_url=None)
     with Histories(config) as histories:
         loads, load_cpu = [], []
@@ -207,7 +222,8 @@ def nerve_case(args: argparse.Namespace, bootstrap: str, work: Path) -> dict[str
         fresh = time.perf_counter() - fresh_started
     name = "nerve" if args.batch is None else f"nerve (batches of {args.batch:,})"
     return {"system": name, "commands_per_s": rate, "commands": total, "cpu_us": cpu_us,
-            "load_ms": statistics.median(loads[1:]) * 1000, "first_load_ms": fresh * 1000,
+            "broker_cpu_us": broker_us, "load_ms": statistics.median(loads[1:]) * 1000,
+            "first_load_ms": fresh * 1000,
             "load_cpu_ms": statistics.median(load_cpu[1:]) * 1000,
             "records_read": history.records_read}  # fmt: skip
 
@@ -282,17 +298,18 @@ def eventsourcing_case(args: argparse.Namespace, env: dict[str, str], name: str)
 def table(rows: list[dict[str, Any]]) -> str:
     base = next((r for r in rows if r["system"] == "eventsourcing-postgres"), None)
     lines = [
-        "| system | commands | commands/s | ratio | CPU us/command | load 1,000 events (ms, "
-        "median) | ratio | load CPU (ms) | first load (ms) | records read |",
-        "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |",
+        "| system | commands | commands/s | ratio | CPU us/command | broker CPU us/command | "
+        "load 1,000 events (ms, median) | ratio | load CPU (ms) | first load (ms) | records read |",
+        "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |",
     ]
     for r in rows:
         c_ratio = f"{r['commands_per_s'] / base['commands_per_s']:.1f}" if base else "-"
         l_ratio = f"{base['load_ms'] / r['load_ms']:.1f}" if base else "-"
+        broker = f"{r['broker_cpu_us']:.0f}" if "broker_cpu_us" in r else "-"
         lines.append(
             f"| {r['system']} | {r['commands']:,} | {r['commands_per_s']:,.0f} | {c_ratio} |"
-            f" {r['cpu_us']:.0f} | {r['load_ms']:.1f} | {l_ratio} | {r['load_cpu_ms']:.1f} |"
-            f" {r['first_load_ms']:.1f} | {r['records_read']:,} |"
+            f" {r['cpu_us']:.0f} | {broker} | {r['load_ms']:.1f} | {l_ratio} |"
+            f" {r['load_cpu_ms']:.1f} | {r['first_load_ms']:.1f} | {r['records_read']:,} |"
         )
     return "\n".join(lines)
 
@@ -321,7 +338,7 @@ def main() -> int:
         work = Path(tmp)
         if "nerve" in systems:
             with SpawnedBroker(cpu=args.broker_cpu) as broker:
-                rows.append(nerve_case(args, broker.bootstrap, work))
+                rows.append(nerve_case(args, broker.bootstrap, work, broker.process.pid))
                 print(rows[-1], flush=True)
         if "eventsourcing-sqlite" in systems:
             env = {"PERSISTENCE_MODULE": "eventsourcing.sqlite",
