@@ -43,6 +43,7 @@ class AggregateNode(Node):
         self.cls = cls
         self.snapshot_every = snapshot_every
         self.snapshot_topic = snapshot_topic
+        self._name_json = _text(cls.__name__)  # in every reply
 
     def process(self, task: Task, record: Record) -> None:
         command = record.value
@@ -124,28 +125,45 @@ class AggregateNode(Node):
                     self.cls.__name__, record.key, type(record.value).__name__, status, reason,
                 )  # fmt: skip
             return
-        head = {
-            "command_id": meta.id,
-            "aggregate": self.cls.__name__,
-            "key": record.key,
-            "status": status,
-            "version": version,
-            "reason": reason,
-        }
-        # The events' data as pydantic writes it, spliced in (measured: a fifth of a command's
-        # cost went to model_dump and json.dumps of the same data).
-        parts = [
-            b'{"type":%s,"topic":%s,"data":%s}'
-            % (_text(e.event_type), _text(e.topic), e.__pydantic_serializer__.to_json(e))
-            for e in events or []
-        ]
-        body = _dumps(head)[:-1].encode() + b',"events":[' + b",".join(parts) + b"]}"
+        # The JSON object json.dumps would write for these fields, made from its pieces (the
+        # aggregate's name, the event types' heads the same text every time), the events' data
+        # as pydantic writes it spliced in: model_dump and json.dumps of the same data were a
+        # fifth of a command's cost; json.dumps of the head as a dict half of what was left
+        # (measured: 3.1 us a reply, 1.5 us made this way).
+        body = _REPLY % (
+            _text(meta.id),
+            self._name_json,
+            _NULL if record.key is None else _text(record.key),
+            _text(status),
+            version,
+            _NULL if reason is None else _text(reason),
+            b",".join(_event_head(type(e)) + e.__pydantic_serializer__.to_json(e) + b"}"
+                      for e in events or ()),
+        )  # fmt: skip
         task.sink.send(reply_to, meta.id.encode(), body, -1)
 
 
 _dumps = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False).encode
 _IMMUTABLE = frozenset({int, str, float, bool, type(None), bytes})
 _REVISIONS: dict[type, int] = {}
+
+
+_NULL = b"null"
+_REPLY = (
+    b'{"command_id":%s,"aggregate":%s,"key":%s,"status":%s,"version":%d,"reason":%s,"events":[%s]}'
+)
+_EVENT_HEADS: dict[type, bytes] = {}
+
+
+def _event_head(event_type: type[Event]) -> bytes:
+    """An event's object in a reply, up to its data (the same for every event of a type)."""
+    head = _EVENT_HEADS.get(event_type)
+    if head is None:
+        head = _EVENT_HEADS[event_type] = b'{"type":%s,"topic":%s,"data":' % (
+            _text(event_type.event_type),
+            _text(event_type.topic),
+        )
+    return head
 
 
 def _text(value: str) -> bytes:
