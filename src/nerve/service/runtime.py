@@ -114,6 +114,12 @@ def _record_id(message: Message) -> str:
     )
 
 
+async def _settled(future: asyncio.Future[None] | None) -> None:
+    """Wait for ``future`` to finish, whatever its outcome (the batch fails anyway)."""
+    if future is not None:
+        await asyncio.gather(future, return_exceptions=True)
+
+
 def _drive(coro: Any) -> tuple[bool, Any]:
     """Run a coroutine as far as it goes without suspending.
 
@@ -648,8 +654,22 @@ class ServiceRunner:
             runs = self.streams.arrange(by_partition)
             if not by_partition:
                 return
+        offsets = [
+            TopicPartition(topic, partition, (records[-1].offset() or 0) + 1)
+            for (topic, partition), records in by_partition.items()
+        ]
+        sending: asyncio.Future[None] | None = None
         if self.service.exactly_once:
             self.producer.begin_transaction()
+            if self.consumer is not None and self.share is None:
+                # The batch's offsets are known before it is handled: they go to the
+                # transaction while it is (AddOffsetsToTxn and TxnOffsetCommit, two round
+                # trips, measured ~2.3 ms of a 500-command batch's 25 ms, were waited for after
+                # it). A batch that fails aborts them with the rest.
+                metadata = self.consumer.consumer_group_metadata()
+                sending = asyncio.get_running_loop().run_in_executor(
+                    None, self.producer.send_offsets_to_transaction, offsets, metadata, 30
+                )
         pending = [self._handle_partition(records) for records in runs]
         waiting: list[Awaitable[Any]] = []
         try:
@@ -669,16 +689,16 @@ class ServiceRunner:
             await asyncio.gather(*waiting, return_exceptions=True)
             for coro in pending:
                 coro.close()  # the partitions not started yet
+            await _settled(sending)  # no abort while a call of the transaction is under way
             self.producer.abort_transaction(30)
             self._note_refused()
             self._rewind(by_partition)
             return
+        except BaseException:
+            await _settled(sending)
+            raise
         if self.streams is not None and self.streams.wall_clock:
             self.streams.engine.punctuate()  # deadlines due meanwhile, in this transaction
-        offsets = [
-            TopicPartition(topic, partition, (records[-1].offset() or 0) + 1)
-            for (topic, partition), records in by_partition.items()
-        ]
         if self._defers_durability():
             if not self._unit:
                 self._unit_due = time.monotonic() + self.config.commit_interval_s
@@ -690,8 +710,12 @@ class ServiceRunner:
                 await self._finish_unit()
             return
         if self.streams is not None:
-            self.streams.before_durable()
-        await self._make_durable(offsets, by_partition)
+            try:
+                self.streams.before_durable()
+            except BaseException:
+                await _settled(sending)
+                raise
+        await self._make_durable(offsets, by_partition, sending)
 
     def _defers_durability(self) -> bool:
         """At-least-once in a consumer group makes several batches durable at once."""
@@ -757,8 +781,13 @@ class ServiceRunner:
         return asyncio.get_running_loop().create_task(finish(), context=context)
 
     async def _make_durable(
-        self, offsets: list[TopicPartition], batch: dict[tuple[str, int], list[Message]]
+        self,
+        offsets: list[TopicPartition],
+        batch: dict[tuple[str, int], list[Message]],
+        sending: asyncio.Future[None] | None = None,
     ) -> None:
+        """Commit the batch (exactly-once: its offsets in the transaction, sent already if
+        ``sending``), or flush its emits and store its offsets."""
         assert self.producer is not None
         loop = asyncio.get_running_loop()
         if self.share is not None:
@@ -777,9 +806,12 @@ class ServiceRunner:
             return
         assert self.consumer is not None
         if self.service.exactly_once:
-            metadata = self.consumer.consumer_group_metadata()
             try:
-                self.producer.send_offsets_to_transaction(offsets, metadata, 30)
+                if sending is not None:
+                    await sending
+                else:
+                    metadata = self.consumer.consumer_group_metadata()
+                    self.producer.send_offsets_to_transaction(offsets, metadata, 30)
                 await loop.run_in_executor(None, self.producer.commit_transaction, 30)
             except KafkaException as exc:
                 log.warning(
