@@ -115,6 +115,8 @@ def _encode_models(value: Any) -> bytes:
     """What ``to_jsonable`` then ``json`` would write, a model's fields serialized by pydantic
     straight to JSON text (an aggregate's state is a model in a tuple, written per command:
     measured, model_dump and json.dumps of it were a tenth of a command's cost)."""
+    if type(value) is int:  # an aggregate's version beside its state: JSON is its digits
+        return b"%d" % value
     if isinstance(value, BaseModel):
         cls = type(value)
         tag = _TAGS.get(cls)
@@ -122,7 +124,7 @@ def _encode_models(value: Any) -> bytes:
             tag = _TAGS[cls] = b'{"$m":' + _dumps(f"{cls.__module__}:{cls.__qualname__}").encode()
         return tag + b',"v":' + cls.__pydantic_serializer__.to_json(value) + b"}"
     if type(value) is tuple:
-        return b'{"$t":[' + b",".join(_encode_models(v) for v in value) + b"]}"
+        return b'{"$t":[' + b",".join([_encode_models(v) for v in value]) + b"]}"
     return _dumps(to_jsonable(value)).encode()
 
 
