@@ -15,19 +15,23 @@ How it keeps its promises:
   ``<prefix>.cdc-offsets`` (compacted), are committed as one Kafka transaction: one commit per
   batch, not per database transaction, is where the speed comes from. ``batch_changes=0``
   gives each database transaction its own Kafka transaction.
-- **Nothing lost, nothing twice, across a SIGKILL at any moment.** The slot is advanced only
-  after the Kafka transaction committed, and only to the batch's last commit LSN; at start the
+- **Nothing lost, nothing twice, across a SIGKILL at any moment.** The slot is read over the
+  streaming replication protocol (``START_REPLICATION``, as ``pg_recvlogical``) and advanced by
+  the status updates sent only after the Kafka transaction committed, and only to the end of the
+  batch's last commit record; at start the
   last committed LSN is read back from the offsets topic and every database transaction at or
   below it is skipped, so a batch committed to Kafka but not yet acknowledged to the slot is not
   published again, and a batch killed before its commit is aborted and published anew.
-- **An idle slot does not pin WAL.** When nothing committed, the slot is advanced to the WAL
-  flush position read before looking (no transaction can commit below it unseen).
+- **An idle slot does not pin WAL.** With no Kafka transaction open, the slot is advanced to
+  the position of the server's last keepalive (everything below it was sent and handled).
 """
 
 from __future__ import annotations
 
 import json
 import logging
+import select
+import struct
 import time
 from collections.abc import Iterable
 from dataclasses import dataclass, field
@@ -41,6 +45,16 @@ log = logging.getLogger("nerve.connect.cdc")
 # wal2json's actions and Debezium's operations; a TRUNCATE is one "t" record per table, with no
 # key and no row (Debezium writes them when skipped.operations does not name "t").
 OPS = {"I": "c", "U": "u", "D": "d", "T": "t"}
+
+
+# The streaming replication protocol's messages: XLogData ("w": start, end, clock), keepalive
+# ("k": end, clock, reply requested) and the standby status update ("r": written, flushed,
+# applied, clock, reply requested); clocks in microseconds since 2000-01-01.
+_XLOGDATA = struct.Struct(">QQQ")
+_KEEPALIVE = struct.Struct(">QQB")
+_STATUS = struct.Struct(">QQQqB")
+_PG_EPOCH = 946_684_800
+_STATUS_INTERVAL_S = 10.0  # a status update at least this often (wal_sender_timeout is 60 s)
 
 
 def lsn_int(text: str) -> int:
@@ -99,8 +113,7 @@ class CaptureConfig:
     prefix: str  # topics are <prefix>.<schema>.<table>, as Debezium's topic.prefix
     tables: list[str]  # schema.table
     slot: str = ""
-    poll_interval_s: float = 0.05
-    max_changes: int = 10_000  # changes read from the slot per look
+    poll_interval_s: float = 0.05  # how long a quiet stream is waited on before checking stop()
     # A Kafka transaction is committed once it holds this many changes or is this old (checked
     # after each whole database transaction), and at the end of each look; 0: one per database
     # transaction.
@@ -210,9 +223,10 @@ class PostgresCapture:
         ).fetchone()
         return row is not None
 
-    def _snapshot(self, producer: Any) -> None:
+    def _snapshot(self, producer: Any) -> int:
         """Create the slot with an exported snapshot and publish the tables as they were at its
-        consistent point, in one Kafka transaction with the marker that the snapshot is done."""
+        consistent point, in one Kafka transaction with the marker that the snapshot is done;
+        returns that point."""
         import psycopg
 
         repl = psycopg.connect(self.config.dsn, autocommit=True, replication="database")
@@ -256,6 +270,7 @@ class PostgresCapture:
         finally:
             repl.close()
         log.info("snapshot of %s done at %s", ", ".join(self.config.tables), lsn_text(consistent))
+        return consistent
 
     @staticmethod
     def _primary_key(conn: Any, schema: str, table: str) -> list[str]:
@@ -312,23 +327,62 @@ class PostgresCapture:
 
     # -- streaming ----------------------------------------------------------------------------
 
-    def _changes(self, conn: Any) -> tuple[int, list[dict[str, Any]]]:
-        # The flushed position, not the written one: decoding reads only flushed WAL, so an
-        # asynchronous commit written but not yet flushed must stay ahead of an idle advance.
-        (current,) = conn.execute("SELECT pg_current_wal_flush_lsn()::text").fetchone()
-        rows = conn.execute(
-            "SELECT data FROM pg_logical_slot_peek_changes(%s, NULL, %s,"
-            " 'format-version', '2', 'include-xids', '1', 'include-lsn', '1',"
-            " 'include-timestamp', '1', 'include-pk', '1', 'add-tables', %s)",
-            (self.config.slot, self.config.max_changes, ",".join(self.config.tables)),
-        ).fetchall()
-        return lsn_int(current), [_loads_change(data) for (data,) in rows]
+    def _start_replication(self, dsn: str) -> Any:
+        """A replication connection streaming the slot (wal2json, format 2). Over the streaming
+        protocol PostgreSQL decodes the WAL once, as it is flushed, and sends each change as it
+        decodes it; polling with pg_logical_slot_peek_changes decoded again from the slot's
+        restart point (up to 15 s of WAL behind) at every look and waited a poll interval."""
+        import psycopg
+        from psycopg import pq
+
+        options = {
+            "format-version": "2",
+            "include-xids": "1",
+            "include-lsn": "1",
+            "include-timestamp": "1",
+            "include-pk": "1",
+            "add-tables": ",".join(self.config.tables),
+        }
+        listed = ", ".join(f'"{k}" ' + "'" + v.replace("'", "''") + "'" for k, v in options.items())
+        command = f"START_REPLICATION SLOT {self.config.slot} LOGICAL 0/0 ({listed})".encode()
+        deadline = time.monotonic() + 30
+        while True:
+            repl = psycopg.connect(dsn, autocommit=True, replication="database")
+            result = repl.pgconn.exec_(command)
+            if result.status == pq.ExecStatus.COPY_BOTH:
+                return repl
+            error = (result.error_message or b"").decode().strip()
+            repl.close()
+            # A capture just killed: its WAL sender holds the slot until it notices.
+            if "is active" not in error or time.monotonic() > deadline:
+                raise RuntimeError(f"cannot stream slot {self.config.slot}: {error}")
+            time.sleep(0.2)
 
     @staticmethod
-    def _columns(items: Iterable[dict[str, Any]] | None) -> dict[str, Any] | None:
-        if items is None:
+    def _message(pgconn: Any, timeout_s: float) -> bytes | None:
+        """The next message of the replication stream, or None when none came in time."""
+        size, data = pgconn.get_copy_data(1)
+        if size == 0:
+            pgconn.consume_input()
+            size, data = pgconn.get_copy_data(1)
+            if size == 0 and timeout_s > 0:
+                select.select([pgconn.socket], [], [], timeout_s)
+                pgconn.consume_input()
+                size, data = pgconn.get_copy_data(1)
+        if size == 0:
             return None
-        return {c["name"]: c["value"] for c in items}
+        if size < 0:
+            error = (pgconn.error_message or b"").decode().strip()
+            raise RuntimeError(f"replication stream ended: {error or 'by the server'}")
+        return bytes(data)
+
+    @staticmethod
+    def _feedback(pgconn: Any, flushed: int) -> None:
+        """A standby status update: the slot may be advanced to ``flushed`` (nothing below it is
+        still wanted), which is how an idle slot stops pinning WAL too."""
+        clock = int((time.time() - _PG_EPOCH) * 1_000_000)
+        pgconn.put_copy_data(b"r" + _STATUS.pack(flushed, flushed, flushed, clock, 0))
+        pgconn.flush()
 
     def run(self, duration_s: float | None = None) -> None:
         import psycopg
@@ -340,65 +394,95 @@ class PostgresCapture:
             if done is None:
                 if self._slot_exists(conn):  # a snapshot that never committed: start over
                     conn.execute("SELECT pg_drop_replication_slot(%s)", (self.config.slot,))
-                self._snapshot(producer)
-                done = self.committed()
-                assert done is not None
-            last = int(done["lsn"])
+                # The snapshot's point as committed, not read back from the offsets topic: that
+                # read took half a second in which changes committed meanwhile waited.
+                last = self._snapshot(producer)
+            else:
+                last = int(done["lsn"])
             conn.execute(
                 "SELECT pg_replication_slot_advance(%s, %s::pg_lsn) FROM pg_replication_slots"
                 " WHERE slot_name = %s AND confirmed_flush_lsn < %s::pg_lsn",
                 (self.config.slot, lsn_text(last), self.config.slot, lsn_text(last)),
             )
-            started = time.monotonic()
-            keys_of: dict[tuple[str, str], list[str]] = {}
-            while not self._stopping:
-                if duration_s is not None and time.monotonic() - started > duration_s:
-                    break
-                before_look, changes = self._changes(conn)
-                txn: list[dict[str, Any]] = []
-                advanced_to = None
-                batch = _Batch()
-                for change in changes:
-                    action = change["action"]
-                    if action == "B":
-                        txn = []
-                    elif action in OPS:
-                        txn.append(change)
-                    elif action == "C":
-                        commit = lsn_int(change["lsn"])
-                        # An empty transaction (only other tables' changes) needs no Kafka
-                        # transaction: the slot moves past it all the same.
-                        if commit > last and txn:
-                            if not batch.open:
-                                producer.begin_transaction()
-                                batch.begin()
-                            self._publish(producer, conn, txn, commit, change, keys_of)
-                            batch.add(len(txn), commit)
-                            last = commit
-                            if batch.full(self.config.batch_changes, self.config.batch_ms):
-                                self._commit(producer, batch)
-                        advanced_to = commit
-                        txn = []
-                if batch.open:
-                    self._commit(producer, batch)
-                # Only now, every batch committed: the slot keeps what Kafka does not have.
-                # Past the commit record's start (wal2json's "lsn" of a commit): decoding skips
-                # a transaction only when its commit record starts below the slot's position, so
-                # advancing to the start itself had the last transaction decoded again by every
-                # look, which then never found the slot idle and polled without sleeping.
-                if advanced_to is not None:
-                    conn.execute(
-                        "SELECT pg_replication_slot_advance(%s, %s::pg_lsn)",
-                        (self.config.slot, lsn_text(advanced_to + 1)),
-                    )
-                elif not changes:
-                    # Idle: nothing committed below before_look that we have not seen.
-                    conn.execute(
-                        "SELECT pg_replication_slot_advance(%s, %s::pg_lsn)",
-                        (self.config.slot, lsn_text(before_look)),
-                    )
-                    time.sleep(self.config.poll_interval_s)
+            repl = self._start_replication(self.config.dsn)
+            try:
+                self._stream(producer, conn, repl.pgconn, last, duration_s)
+            finally:
+                repl.close()
         producer.flush(30)
+
+    def _stream(
+        self, producer: Any, conn: Any, pgconn: Any, last: int, duration_s: float | None
+    ) -> None:
+        """Publishes the stream until stopped. ``seen`` is the WAL position below which every
+        commit received is published or needs nothing (the end of the last commit record, or a
+        keepalive's position); it is reported to the slot only while no Kafka transaction is
+        open, so the slot keeps what Kafka does not have."""
+        started = time.monotonic()
+        keys_of: dict[tuple[str, str], list[str]] = {}
+        txn: list[dict[str, Any]] = []
+        batch = _Batch()
+        seen = reported = 0
+        reported_at = time.monotonic()
+        while not self._stopping:
+            if duration_s is not None and time.monotonic() - started > duration_s:
+                break
+            # Between database transactions with a batch open, nothing waiting commits it.
+            waiting = batch.open and not txn
+            message = self._message(pgconn, 0.0 if waiting else self.config.poll_interval_s)
+            if message is None:
+                if waiting:
+                    self._commit(producer, batch)
+                if not batch.open and (
+                    seen > reported or time.monotonic() - reported_at > _STATUS_INTERVAL_S
+                ):
+                    self._feedback(pgconn, seen)
+                    reported, reported_at = seen, time.monotonic()
+                continue
+            kind = message[:1]
+            if kind == b"k":  # keepalive: the server has sent everything below this position
+                position, _, reply = _KEEPALIVE.unpack_from(message, 1)
+                seen = max(seen, position)
+                if reply:
+                    self._feedback(pgconn, seen if not batch.open else reported)
+                    reported_at = time.monotonic()
+                    reported = seen if not batch.open else reported
+                continue
+            if kind != b"w":
+                continue
+            # XLogData: its start is the end of the commit record for a commit.
+            position = _XLOGDATA.unpack_from(message, 1)[0]
+            change = _loads_change(message[_XLOGDATA.size + 1 :])
+            action = change["action"]
+            if action == "B":
+                txn = []
+            elif action in OPS:
+                txn.append(change)
+            elif action == "C":
+                commit = lsn_int(change["lsn"])
+                # An empty transaction (only other tables' changes) needs no Kafka transaction.
+                if commit > last and txn:
+                    if not batch.open:
+                        producer.begin_transaction()
+                        batch.begin()
+                    self._publish(producer, conn, txn, commit, change, keys_of)
+                    batch.add(len(txn), commit)
+                    last = commit
+                seen = max(seen, position)
+                txn = []
+                if batch.open and batch.full(self.config.batch_changes, self.config.batch_ms):
+                    self._commit(producer, batch)
+                    self._feedback(pgconn, seen)
+                    reported, reported_at = seen, time.monotonic()
+        if batch.open:  # whole database transactions only: publish what is in it
+            self._commit(producer, batch)
+            self._feedback(pgconn, seen)
+
+    @staticmethod
+    def _columns(items: Iterable[dict[str, Any]] | None) -> dict[str, Any] | None:
+        if items is None:
+            return None
+        return {c["name"]: c["value"] for c in items}
 
     def _publish(
         self,
