@@ -70,7 +70,10 @@ class Arrivals:
 
     def _run(self) -> None:
         while not self._stop.is_set():
-            for msg in self._consumer.consume(1000, timeout=0.1):
+            # consume() returns when its batch is full or its timeout is over: with 0.1 s, a
+            # change arriving alone was stamped up to 100 ms late (every pipeline's p50 and p99
+            # had that in them); 5 ms keeps the stamp within 5 ms of the arrival.
+            for msg in self._consumer.consume(1000, timeout=0.005):
                 now = time.time()
                 if msg.error() is None and msg.value():
                     after = json.loads(msg.value())["after"]
