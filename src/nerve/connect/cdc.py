@@ -423,15 +423,23 @@ class PostgresCapture:
         txn: list[dict[str, Any]] = []
         batch = _Batch()
         seen = reported = 0
+        caught_up = False
         reported_at = time.monotonic()
         while not self._stopping:
             if duration_s is not None and time.monotonic() - started > duration_s:
                 break
-            # Between database transactions with a batch open, nothing waiting commits it.
-            waiting = batch.open and not txn
-            message = self._message(pgconn, 0.0 if waiting else self.config.poll_interval_s)
+            # Between database transactions with a batch open, nothing waiting commits it, once
+            # the server is caught up: a keepalive came after the last change (the WAL sender
+            # sends one when it waits for WAL while unacknowledged). Without that, a backlog
+            # read faster than it is decoded would be cut into batches wherever the socket ran
+            # dry for a moment.
+            between = batch.open and not txn
+            idle = between and caught_up
+            message = self._message(pgconn, 0.0 if idle else self.config.poll_interval_s)
             if message is None:
-                if waiting:
+                if idle or (
+                    between and batch.full(self.config.batch_changes, self.config.batch_ms)
+                ):
                     self._commit(producer, batch)
                 if not batch.open and (
                     seen > reported or time.monotonic() - reported_at > _STATUS_INTERVAL_S
@@ -443,6 +451,7 @@ class PostgresCapture:
             if kind == b"k":  # keepalive: the server has sent everything below this position
                 position, _, reply = _KEEPALIVE.unpack_from(message, 1)
                 seen = max(seen, position)
+                caught_up = True
                 if reply:
                     self._feedback(pgconn, seen if not batch.open else reported)
                     reported_at = time.monotonic()
@@ -450,6 +459,7 @@ class PostgresCapture:
                 continue
             if kind != b"w":
                 continue
+            caught_up = False
             # XLogData: its start is the end of the commit record for a commit.
             position = _XLOGDATA.unpack_from(message, 1)[0]
             change = _loads_change(message[_XLOGDATA.size + 1 :])
@@ -472,6 +482,11 @@ class PostgresCapture:
                 txn = []
                 if batch.open and batch.full(self.config.batch_changes, self.config.batch_ms):
                     self._commit(producer, batch)
+                    self._feedback(pgconn, seen)
+                    reported, reported_at = seen, time.monotonic()
+                elif not batch.open and time.monotonic() - reported_at > _STATUS_INTERVAL_S:
+                    # A stream that never pauses (other tables' transactions only) still moves
+                    # the slot on.
                     self._feedback(pgconn, seen)
                     reported, reported_at = seen, time.monotonic()
         if batch.open:  # whole database transactions only: publish what is in it
