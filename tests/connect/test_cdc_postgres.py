@@ -20,6 +20,7 @@ from pydantic import BaseModel
 
 from nerve.connect import ChangeEvent
 from nerve.connect.cdc import CaptureConfig, PostgresCapture
+from nerve.service import catalog
 from tests._broker import BrokerProcess
 from tests._kafka import KafkaProcess
 from tests._postgres import PostgresProcess
@@ -111,6 +112,14 @@ def test_cdc_postgres_snapshot_then_stream_through_sigkills(
     positions = [c.source.lsn for c in streamed]
     assert positions == sorted(positions)  # type: ignore[type-var]
     assert f"capturing public.{table}" in log.read_text()
+    # It announced itself in the catalog: the database, then its topic (the lineage's source).
+    announced = catalog.read({"bootstrap.servers": bootstrap})[f"cdc:{prefix}"]
+    assert announced["connector"] == {
+        "class": "nerve cdc postgres",
+        "type": "source",
+        "database": f"postgresql://127.0.0.1:{postgres.port}/{postgres.database}",
+    }
+    assert [e["topic"] for e in announced["emits"]] == [f"{prefix}.public.{table}"]
     postgres.execute(
         "SELECT pg_drop_replication_slot(slot_name) FROM pg_replication_slots WHERE slot_name = %s",
         (f"nerve_cdc_{prefix}",),

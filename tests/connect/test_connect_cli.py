@@ -148,8 +148,23 @@ def test_nerve_connect_catalog_announces_connectors_and_forgets_deleted_ones(
         )
         assert shown.returncode == 0, shown.stderr
         assert f"connect:{name}" in shown.stdout and topic in shown.stdout
-    connect_on_nerve.worker.request("DELETE", f"/connectors/{name}")
-    assert (
-        nerve_connect(connect_on_nerve, "catalog", "-b", connect_on_nerve.bootstrap).returncode == 0
-    )
-    assert f"connect:{name}" not in catalog.read(kafka)
+    # Kept announcing (--every): the deleted connector leaves the catalog without another run.
+    watcher = subprocess.Popen(
+        [sys.executable, "-m", "nerve", "connect", "catalog", "--every", "1",
+         "-b", connect_on_nerve.bootstrap, "--connect", connect_on_nerve.worker.url],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+    )  # fmt: skip
+    try:
+        assert watcher.stdout is not None
+        first = watcher.stdout.readline()  # its first announcement, before the delete
+        assert f"connect:{name}" in first, first
+        connect_on_nerve.worker.request("DELETE", f"/connectors/{name}")
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline and f"connect:{name}" in catalog.read(kafka):
+            time.sleep(0.5)
+        assert f"connect:{name}" not in catalog.read(kafka)
+        assert watcher.poll() is None  # still watching
+    finally:
+        watcher.terminate()
+        out, err = watcher.communicate(timeout=30)
+    assert f"connect:{name}" not in out and "announced" in out, out + err  # the set changed

@@ -24,6 +24,14 @@ def add_parser(commands: Any) -> None:
     announce = actions.add_parser(
         "catalog", help="announce the connectors in nerve's catalog (lineage: database -> topic)"
     )
+    announce.add_argument(
+        "--every",
+        type=float,
+        default=0.0,
+        metavar="SECONDS",
+        help="keep announcing every SECONDS (until Ctrl-C), so connectors created or deleted "
+        "later appear and go without running this again",
+    )
     add_connection_options(announce)
     create = actions.add_parser("create", help="create a connector (or replace its config)")
     create.add_argument("name", help="the connector's name")
@@ -125,11 +133,22 @@ def _run(args: argparse.Namespace) -> int:
         print(table(plugins, ("CLASS", "TYPE", "VERSION")))
         return 0
     if args.action == "catalog":
+        import time
+
         from nerve.connect.catalog import announce
 
-        names = announce(client, client_config(args))
-        print(f"announced {len(names)} connector(s): {', '.join(names) or '-'}")
-        return 0
+        shown: list[str] | None = None
+        while True:
+            names = announce(client, client_config(args))
+            if names != shown:  # with --every, a line only when the set changed
+                print(f"announced {len(names)} connector(s): {', '.join(names) or '-'}", flush=True)
+                shown = names
+            if args.every <= 0:
+                return 0
+            try:
+                time.sleep(args.every)
+            except KeyboardInterrupt:
+                return 0
     if args.action == "create":
         answer = client.create(args.name, _settings(args))
         print(f"connector {answer['name']}: {answer['config']['connector.class']}")

@@ -11,6 +11,7 @@ from typing import Any
 from nerve.connect.rest import ConnectClient
 
 PREFIX = "connect:"
+CDC_PREFIX = "cdc:"
 
 
 def _database(config: dict[str, str]) -> str | None:
@@ -29,6 +30,63 @@ def _database(config: dict[str, str]) -> str | None:
     return None
 
 
+def _record(
+    name: str, description: str, connector: dict[str, Any], topics: list[str], sink: bool
+) -> dict[str, Any]:
+    """A catalog record for something outside nerve's services that moves data between a
+    database (or file) and topics: a connector, or ``nerve cdc``."""
+    entries = [{"topic": t, "event": None, "type": None, "schema": None} for t in topics]
+    emits = [] if sink else [{**e, "type": e["topic"], "key": None, "schema_id": None}
+                             for e in entries]  # fmt: skip
+    return {
+        "name": name,
+        "description": description,
+        "owner": None,
+        "kind": "connector",
+        "connector": connector,
+        "consumes": [{**e, "handlers": [], "filtered": False} for e in entries] if sink else [],
+        # A source's records carry no CloudEvents type; the topic stands for it, which is also
+        # the type of a ChangeEvent bound to that topic (so the lineage links the two).
+        "emits": emits,
+        "tables": [],
+        "streams": None,
+        "group": None,
+        "registry": None,
+        "metrics": None,
+        "announced_at": datetime.now(UTC).isoformat(timespec="milliseconds"),
+    }
+
+
+def postgres_url(dsn: str) -> str:
+    """``postgresql://host:port/db`` of a libpq connection string or URL, without credentials."""
+    from psycopg.conninfo import conninfo_to_dict
+
+    parts = conninfo_to_dict(dsn)
+    host = str(parts.get("host") or "localhost")
+    port = parts.get("port")
+    return f"postgresql://{host}{':' + str(port) if port else ''}/{parts.get('dbname') or ''}"
+
+
+def announce_capture(kafka: dict[str, Any], prefix: str, dsn: str, topics: list[str]) -> None:
+    """``nerve cdc postgres`` announces itself as ``cdc:<prefix>``: a source of its tables'
+    topics reading the database, so the lineage shows database -> topic -> service without
+    anyone running ``nerve connect catalog``."""
+    from confluent_kafka import Producer
+    from confluent_kafka.admin import AdminClient
+
+    from nerve.service import catalog
+    from nerve.service.runtime import ensure_topics
+
+    ensure_topics(AdminClient(kafka), {catalog.CATALOG_TOPIC: 1}, compact=True)
+    connector = {"class": "nerve cdc postgres", "type": "source", "database": postgres_url(dsn)}
+    record = _record(CDC_PREFIX + prefix, "nerve cdc postgres: the database's row changes",
+                     connector, sorted(topics), sink=False)  # fmt: skip
+    producer = Producer({**kafka, "linger.ms": 0})
+    producer.produce(catalog.CATALOG_TOPIC, key=record["name"], value=json.dumps(record))
+    if producer.flush(10):
+        raise RuntimeError(f"the catalog topic {catalog.CATALOG_TOPIC} did not acknowledge")
+
+
 def describe(client: ConnectClient, name: str, info: dict[str, Any]) -> dict[str, Any]:
     """The catalog record of one connector (``info``: its entry of ``?expand=info``)."""
     config: dict[str, str] = info.get("config", {})
@@ -41,29 +99,13 @@ def describe(client: ConnectClient, name: str, info: dict[str, Any]) -> dict[str
         topics = []
     if kind == "sink":
         topics = sorted(set(topics) | {t.strip() for t in config.get("topics", "").split(",") if t})
-    entries = [{"topic": t, "event": None, "type": None, "schema": None} for t in topics]
-    database = _database(config)
-    return {
-        "name": PREFIX + name,
-        "description": f"Kafka Connect {kind} connector {config.get('connector.class', '?')}",
-        "owner": None,
-        "kind": "connector",
-        "connector": {"class": config.get("connector.class"), "type": kind, "database": database},
-        "consumes": [{**e, "handlers": [], "filtered": False} for e in entries]
-        if kind == "sink"
-        else [],
-        # A source's records carry no CloudEvents type; the topic stands for it, which is also
-        # the type of a ChangeEvent bound to that topic (so the lineage links the two).
-        "emits": [{**e, "type": e["topic"], "key": None, "schema_id": None} for e in entries]
-        if kind != "sink"
-        else [],
-        "tables": [],
-        "streams": None,
-        "group": None,
-        "registry": None,
-        "metrics": None,
-        "announced_at": datetime.now(UTC).isoformat(timespec="milliseconds"),
+    connector = {
+        "class": config.get("connector.class"),
+        "type": kind,
+        "database": _database(config),
     }
+    description = f"Kafka Connect {kind} connector {config.get('connector.class', '?')}"
+    return _record(PREFIX + name, description, connector, topics, sink=kind == "sink")
 
 
 def announce(client: ConnectClient, kafka: dict[str, Any]) -> list[str]:

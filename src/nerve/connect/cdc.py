@@ -217,6 +217,17 @@ class PostgresCapture:
 
     # -- PostgreSQL side ---------------------------------------------------------------------
 
+    def _announce(self) -> None:
+        """In nerve's catalog as ``cdc:<prefix>`` (best effort, as a service announces itself):
+        the lineage then shows the database, its topics and the services reading them."""
+        from nerve.connect.catalog import announce_capture
+
+        topics = [f"{self.config.prefix}.{qualified}" for qualified in self.config.tables]
+        try:
+            announce_capture(self._client_config(), self.config.prefix, self.config.dsn, topics)
+        except Exception as exc:  # the catalog is for people; the capture goes on without it
+            log.warning("could not announce the capture in the catalog: %s", exc)
+
     def _slot_exists(self, conn: Any) -> bool:
         row = conn.execute(
             "SELECT 1 FROM pg_replication_slots WHERE slot_name = %s", (self.config.slot,)
@@ -404,6 +415,7 @@ class PostgresCapture:
                 " WHERE slot_name = %s AND confirmed_flush_lsn < %s::pg_lsn",
                 (self.config.slot, lsn_text(last), self.config.slot, lsn_text(last)),
             )
+            self._announce()
             repl = self._start_replication(self.config.dsn)
             try:
                 self._stream(producer, conn, repl.pgconn, last, duration_s)

@@ -82,7 +82,7 @@ def internal_topics(service: dict[str, Any], all_topics: list[str]) -> list[str]
 @dataclass
 class Node:
     id: str
-    kind: str  # service or event
+    kind: str  # service, event, or database (a connector's, outside Kafka)
     label: str
     sub: str  # the topic of an event, the owner of a service
     href: str
@@ -118,6 +118,23 @@ def graph(services: dict[str, dict[str, Any]], events: list[dict[str, Any]]) -> 
             name,
             service.get("owner") or "",
             f"/catalog/services/{name}",
+        )
+    for name, service in services.items():
+        # A connector's (or nerve cdc's) database or file, drawn as a node of its own: data
+        # flows from it into a source's topics, from a sink's topics into it.
+        where = (service.get("connector") or {}).get("database")
+        if not where:
+            continue
+        node_id = f"d:{where}"
+        scheme, _, rest = where.partition("://")
+        g.nodes.setdefault(
+            node_id,
+            Node(node_id, "database", rest.rsplit("/", 1)[-1] or where, scheme,
+                 f"/catalog/services/{name}"),
+        )  # fmt: skip
+        sink = (service.get("connector") or {}).get("type") == "sink"
+        g.edges.append(
+            (f"s:{name}", node_id, "writes") if sink else (node_id, f"s:{name}", "reads")
         )
     for event in events:
         node_id = f"e:{event['topic']}:{event['type']}"
@@ -233,8 +250,8 @@ def svg(g: Graph) -> str:
             f"{html.escape(b.label)}</title></path>"
         )
     for node in g.nodes.values():
-        radius = 22 if node.kind == "event" else 4
-        fill = "#e8f1fb" if node.kind == "event" else "#fff4e0"
+        radius = {"event": 22, "database": 12}.get(node.kind, 4)
+        fill = {"event": "#e8f1fb", "database": "#e9f5e9"}.get(node.kind, "#fff4e0")
         label = node.label if len(node.label) <= 26 else node.label[:25] + "…"
         sub = node.sub if len(node.sub) <= 30 else node.sub[:29] + "…"
         parts.append(
