@@ -447,12 +447,20 @@ class ConsumerProtocol:
         """Whether the subscribed topics' ids or partition counts moved since the target."""
         loop = asyncio.get_running_loop()
         regexes = {m.subscribed_topic_regex for m in cg.members.values()} - {None}
+        # A regex no member subscribes to any more is forgotten (Kafka drops its resolution).
+        cg.regex_matches = {r: t for r, t in cg.regex_matches.items() if r in regexes}
         if regexes and (force or loop.time() - cg.regex_checked >= REGEX_REFRESH_S):
             cg.regex_checked = loop.time()
             names = [n for n in self.broker.topics.topics if not n.startswith("__")]
             matches: dict[str, frozenset[str]] = {}
             for regex in regexes:
                 assert regex is not None
+                if regex not in cg.regex_matches:
+                    # As Kafka, which resolves a new regex in the background: the heartbeat
+                    # bringing it is answered without its topics; a heartbeat from
+                    # REGEX_REFRESH_S on resolves it and bumps the epoch.
+                    matches[regex] = frozenset()
+                    continue
                 try:
                     pattern = compile_regex(regex)
                 except RegexError:
@@ -599,6 +607,8 @@ class ConsumerProtocol:
         self._cancel(member)
         cg.members.pop(member.member_id, None)
         cg.target.pop(member.member_id, None)
+        regexes = {m.subscribed_topic_regex for m in cg.members.values()}
+        cg.regex_matches = {r: t for r, t in cg.regex_matches.items() if r in regexes}
         if member.instance_id is not None and cg.static_members.get(member.instance_id) == (
             member.member_id
         ):
