@@ -1,0 +1,145 @@
+"""librdkafka's own integration tests for consumer groups, run against nerve and Kafka 4.4.
+
+librdkafka 2.12.1's test suite (``tests/test-runner``, built by ``scripts/librdkafka-tests``
+from the source the crates.io crate rdkafka-sys bundles) is pointed at a broker with a
+``test.conf`` naming ``bootstrap.servers``, with ``TEST_CONSUMER_GROUP_PROTOCOL=consumer`` so
+every consumer it creates uses KIP-848's protocol (as librdkafka's CI runs it), and
+``TEST_KAFKA_VERSION=4.4.0``. ``-L`` leaves out the tests that need no broker (the mock
+cluster ones) and ``-E`` those that need its socket emulation. The tests run in full
+(not ``-Q``), except 0113_cooperative_rebalance, whose full run takes ten minutes: its quick
+subset runs instead.
+
+Run: 0018_cgrp_term (closing consumers mid-rebalance), 0022_consume_batch, 0030_offset_commit
+(auto, sync and async commits, committed offsets), 0033_regex_subscribe (regex subscription:
+topics created and deleted while subscribed), 0050_subscribe_adds, 0051_assign_adds,
+0056_balanced_group_mt, 0091_max_poll_interval_timeout, 0099_commit_metadata,
+0102_static_group_rebalance (a static member fenced by another with its group.instance.id),
+0113_cooperative_rebalance (quick), 0122_buffer_cleaning_after_rebalance, 0130_store_offsets,
+0137_barrier_batch_consume, 0140_commit_metadata, 0153_memberid.
+
+Left out: 0109_auto_create_topics fails on Kafka too (it runs Kafka's kafka-acls.sh from
+``KAFKA_PATH`` to forbid a topic). 0118_commit_rebalance fails on Kafka now and then (once in
+three runs: it expects the commit a closing consumer makes in its rebalance callback to fail,
+and Kafka sometimes accepts it); it passed on nerve each time. 2.12.1 has no tests of share
+consumers (KIP-932). Those failing only on nerve are left out until fixed: see the notes in
+``FULL``."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from tests._broker import BrokerProcess
+from tests._kafka import KafkaProcess
+
+REPO = Path(__file__).resolve().parents[2]
+# Run in full, five at a time (test-runner's default).
+FULL = (
+    "0018_cgrp_term",
+    "0022_consume_batch",
+    "0030_offset_commit",
+    "0033_regex_subscribe",
+    # Left out, failing only on nerve: 0045 (test-runner picks tests by number, so all five
+    # 0045 tests or none): 0045_subscribe_many_updates, a hundred subscription changes in a
+    # row with unsubscribes among them, waits 30 s in vain for the last assignment.
+    # 0089_max_poll_interval: in the parallel run, do_test_rejoin_after_interval_expire's
+    # consumer, after leaving on max.poll.interval.ms, got INVALID_REQUEST (fatal) for its
+    # next heartbeat and so no rebalance event (it passes when run alone).
+    "0050_subscribe_adds",
+    "0051_assign_adds",
+    "0056_balanced_group_mt",
+    "0091_max_poll_interval_timeout",
+    "0099_commit_metadata",
+    "0102_static_group_rebalance",
+    "0122_buffer_cleaning_after_rebalance",
+    "0130_store_offsets",
+    "0137_barrier_batch_consume",
+    "0140_commit_metadata",
+    "0153_memberid",
+)
+QUICK = ("0113_cooperative_rebalance",)
+
+
+@pytest.fixture(scope="module")
+def test_runner() -> Path:
+    built = subprocess.run(
+        [str(REPO / "scripts" / "librdkafka-tests")], capture_output=True, text=True
+    )
+    assert built.returncode == 0, built.stderr[-6000:]
+    return Path(built.stdout.strip().splitlines()[-1])
+
+
+# As librdkafka's default test scenario (tests/scenarios/default.json): topics its producers
+# create by producing have four partitions.
+CONFIGS = {"group.initial.rebalance.delay.ms": 0, "num.partitions": 4}
+
+
+@pytest.fixture(scope="module")
+def nerve_broker(tmp_path_factory: pytest.TempPathFactory) -> Iterator[BrokerProcess]:
+    proc = BrokerProcess(tmp_path_factory.mktemp("librdkafka-suite") / "data", configs=CONFIGS)
+    proc.start()
+    try:
+        yield proc
+    finally:
+        proc.close()
+
+
+@pytest.fixture(scope="module")
+def kafka_broker(tmp_path_factory: pytest.TempPathFactory) -> Iterator[KafkaProcess]:
+    proc = KafkaProcess(tmp_path_factory.mktemp("librdkafka-suite-kafka") / "data", configs=CONFIGS)
+    proc.start()
+    try:
+        yield proc
+    finally:
+        proc.close()
+
+
+def run_tests(
+    source: Path, bootstrap: str, folder: Path, tests: tuple[str, ...], *args: str
+) -> dict[str, dict[str, object]]:
+    """Runs test-runner on ``tests``; returns its report's entries by test name."""
+    folder.mkdir()
+    (folder / "test.conf").write_text(f"bootstrap.servers={bootstrap}\n")
+    env = {
+        **os.environ,
+        # test-runner picks tests by their number, as a substring of TESTS.
+        "TESTS": ",".join(name.split("_")[0] for name in tests),
+        "TEST_CONSUMER_GROUP_PROTOCOL": "consumer",
+        "TEST_KAFKA_VERSION": "4.4.0",
+        "RDKAFKA_TEST_CONF": str(folder / "test.conf"),
+        "TEST_REPORT": str(folder / "report.json"),
+        "LD_LIBRARY_PATH": f"{source / 'src'}:{source / 'src-cpp'}",
+    }
+    run = subprocess.run(
+        [str(source / "tests" / "test-runner"), "-L", "-E", *args],
+        cwd=folder,
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=420,
+    )
+    (folder / "output.txt").write_text(run.stdout + run.stderr)
+    report = json.loads((folder / "report.json").read_text())["tests"]
+    failed = {n: t["state"] for n, t in report.items() if n in tests and t["state"] != "PASSED"}
+    assert run.returncode == 0 and not failed, (failed, (run.stdout + run.stderr)[-6000:])
+    return report
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("backend", ["nerve", "kafka"])
+def test_librdkafka_consumer_group_tests_pass(
+    request: pytest.FixtureRequest, test_runner: Path, tmp_path: Path, backend: str
+) -> None:
+    proc: BrokerProcess | KafkaProcess = request.getfixturevalue(
+        "nerve_broker" if backend == "nerve" else "kafka_broker"
+    )
+    full = run_tests(test_runner, proc.bootstrap, tmp_path / "full", FULL)
+    quick = run_tests(test_runner, proc.bootstrap, tmp_path / "quick", QUICK, "-Q")
+    # Each chosen test ran and passed (none skipped, as for a broker version it rejects).
+    assert {n: full[n]["state"] for n in FULL} == dict.fromkeys(FULL, "PASSED")
+    assert {n: quick[n]["state"] for n in QUICK} == dict.fromkeys(QUICK, "PASSED")
