@@ -31,6 +31,11 @@ def add_parser(commands: Any) -> None:
     )
     planning.add_argument("--json", action="store_true", help="one JSON list of entries")
     planning.add_argument(
+        "--http",
+        action="store_true",
+        help="the services run with --http-port (their streams' tables served over HTTP)",
+    )
+    planning.add_argument(
         "--apply",
         action="store_true",
         help="create the planned ACLs the cluster lacks (connect with -b, -X, -F as a "
@@ -64,12 +69,12 @@ def run(args: argparse.Namespace) -> int:
         return 2
     entries: list[dict[str, Any]] = []
     for service in services:
-        planned = plan(service)
+        planned = plan(service, http=args.http)
         principal = args.principal or f"User:{service.name}"
         if planned.unplanned:
             print(
-                f"nerve acl: {service.name}: the ACLs of its {' and '.join(planned.unplanned)} "
-                "are not planned yet; add them by hand",
+                f"nerve acl: {service.name}: not planned: {'; '.join(planned.unplanned)}; "
+                "add their ACLs by hand",
                 file=sys.stderr,
             )
         entries += [{"service": service.name, **e} for e in planned.entries(principal)]

@@ -64,14 +64,18 @@ class Plan:
         ]
 
 
-def plan(service: Service) -> Plan:
+def plan(service: Service, *, http: bool = False) -> Plan:
     """What ``service`` needs: READ (and CREATE) on what it consumes, WRITE (and CREATE) on
     what it emits, its dead-letter topics, its consumer group, its ``.handled`` table, tables,
-    a transactional id prefix when exactly once, and the catalog it announces itself in
-    (projections and streams are named in ``unplanned``). CREATE is there because a service
-    creates the topics that are missing; drop it where an operator creates them."""
+    its streams' (and so its aggregates' and sagas') topics, its projections' groups and
+    topics, a transactional id prefix when exactly once, and the catalog it announces itself
+    in. CREATE is there because a service creates the topics that are missing; drop it where
+    an operator creates them. ``http``: it runs with ``--http-port`` (its streams' tables are
+    served, replicas announced in ``_nerve_replicas``)."""
     name = service.name
     out = Plan(service)
+    builder = service.streams_builder
+    streams = builder is not None and bool(builder.sources)
     consumed = list(dict.fromkeys(h.topic for h in service.handlers))
     for topic in consumed:
         out.add("TOPIC", topic, "READ CREATE", "consumes")
@@ -81,7 +85,9 @@ def plan(service: Service) -> Plan:
     for handler in service.handlers:
         for event_type in handler.emits:
             out.add("TOPIC", event_type.topic, "WRITE CREATE", "emits")
-    if consumed:
+    if streams:
+        _streams(out, service, http)
+    if consumed or streams:
         out.add("GROUP", name, "READ", "share group" if service.share_group else "its group")
         if service.share_group:
             out.add("GROUP", name, "DESCRIBE_CONFIGS ALTER_CONFIGS", "where the share group starts")
@@ -93,12 +99,64 @@ def plan(service: Service) -> Plan:
         # A table reads by assignment, but its consumer has a group of its own
         # (nerve-table-<uuid>, never joined) whose coordinator librdkafka looks up.
         out.add("GROUP", "nerve-table-", "DESCRIBE", "tables' readers", prefixed=True)
-    if service.projections:
-        out.unplanned.append("projections")
-    if service.streams_builder is not None and service.streams_builder.sources:
-        out.unplanned.append("streams")
+    for projection in service.projections:
+        # Its own consumer thread and group; it writes to its database, never to Kafka.
+        why = f"projection {projection.name}"
+        for topic in projection.by_topic:
+            out.add("TOPIC", topic, "READ CREATE", why)
+        out.add("GROUP", f"{name}.{projection.name}", "READ", why)
     if service.exactly_once:
         # <service>-<uuid> per process (runtime): a prefix
         out.add("TRANSACTIONAL_ID", f"{name}-", "WRITE", "exactly once", prefixed=True)
     out.add("TOPIC", CATALOG_TOPIC, "WRITE CREATE", "announces itself (best effort)")
     return out
+
+
+# Nodes that send records arriving after their window (or watermark) to ``<origin>.late``.
+_LATE_KINDS = frozenset({"window", "sliding-window", "session-window", "pattern"})
+# Nodes whose store is a table served over HTTP (nerve.streams.queries).
+_QUERYABLE_KINDS = frozenset({"aggregate", "table", "window", "sliding-window", "session-window"})
+
+
+def _streams(out: Plan, service: Service, http: bool) -> None:
+    """The streams part (nerve.streams.running), aggregates and sagas included (they are
+    streams nodes): source topics, repartition topics and stores' changelogs by the names the
+    topology gives them (fixed by the order of definition, so literal), ``.late`` topics of
+    windowed and pattern operators' inputs, what ``to`` writes (an aggregate's replies and
+    snapshots too), and the group its changelogs are restored with."""
+    from nerve.service.handlers import declared_emits
+    from nerve.streams.engine import Topology
+
+    name = service.name
+    topology = Topology(service.streams_builder)
+    builder = topology.builder
+    for topic in topology.user_topics:
+        out.add("TOPIC", topic, "READ CREATE", "streams from")
+        out.add("TOPIC", dlq_topic(topic), "WRITE CREATE", "dead letters")
+    for topic, source in topology.sources_of_topic.items():
+        if source.internal:
+            # DELETE: what was consumed of it is purged (DeleteRecords), as Kafka Streams does.
+            out.add("TOPIC", topic, "READ WRITE CREATE DELETE", "repartition topic")
+    for sub in topology.subs:
+        for changelog in topology.changelogs(sub):
+            out.add("TOPIC", changelog, "READ WRITE CREATE", "changelog of its streams' state")
+    for sub in topology.subs:
+        for node in sub.nodes:
+            if node.kind in _LATE_KINDS:
+                for topic in builder.upstream_topics(node):
+                    out.add("TOPIC", f"{topic}.late", "WRITE CREATE", "late records")
+    for topic in sorted(builder.output_topics):
+        out.add("TOPIC", topic, "WRITE CREATE", "streams write to")
+    # Restoring reads the changelogs by assignment with this group, never joined; librdkafka
+    # looks up its coordinator all the same.
+    out.add("GROUP", f"{name}-restore", "DESCRIBE", "restores its streams' state")
+    if http and any(
+        n.kind in _QUERYABLE_KINDS and n.stores for sub in topology.subs for n in sub.nodes
+    ):
+        from nerve.streams.queries import REPLICAS_TOPIC
+
+        out.add("TOPIC", REPLICAS_TOPIC, "READ WRITE CREATE", "announces where its tables are")
+        out.add("GROUP", "nerve-table-", "DESCRIBE", "tables' readers", prefixed=True)
+    if any(node.fn is None or not declared_emits(node.fn) for node in service.stream_emits):
+        # emit() without a return annotation: the events' types, so topics, are not known.
+        out.unplanned.append("events its streams emit() without a declared return type")
