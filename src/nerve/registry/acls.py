@@ -26,17 +26,10 @@ from dataclasses import asdict, dataclass
 from typing import Any
 from urllib.parse import unquote
 
-from confluent_kafka import (
-    OFFSET_BEGINNING,
-    Consumer,
-    KafkaError,
-    KafkaException,
-    Producer,
-    TopicPartition,
-)
-from confluent_kafka.admin import AdminClient, NewTopic
-
 from nerve.registry import media
+
+# confluent-kafka is imported where Kafka is used: the CLI builds its parser (with this module's
+# operation names) without it, so that every command starts fast.
 
 log = logging.getLogger("nerve.registry")
 
@@ -144,10 +137,12 @@ class AclTopic:
         self._timeout_s = timeout_s
         self._stopping = threading.Event()
         self._caught_up = threading.Event()
-        self._consumer: Consumer | None = None
+        self._consumer: Any = None  # a confluent_kafka Consumer once started
         self._thread: threading.Thread | None = None
 
     def start(self) -> None:
+        from confluent_kafka import OFFSET_BEGINNING, Consumer, TopicPartition
+
         ensure_topic(self._config, self.topic, self._timeout_s)
         self._consumer = Consumer(
             {
@@ -165,6 +160,8 @@ class AclTopic:
             raise TimeoutError(f"could not read the ACL topic {self.topic} to its end")
 
     def _read(self) -> None:
+        from confluent_kafka import KafkaError
+
         assert self._consumer is not None
         while not self._stopping.is_set():
             message = self._consumer.poll(0.2)
@@ -190,6 +187,9 @@ class AclTopic:
 
 
 def ensure_topic(config: dict[str, Any], topic: str, timeout_s: float = 30.0) -> None:
+    from confluent_kafka import KafkaError, KafkaException
+    from confluent_kafka.admin import AdminClient, NewTopic
+
     admin = AdminClient(config)
     wanted = NewTopic(topic, 1, replication_factor=-1, config={"cleanup.policy": "compact"})
     future = admin.create_topics([wanted], request_timeout=timeout_s)[topic]
@@ -203,11 +203,13 @@ def ensure_topic(config: dict[str, Any], topic: str, timeout_s: float = 30.0) ->
 
 def write(config: dict[str, Any], topic: str, acls: Iterable[Acl], *, remove: bool) -> None:
     """Add (or remove) ACLs: records of the compacted topic, tombstones to remove."""
+    from confluent_kafka import Producer
+
     ensure_topic(config, topic)
     producer = Producer({**config, "enable.idempotence": True})
     failures: list[str] = []
 
-    def delivered(err: KafkaError | None, _: Any) -> None:
+    def delivered(err: Any, _: Any) -> None:
         if err is not None:
             failures.append(err.str())
 
