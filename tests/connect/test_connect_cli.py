@@ -133,11 +133,28 @@ def test_nerve_connect_catalog_announces_connectors_and_forgets_deleted_ones(
         record = catalog.read(kafka)[f"connect:{name}"]
         time.sleep(1)
     assert record["kind"] == "connector"
-    assert record["connector"] == {
+    connector = record["connector"]
+    assert isinstance(connector, dict)
+    tasks = connector.pop("tasks")
+    assert connector == {
         "class": "org.apache.kafka.connect.file.FileStreamSourceConnector",
         "type": "source",
         "database": f"file://{source}",
+        "state": "RUNNING",
     }
+    assert [(t["id"], t["state"]) for t in tasks] == [(0, "RUNNING")] and tasks[0]["worker"]
+    # The console's page of the connector shows its tasks and where its data is.
+    from starlette.testclient import TestClient
+
+    from nerve.console.app import build_app
+    from nerve.console.config import ConsoleConfig
+
+    config = ConsoleConfig(bootstrap_servers=connect_on_nerve.bootstrap, registry_url=None)
+    with TestClient(build_app(config)) as console:
+        page = console.get(f"/catalog/services/connect:{name}")
+    assert page.status_code == 200, page.text
+    assert f"file://{source}" in page.text and tasks[0]["worker"] in page.text
+    assert "<td>0</td><td>RUNNING</td>" in page.text
     assert [e["topic"] for e in record["emits"]] == [topic]  # type: ignore[attr-defined]
     for command in (["catalog"], ["catalog", "asyncapi"]):  # nerve's own readers of the catalog
         shown = subprocess.run(

@@ -1,13 +1,13 @@
 """Issue 16 items 1, 2 and 7: aggregates on Kafka. Commands routed by key to the replica that
 owns the aggregate, decisions answered over the reply topic, optimistic concurrency; and the
-race: 32 concurrent writers on 10 aggregates, two replicas, on nerve and on Apache Kafka —
+race: 32 concurrent writers in four processes on 10 aggregates, two replicas, on nerve and on
+Apache Kafka —
 every accepted command's event exactly once, in version order, every refused one refused for a
 stale version."""
 
 from __future__ import annotations
 
-import asyncio
-import random
+import json
 import subprocess
 import sys
 import textwrap
@@ -18,10 +18,6 @@ from pathlib import Path
 
 import pytest
 from confluent_kafka import OFFSET_BEGINNING, Consumer, KafkaError, TopicPartition
-
-from nerve.es import CommandClient
-from nerve.service.config import RunConfig
-from nerve.service.host import load_services
 
 pytestmark = pytest.mark.slow
 
@@ -62,8 +58,65 @@ SERVICE = textwrap.dedent(
 )
 
 WRITERS = 32
+PROCESSES = 4
 ACCOUNTS = 10
 PER_WRITER = 6
+
+# One writer process: WRITERS // PROCESSES writers as tasks over one CommandClient, each
+# sending deposits with the version it last saw; prints what was accepted and refused.
+WRITERS_SCRIPT = textwrap.dedent(
+    """
+    import asyncio, json, random, sys
+    from collections import defaultdict
+    from pathlib import Path
+
+    from nerve.es import CommandClient
+    from nerve.service.config import RunConfig
+    from nerve.service.host import load_services
+
+    bootstrap, path, first, count, per_writer = sys.argv[1:6]
+    path = Path(path)
+    module = load_services(path)[0]
+    deposit = sys.modules[f"nerve_services_{path.stem}"].Deposit
+    client = CommandClient(module, RunConfig(bootstrap_servers=bootstrap, registry_url=None))
+    known = defaultdict(int)
+    accepted, counts = [], {"conflicts": 0, "rejected": 0}
+
+    async def writer(w):
+        rng = random.Random(w)
+        done = 0
+        while done < int(per_writer):
+            account = f"acc{rng.randrange(ACCOUNTS)}"
+            if rng.random() < 0.05:
+                outcome = await client.send(deposit(account=account, amount=0), timeout=60)
+                assert outcome.status == "rejected" and "positive" in (outcome.reason or "")
+                counts["rejected"] += 1
+                continue
+            command = deposit(account=account, amount=1 + rng.randrange(9), writer=w, n=done)
+            expected = known[account]
+            outcome = await client.send(command, expected_version=expected, timeout=60)
+            if outcome.status == "conflict":
+                assert outcome.version != expected, "refused only for a stale version"
+                known[account] = max(known[account], outcome.version)
+                counts["conflicts"] += 1
+                continue
+            assert outcome.status == "accepted", outcome
+            assert outcome.version == expected + 1
+            assert outcome.events[0]["data"]["n"] == done
+            known[account] = max(known[account], outcome.version)
+            accepted.append((w, done))
+            done += 1
+
+    async def main():
+        await asyncio.gather(*(writer(w) for w in range(int(first), int(first) + int(count))))
+
+    try:
+        asyncio.run(main())
+    finally:
+        client.close()
+    print(json.dumps({"accepted": accepted, **counts}))
+    """
+).replace("ACCOUNTS", str(ACCOUNTS))
 
 
 def _replicas(
@@ -117,8 +170,6 @@ def test_thirty_two_writers_on_ten_aggregates_never_interleave_or_lose_an_event(
     prefix = f"es{uuid.uuid4().hex[:6]}"
     path = tmp_path / "bank.py"
     path.write_text(SERVICE.format(prefix=prefix))
-    module = load_services(path)[0]
-    deposit = sys.modules[f"nerve_services_{path.stem}"].Deposit
     # The command topic with its four partitions before anything writes to it (a broker that
     # auto-creates would give it one if a command came first).
     from confluent_kafka.admin import AdminClient, NewTopic
@@ -127,53 +178,34 @@ def test_thirty_two_writers_on_ten_aggregates_never_interleave_or_lose_an_event(
     for future in admin.create_topics([NewTopic(f"{prefix}.deposits", 4, 1)]).values():
         future.result(30)
     procs = _replicas(server.bootstrap, path, tmp_path, 2)
-    config = RunConfig(bootstrap_servers=server.bootstrap, registry_url=None)
-    clients = [CommandClient(module, config) for _ in range(4)]
+    # The writers in four processes, eight each: what one process learns of the versions the
+    # others never hear of, so they race on every aggregate as separate services would.
+    script = tmp_path / "writers.py"
+    script.write_text(WRITERS_SCRIPT)
+    writers: list[subprocess.Popen[str]] = []
     accepted: list[tuple[int, int]] = []
-    conflicts = 0
-    rejected = 0
-    known: dict[str, int] = defaultdict(int)
-
-    async def writer(w: int) -> None:
-        nonlocal conflicts, rejected
-        client = clients[w % len(clients)]
-        rng = random.Random(w)
-        done = 0
-        while done < PER_WRITER:
-            account = f"acc{rng.randrange(ACCOUNTS)}"
-            if rng.random() < 0.05:
-                outcome = await client.send(deposit(account=account, amount=0), timeout=60)
-                assert outcome.status == "rejected" and "positive" in (outcome.reason or "")
-                rejected += 1
-                continue
-            command = deposit(account=account, amount=1 + rng.randrange(9), writer=w, n=done)
-            expected = known[account]
-            outcome = await client.send(command, expected_version=expected, timeout=60)
-            if outcome.status == "conflict":
-                assert outcome.version != expected, "refused only for a stale version"
-                known[account] = max(known[account], outcome.version)
-                conflicts += 1
-                continue
-            assert outcome.status == "accepted", outcome
-            assert outcome.version == expected + 1
-            assert outcome.events[0]["data"]["n"] == done
-            known[account] = max(known[account], outcome.version)
-            accepted.append((w, done))
-            done += 1
-
-    async def main() -> None:
-        await asyncio.gather(*(writer(w) for w in range(WRITERS)))
-
+    conflicts = rejected = 0
     try:
-        asyncio.run(main())
+        for first in range(0, WRITERS, WRITERS // PROCESSES):
+            argv = [sys.executable, str(script), server.bootstrap, str(path), str(first),
+                    str(WRITERS // PROCESSES), str(PER_WRITER)]  # fmt: skip
+            writers.append(subprocess.Popen(argv, stdout=subprocess.PIPE, text=True))
+        for proc in writers:
+            out, _ = proc.communicate(timeout=300)
+            assert proc.returncode == 0, out
+            result = json.loads(out.splitlines()[-1])
+            accepted += [tuple(pair) for pair in result["accepted"]]
+            conflicts += result["conflicts"]
+            rejected += result["rejected"]
     except BaseException:
         # What the replicas said is what tells a stall from a wrong answer.
         for log in sorted(tmp_path.glob("replica-*.log")):
             print(f"--- {log.name}\n{log.read_text(errors='replace')[-4000:]}")
         raise
     finally:
-        for client in clients:
-            client.close()
+        for proc in writers:
+            if proc.poll() is None:
+                proc.kill()
         for proc in procs:
             proc.terminate()
             proc.wait(30)

@@ -87,8 +87,12 @@ def announce_capture(kafka: dict[str, Any], prefix: str, dsn: str, topics: list[
         raise RuntimeError(f"the catalog topic {catalog.CATALOG_TOPIC} did not acknowledge")
 
 
-def describe(client: ConnectClient, name: str, info: dict[str, Any]) -> dict[str, Any]:
-    """The catalog record of one connector (``info``: its entry of ``?expand=info``)."""
+def describe(
+    client: ConnectClient, name: str, info: dict[str, Any], status: dict[str, Any] | None = None
+) -> dict[str, Any]:
+    """The catalog record of one connector (``info`` and ``status``: its entries of
+    ``?expand=info`` and ``?expand=status``): its tasks with their state and worker as they
+    were when announced."""
     config: dict[str, str] = info.get("config", {})
     kind = info.get("type", "unknown")
     try:
@@ -103,6 +107,11 @@ def describe(client: ConnectClient, name: str, info: dict[str, Any]) -> dict[str
         "class": config.get("connector.class"),
         "type": kind,
         "database": _database(config),
+        "state": (status or {}).get("connector", {}).get("state"),
+        "tasks": [
+            {"id": t.get("id"), "state": t.get("state"), "worker": t.get("worker_id")}
+            for t in (status or {}).get("tasks", [])
+        ],
     }
     description = f"Kafka Connect {kind} connector {config.get('connector.class', '?')}"
     return _record(PREFIX + name, description, connector, topics, sink=kind == "sink")
@@ -123,7 +132,7 @@ def announce(client: ConnectClient, kafka: dict[str, Any]) -> list[str]:
     producer = Producer({**kafka, "linger.ms": 0})
     announced = []
     for name in sorted(found):
-        record = describe(client, name, found[name].get("info", {}))
+        record = describe(client, name, found[name].get("info", {}), found[name].get("status"))
         producer.produce(catalog.CATALOG_TOPIC, key=record["name"], value=json.dumps(record))
         announced.append(record["name"])
     for gone in current:
