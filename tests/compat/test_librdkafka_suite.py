@@ -12,7 +12,7 @@ subset runs instead.
 Run: 0018_cgrp_term (closing consumers mid-rebalance), 0022_consume_batch, 0030_offset_commit
 (auto, sync and async commits, committed offsets), 0033_regex_subscribe (regex subscription:
 topics created and deleted while subscribed), 0050_subscribe_adds, 0051_assign_adds,
-0056_balanced_group_mt, 0091_max_poll_interval_timeout, 0099_commit_metadata,
+0056_balanced_group_mt, 0099_commit_metadata,
 0102_static_group_rebalance (a static member fenced by another with its group.instance.id),
 0113_cooperative_rebalance (quick), 0122_buffer_cleaning_after_rebalance, 0130_store_offsets,
 0137_barrier_batch_consume, 0140_commit_metadata, 0153_memberid.
@@ -20,7 +20,10 @@ topics created and deleted while subscribed), 0050_subscribe_adds, 0051_assign_a
 Left out: 0109_auto_create_topics fails on Kafka too (it runs Kafka's kafka-acls.sh from
 ``KAFKA_PATH`` to forbid a topic). 0118_commit_rebalance fails on Kafka now and then (once in
 three runs: it expects the commit a closing consumer makes in its rebalance callback to fail,
-and Kafka sometimes accepts it); it passed on nerve each time. 2.12.1 has no tests of share
+and Kafka sometimes accepts it); it passed on nerve each time. 0091_max_poll_interval_timeout
+counts rebalances within windows timed by sleeps: in the full suite's load it failed on Kafka 4.4
+once (a consumer rebalanced 3 times, 2 allowed), so it proves nothing about either broker there.
+2.12.1 has no tests of share
 consumers (KIP-932). Those failing only on nerve are left out until fixed: see the notes in
 ``FULL``."""
 
@@ -53,7 +56,6 @@ FULL = (
     "0050_subscribe_adds",
     "0051_assign_adds",
     "0056_balanced_group_mt",
-    "0091_max_poll_interval_timeout",
     "0099_commit_metadata",
     "0102_static_group_rebalance",
     "0122_buffer_cleaning_after_rebalance",
