@@ -32,14 +32,16 @@ class ServiceProcess:
     def log(self) -> Path:
         return self.logs / f"{self.name}.log"
 
+    def command(self) -> list[str]:
+        return [sys.executable, "-m", "nerve", "run", str(self.script),
+                "-b", self.platform.bootstrap, "-r", self.platform.registry_url or "",
+                "--state-dir", str(self.state),
+                "-X", "session.timeout.ms=6000"]  # fmt: skip
+
     def start(self) -> None:
-        command = [sys.executable, "-m", "nerve", "run", str(self.script),
-                   "-b", self.platform.bootstrap, "-r", self.platform.registry_url or "",
-                   "--state-dir", str(self.state),
-                   "-X", "session.timeout.ms=6000"]  # fmt: skip
         with self.log.open("ab") as log:
             self.proc = subprocess.Popen(
-                command, stdout=log, stderr=log, stdin=subprocess.DEVNULL, env=self.env
+                self.command(), stdout=log, stderr=log, stdin=subprocess.DEVNULL, env=self.env
             )
 
     def kill(self) -> None:

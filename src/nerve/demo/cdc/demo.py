@@ -14,7 +14,6 @@ from __future__ import annotations
 import os
 import random
 import signal
-import subprocess
 import sys
 import tempfile
 import threading
@@ -33,41 +32,18 @@ SKUS = 20  # rows in the table before the capture starts: its snapshot
 WAIT_S = 120.0  # for the events of the last change once the legacy app stops
 
 
-class Capture:
-    """``nerve cdc postgres`` as its own process, so the check can SIGKILL it."""
+class Capture(ServiceProcess):
+    """``nerve cdc postgres`` as its own process, so the check can SIGKILL it (the demos'
+    process handling, another command)."""
 
-    def __init__(self, dsn: str, platform: Platform, log: Path) -> None:
-        self.dsn, self.platform, self.log = dsn, platform, log
-        self.proc: subprocess.Popen[bytes] | None = None
+    def __init__(self, dsn: str, platform: Platform, logs: Path) -> None:
+        super().__init__("cdc", HERE, platform, logs, logs, dict(os.environ))
+        self.dsn = dsn
 
-    def start(self) -> None:
-        command = [sys.executable, "-m", "nerve", "cdc", "postgres", self.dsn,
-                   "--prefix", PREFIX, "--table", "public.stock",
-                   "-b", self.platform.bootstrap]  # fmt: skip
-        with self.log.open("ab") as log:
-            self.proc = subprocess.Popen(command, stdout=log, stderr=log, stdin=subprocess.DEVNULL)
-
-    def kill(self) -> None:
-        if self.proc is not None and self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGKILL)
-            self.proc.wait(10)
-
-    def dead(self) -> bool:
-        return self.proc is not None and self.proc.poll() is not None
-
-    def stop(self) -> None:
-        if self.proc is not None and self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGTERM)
-            try:
-                self.proc.wait(30)
-            except subprocess.TimeoutExpired:
-                self.kill()
-
-    def log_tail(self, lines: int = 15) -> str:
-        try:
-            return "\n".join(self.log.read_text(errors="replace").splitlines()[-lines:])
-        except OSError:
-            return ""
+    def command(self) -> list[str]:
+        return [sys.executable, "-m", "nerve", "cdc", "postgres", self.dsn,
+                "--prefix", PREFIX, "--table", "public.stock",
+                "-b", self.platform.bootstrap]  # fmt: skip
 
 
 class LegacyApp:
@@ -196,7 +172,7 @@ def run(check: bool, data_dir: Path | None, transactions: int, rate: float) -> i
             print(f"legacy database: {postgres.dsn} (PostgreSQL in {postgres.root})")
             app = LegacyApp(postgres.dsn)
             app.create()
-            capture = Capture(postgres.dsn, platform, logs / "cdc.log")
+            capture = Capture(postgres.dsn, platform, logs)
             service = ServiceProcess(
                 "warehouse", HERE / "warehouse.py", platform, logs, state, dict(os.environ)
             )
