@@ -36,13 +36,13 @@ from nerve.console import (
     topics,
     trace,
 )
-from nerve.console.auth import LoginMiddleware
+from nerve.console.auth import Login, LoginMiddleware
 from nerve.console.cluster import Cluster, ConsoleError
 from nerve.console.config import ConsoleConfig
 from nerve.console.decoding import Decoder
 from nerve.console.filters import FilterError, compile_filter
 from nerve.console.scans import Scans, key_partitions
-from nerve.registry.auth import AuthConfigError, BasicAuth, from_config
+from nerve.registry.auth import from_config
 from nerve.security.client_settings import without_userinfo
 
 log = logging.getLogger("nerve.console")
@@ -74,18 +74,23 @@ class Consoles:
     def __init__(self, config: ConsoleConfig, limit: int = 32) -> None:
         self.config, self.limit = config, limit
         self._shared: Console | None = None if config.sends_user else Console(config)
-        self._users: OrderedDict[tuple[str, str], Console] = OrderedDict()
+        self._users: OrderedDict[Login, Console] = OrderedDict()
         self._lock = threading.Lock()
 
     def get(self, request: Request) -> Console:
         if self._shared is not None:
             return self._shared
-        user: tuple[str, str] = request.scope["nerve.user"]  # set by LoginMiddleware
+        user: Login = request.scope["nerve.user"]  # set by LoginMiddleware
         closing = None
         with self._lock:
             found = self._users.get(user)
             if found is None:
-                found = self._users[user] = Console(self.config.as_user(*user))
+                config = (
+                    self.config.as_bearer(user.name, user.secret)
+                    if user.bearer
+                    else self.config.as_user(user.name, user.secret)
+                )
+                found = self._users[user] = Console(config)
                 if len(self._users) > self.limit:
                     closing = self._users.popitem(last=False)[1]
             self._users.move_to_end(user)
@@ -111,12 +116,10 @@ def _int(value: str | None, default: int | None = None) -> int | None:
 
 
 def build_app(config: ConsoleConfig) -> Starlette:
-    """The console's application; raises AuthConfigError (a ValueError) for login settings
-    or a users file that cannot be used."""
+    """The console's application; raises AuthConfigError or ConsoleConfigError (both
+    ValueErrors) for login settings or a users file that cannot be used."""
     auth = from_config(config)
-    if auth is not None and not isinstance(auth, BasicAuth):
-        # The console reaches Kafka and the registry with the logged-in user's password.
-        raise AuthConfigError("the console logs people in with BASIC only, not BEARER")
+    config.check_logins()
     consoles = Consoles(config)
     templates = Jinja2Templates(directory=str(HERE / "templates"))
     env = templates.env
@@ -132,11 +135,15 @@ def build_app(config: ConsoleConfig) -> Starlette:
         fragment = request.headers.get("HX-Request") == "true" and not request.headers.get(
             "HX-Boosted"
         )
-        user = request.scope.get("nerve.user")
+        user: Login | None = request.scope.get("nerve.user")
         return templates.TemplateResponse(
             request,
             name,
-            {"fragment": fragment, "user": user[0] if user else None, **context},
+            {
+                "fragment": fragment,
+                "user": user.name if user else None,
+                **context,
+            },
             status_code=status,
         )
 

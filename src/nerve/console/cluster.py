@@ -9,6 +9,7 @@ import uuid
 from typing import Any
 
 from nerve.console.config import ConsoleConfig
+from nerve.security.client_settings import without_userinfo
 
 
 class ConsoleError(Exception):
@@ -140,10 +141,16 @@ class Cluster:
             raise ConsoleError("no schema registry configured (-r URL)", 404)
         with self._lock:
             if self._registry is None:
+                url, headers = self.config.registry_url.rstrip("/"), {}
+                if self.config.registry_token is not None:
+                    # A logged-in user's token, not the console's own credentials in the URL.
+                    url = without_userinfo(url) or url
+                    headers["Authorization"] = f"Bearer {self.config.registry_token}"
                 self._registry = httpx.Client(
-                    base_url=self.config.registry_url.rstrip("/"),
+                    base_url=url,
                     timeout=self.timeout,
                     auth=self.config.registry_auth,
+                    headers=headers,
                 )
             return self._registry
 

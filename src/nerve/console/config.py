@@ -22,6 +22,8 @@ class ConsoleConfig:
     client_config: dict[str, Any] = field(default_factory=dict)
     # The registry's Basic credentials (user, password); None: none, or those in the URL.
     registry_auth: tuple[str, str] | None = None
+    # A bearer token sent to the registry instead (a logged-in user's, authentication=BEARER).
+    registry_token: str | None = None
     host: str = "127.0.0.1"  # not served to the network unless told
     port: int = 8080
     # Produce, delete, config changes, offset resets and replays refused (HTTP 403).
@@ -35,6 +37,13 @@ class ConsoleConfig:
     authentication_skip_paths: str = "/healthz"
     authentication_jaas_file: str = ""
     authentication_users_file: str = ""
+    # authentication.method=BEARER: JWTs checked as the registry checks them (the same
+    # settings, Confluent Platform's names), the subject claim naming the logged-in user.
+    oauthbearer_jwks_endpoint_url: str = ""
+    oauthbearer_expected_issuer: str = ""
+    oauthbearer_expected_audience: str = ""
+    oauthbearer_sub_claim_name: str = "sub"
+    oauthbearer_clock_skew_seconds: int = 30
     # Whom the console is to Kafka and the registry when users log in: ``user`` (default)
     # sends each logged-in user's own name and password (SASL with ``user_sasl_mechanism``,
     # Basic to the registry), so the broker's ACLs decide what each sees; ``console`` uses
@@ -59,6 +68,11 @@ class ConsoleConfig:
         "authentication.skip.paths": "authentication_skip_paths",
         "authentication.jaas.file": "authentication_jaas_file",
         "authentication.users.file": "authentication_users_file",
+        "oauthbearer.jwks.endpoint.url": "oauthbearer_jwks_endpoint_url",
+        "oauthbearer.expected.issuer": "oauthbearer_expected_issuer",
+        "oauthbearer.expected.audience": "oauthbearer_expected_audience",
+        "oauthbearer.sub.claim.name": "oauthbearer_sub_claim_name",
+        "oauthbearer.clock.skew.seconds": "oauthbearer_clock_skew_seconds",
         "kafka.principal": "kafka_principal",
         "user.sasl.mechanism": "user_sasl_mechanism",
     }
@@ -71,6 +85,12 @@ class ConsoleConfig:
             attr = self._NAMES.get(name)
             if attr is None or attr not in known:
                 raise ConsoleConfigError(f"unknown console setting {name!r}")
+            if isinstance(getattr(self, attr), int):
+                try:
+                    setattr(self, attr, int(value))
+                except ValueError:
+                    raise ConsoleConfigError(f"{name} must be an integer, not {value!r}") from None
+                continue
             setattr(self, attr, value.strip())
         if self.kafka_principal not in ("user", "console"):
             raise ConsoleConfigError(
@@ -94,6 +114,42 @@ class ConsoleConfig:
             )
         return replace(self, client_config=client, registry_auth=(name, password))
 
+    @property
+    def bearer(self) -> bool:
+        return self.authentication_method.strip().upper() == "BEARER"
+
+    def check_logins(self) -> None:
+        """Raises :class:`ConsoleConfigError` for a login method the Kafka connection cannot
+        carry: a user's bearer token reaches Kafka only through SASL OAUTHBEARER."""
+        if not (self.bearer and self.sends_user):
+            return
+        protocol = str(self.client_config.get("security.protocol", "PLAINTEXT")).upper()
+        if not protocol.startswith("SASL"):
+            raise ConsoleConfigError(
+                "authentication.method=BEARER with kafka.principal=user sends each user's "
+                "token to Kafka with SASL OAUTHBEARER, so the console's security.protocol must "
+                f"be SASL_SSL or SASL_PLAINTEXT, not {protocol} (or set kafka.principal=console)"
+            )
+        mechanism = self.user_sasl_mechanism.strip().upper()
+        if mechanism not in ("", "OAUTHBEARER"):
+            raise ConsoleConfigError(
+                "authentication.method=BEARER logs users in to Kafka with OAUTHBEARER (their "
+                f"token), not user.sasl.mechanism={self.user_sasl_mechanism}"
+            )
+
+    def as_bearer(self, name: str, token: str) -> ConsoleConfig:
+        """These settings with a user's bearer token in place of the console's credentials:
+        SASL OAUTHBEARER with that token to Kafka, ``Authorization: Bearer`` to the
+        registry (:meth:`check_logins` has made sure the connection is SASL)."""
+        client = {
+            k: v
+            for k, v in self.client_config.items()
+            if k not in ("sasl.username", "sasl.password", "sasl.oauthbearer.config")
+            and not k.startswith("sasl.oauthbearer.")
+        }
+        client.update({"sasl.mechanism": "OAUTHBEARER", "oauth_cb": StaticToken(name, token)})
+        return replace(self, client_config=client, registry_auth=None, registry_token=token)
+
     def kafka(self, **extra: Any) -> dict[str, Any]:
         """librdkafka settings for one client."""
         return {
@@ -103,3 +159,18 @@ class ConsoleConfig:
             **self.client_config,
             **extra,
         }
+
+
+class StaticToken:
+    """librdkafka's ``oauth_cb`` handing over one logged-in user's token (already validated
+    by the console) until it expires; a refreshed token makes a new user console."""
+
+    def __init__(self, principal: str, token: str) -> None:
+        import jwt
+
+        self.principal, self.token = principal, token
+        claims = jwt.decode(token, options={"verify_signature": False})
+        self.expiry_s = float(claims.get("exp", 0))
+
+    def __call__(self, _config: str | None) -> tuple[str, float, str, dict[str, str]]:
+        return self.token, self.expiry_s, self.principal, {}
