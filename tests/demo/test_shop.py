@@ -1,24 +1,32 @@
 """The shop demo: its oracle, the driver's commands against the aggregates in the test driver
-(restarted from their changelogs midway), and ``nerve demo shop --check`` end to end (orders,
-with its saga and projections, SIGKILLed mid-stream and restarted; outcomes, orders, payments,
-shipments, stock, reorders and the three SQLite read models against the oracle and a fold of
-the topics' history)."""
+(restarted from their changelogs midway), receiving on change records of the warehouse's
+deliveries (through a real broker), and ``nerve demo shop --check`` end to end (orders, with
+its saga and projections, and later nerve cdc SIGKILLed mid-stream and restarted; outcomes,
+orders, payments, shipments, stock, reorders, the deliveries from the warehouse's real
+PostgreSQL and the three SQLite read models against the oracle and a fold of the topics'
+history)."""
 
 from __future__ import annotations
 
 import itertools
 import json
+import logging
 import subprocess
 import sys
+import time
 from collections import Counter
 
 import pytest
+from confluent_kafka import Producer
 
 from nerve.demo.shop import workload
+from nerve.demo.shop.events import RestockItem
 from nerve.demo.shop.inventory import inventory
 from nerve.demo.shop.orders import orders
+from nerve.demo.shop.receiving import DeliveryChanged, receiving
 from nerve.es.node import EXPECTED_VERSION, REPLY_TO
 from nerve.streams.driver import TestDriver
+from nerve.testing import Platform
 
 
 def test_the_workload_is_reproducible_and_exercises_every_outcome() -> None:
@@ -76,6 +84,44 @@ def test_the_aggregates_answer_the_driver_as_the_oracle_across_a_restart() -> No
     assert got == [s.want for s in steps]
 
 
+def delivery(op: str, delivery_id: int, sku: str, quantity: int) -> bytes:
+    """A Debezium change record of the warehouse's deliveries table, as nerve cdc writes it."""
+    row = {"delivery_id": delivery_id, "sku": sku, "quantity": quantity}
+    source = {"connector": "postgresql", "name": "legacy", "db": "warehouse",
+              "schema": "public", "table": "deliveries", "ts_ms": 0, "snapshot": "false",
+              "lsn": delivery_id}  # fmt: skip
+    before, after = (row, None) if op == "d" else (None, row)
+    return json.dumps({"op": op, "before": before, "after": after, "source": source,
+                       "ts_ms": 0}).encode()  # fmt: skip
+
+
+def test_receiving_restocks_each_delivery_once_and_says_what_it_does_not_apply(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """A delivery already there (a snapshot read) or new (an insert) becomes one RestockItem;
+    a delivery changed or deleted afterwards changes no stock, and the log says so."""
+    records = [delivery("r", 1, "sku-1", 7), delivery("c", 2, "sku-2", 3),
+               delivery("u", 2, "sku-2", 4), delivery("d", 1, "sku-1", 7),
+               delivery("c", 3, "sku-1", 2)]  # fmt: skip
+    with Platform() as platform:
+        producer = Producer({"bootstrap.servers": platform.bootstrap})
+        for n, record in enumerate(records):
+            key = json.dumps({"delivery_id": [1, 2, 2, 1, 3][n]}).encode()
+            producer.produce(DeliveryChanged.topic, key=key, value=record)
+        producer.flush(10)
+        with caplog.at_level(logging.WARNING, logger="nerve.demo.shop.receiving"):
+            platform.run(receiving)
+            restocks = platform.expect(RestockItem, count=3)
+            time.sleep(1.0)  # anything more would come now
+            assert len(platform.expect(RestockItem, count=3)) == 3
+    assert sorted((r.sku, r.quantity) for r in restocks) == [
+        ("sku-1", 2), ("sku-1", 7), ("sku-2", 3)
+    ]  # fmt: skip
+    said = [r.getMessage() for r in caplog.records if r.name == "nerve.demo.shop.receiving"]
+    assert any("delivery 2 of sku-2 was changed" in line for line in said), said
+    assert any("delivery 1 of sku-1 was deleted" in line for line in said), said
+
+
 @pytest.mark.slow
 def test_check_passes_with_orders_killed_mid_stream() -> None:
     done = subprocess.run(
@@ -86,6 +132,9 @@ def test_check_passes_with_orders_killed_mid_stream() -> None:
     )
     assert done.returncode == 0, done.stdout + done.stderr[-3000:]
     assert "killed orders (SIGKILL) after" in done.stdout
+    assert "killed nerve cdc (SIGKILL) after" in done.stdout
+    assert "18 deliveries recorded in the warehouse's database" in done.stdout
+    assert "restocks: 18 of 140 units, from the warehouse's database" in done.stdout
     assert "60 orders: 26 cancelled, 34 paid in the read model" in done.stdout
     assert "payments: 34 charged" in done.stdout
     assert "reorder (added later):" in done.stdout
@@ -121,8 +170,9 @@ def test_the_saga_sees_every_order_through_as_the_oracle_says() -> None:
 
     try:
         for step in steps:
-            reply = f"{step.service}.replies"
-            assert _decide(drivers[step.service], step, reply) == step.want
+            # A delivery reaches inventory as the restock receiving makes of it.
+            service = "inventory" if step.service == "warehouse" else step.service
+            assert _decide(drivers[service], step, f"{service}.replies") == step.want
             settle()
         drivers["orders"].punctuate(datetime.now() + timedelta(hours=1))
         settle()

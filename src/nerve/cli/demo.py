@@ -17,7 +17,8 @@ def add_parser(commands: Any) -> None:
         action="store_true",
         help="run a fixed workload, kill and restart a service mid-stream, exit 0 only if "
         "the system ends as the workload's oracle says (finance: every balance and email; "
-        "shop: every outcome, order, payment, shipment, SKU, reorder and read model; cdc: every "
+        "shop: every outcome, order, payment, shipment, SKU, delivery, reorder and read model "
+        "(shop also kills its capture); cdc: every "
         "database change once and in order, and the warehouse's events; cdc kills the capture)",
     )
     parser.add_argument(

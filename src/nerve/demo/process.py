@@ -1,8 +1,10 @@
 """One demo service as its own ``nerve run`` process, shared by the demos: started, SIGKILLed
-and restarted by their checks, stopped at the end, its output in a log file."""
+and restarted by their checks, stopped at the end, its output in a log file; and
+``nerve cdc postgres`` as such a process (the CDC and shop demos' legacy databases)."""
 
 from __future__ import annotations
 
+import os
 import signal
 import subprocess
 import sys
@@ -78,3 +80,19 @@ class ServiceProcess:
                 self.proc.wait(30)
             except subprocess.TimeoutExpired:
                 self.kill()
+
+
+class CaptureProcess(ServiceProcess):
+    """``nerve cdc postgres`` of ``tables`` into ``<prefix>.<schema>.<table>`` as its own
+    process, so a check can SIGKILL it; its log is ``<logs>/cdc.log``."""
+
+    def __init__(
+        self, dsn: str, prefix: str, tables: list[str], platform: Platform, logs: Path
+    ) -> None:
+        super().__init__("cdc", Path(), platform, logs, logs, dict(os.environ))
+        self.dsn, self.prefix, self.tables = dsn, prefix, tables
+
+    def command(self) -> list[str]:
+        tables = [arg for table in self.tables for arg in ("--table", table)]
+        return [sys.executable, "-m", "nerve", "cdc", "postgres", self.dsn,
+                "--prefix", self.prefix, *tables, "-b", self.platform.bootstrap]  # fmt: skip

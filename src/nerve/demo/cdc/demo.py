@@ -22,7 +22,7 @@ from collections import Counter, defaultdict
 from pathlib import Path
 from typing import Any
 
-from nerve.demo.process import ServiceProcess
+from nerve.demo.process import CaptureProcess, ServiceProcess
 from nerve.testing import Platform
 
 HERE = Path(__file__).parent
@@ -30,20 +30,6 @@ PREFIX = "legacy"
 CHANGES_TOPIC = f"{PREFIX}.public.stock"
 SKUS = 20  # rows in the table before the capture starts: its snapshot
 WAIT_S = 120.0  # for the events of the last change once the legacy app stops
-
-
-class Capture(ServiceProcess):
-    """``nerve cdc postgres`` as its own process, so the check can SIGKILL it (the demos'
-    process handling, another command)."""
-
-    def __init__(self, dsn: str, platform: Platform, logs: Path) -> None:
-        super().__init__("cdc", HERE, platform, logs, logs, dict(os.environ))
-        self.dsn = dsn
-
-    def command(self) -> list[str]:
-        return [sys.executable, "-m", "nerve", "cdc", "postgres", self.dsn,
-                "--prefix", PREFIX, "--table", "public.stock",
-                "-b", self.platform.bootstrap]  # fmt: skip
 
 
 class LegacyApp:
@@ -172,7 +158,7 @@ def run(check: bool, data_dir: Path | None, transactions: int, rate: float) -> i
             print(f"legacy database: {postgres.dsn} (PostgreSQL in {postgres.root})")
             app = LegacyApp(postgres.dsn)
             app.create()
-            capture = Capture(postgres.dsn, platform, logs)
+            capture = CaptureProcess(postgres.dsn, PREFIX, ["public.stock"], platform, logs)
             service = ServiceProcess(
                 "warehouse", HERE / "warehouse.py", platform, logs, state, dict(os.environ)
             )
@@ -194,7 +180,7 @@ def run(check: bool, data_dir: Path | None, transactions: int, rate: float) -> i
 
 def _check(
     app: LegacyApp,
-    capture: Capture,
+    capture: CaptureProcess,
     service: ServiceProcess,
     platform: Platform,
     transactions: int,
@@ -266,7 +252,7 @@ def _check(
 
 def _live(
     app: LegacyApp,
-    capture: Capture,
+    capture: CaptureProcess,
     service: ServiceProcess,
     platform: Platform,
     rate: float,

@@ -1,7 +1,9 @@
-"""The shop's workload and its oracle: per SKU a lane of commands (a restock, then orders placed,
-with restocks, invalid commands and stale versions among them), each with the outcome it must
-get and the version it expects; and what every order, payment, shipment and SKU must end as
-once the order saga has seen each order through.
+"""The shop's workload and its oracle: per SKU a lane of steps (a delivery of its opening stock,
+then orders placed, with more deliveries, invalid commands and stale versions among them),
+each command with the outcome it must get and the version it expects; and what every order,
+payment, shipment and SKU must end as once the order saga has seen each order through.
+Deliveries are not the driver's commands: the warehouse records them in its own database, and
+they reach inventory as restocks through change data capture (:mod:`nerve.demo.shop.receiving`).
 
 The oracle is the shop's rules stated again in plain Python, apart from the services. An
 order's fate is fixed by the order alone, whatever the timing between the saga's steps, the
@@ -27,7 +29,7 @@ from nerve.demo.shop.payments import DECLINED, NEEDS_CONFIRMATION
 from nerve.service.events import Event
 
 RESTOCK = 2
-RESTOCK_EVERY = 5  # a lane restocks its SKU after every 5th order
+RESTOCK_EVERY = 5  # its SKU gets a delivery after every 5th order of a lane
 LIVE_STOCK = 30  # a live lane's first stock (it runs short now and then)
 CARD = "4242"
 # fate -> (card, how often)
@@ -40,7 +42,9 @@ REASONS = {"declined": "payment declined", "short": "out of stock"}  # unconfirm
 class Step:
     """One command, the version it expects (None: any), and the outcome it must get."""
 
-    service: str  # "orders" or "inventory"
+    # "orders" or "inventory" (the driver's commands), or "warehouse": a delivery recorded in
+    # the warehouse's database (the command is the restock it must become, always accepted)
+    service: str
     command: Event
     expected_version: int | None
     want: str  # accepted, rejected or conflict
@@ -141,12 +145,12 @@ def lane(
         oracle.outcomes[want] += 1
         return Step(service, command, expected, want)
 
-    def restock(quantity: int, expected: int | None) -> Step:
+    def delivery(quantity: int) -> Step:
         stock.available += quantity
         stock.version += 1
-        return step("inventory", RestockItem(sku=sku, quantity=quantity), expected, "accepted")
+        return step("warehouse", RestockItem(sku=sku, quantity=quantity), None, "accepted")
 
-    yield restock(first, 0)
+    yield delivery(first)
     for n, fate, quantity, customer in planned:
         order_id = f"{prefix}-{sku}-{n}"
         if fate == "short":
@@ -179,7 +183,7 @@ def lane(
             empty = RestockItem(sku=sku, quantity=0)
             yield step("inventory", empty, None, "rejected")
         if n % RESTOCK_EVERY == 0:
-            yield restock(RESTOCK, None)
+            yield delivery(RESTOCK)
 
 
 def plan(orders: int, sku_count: int = 6, seed: int = 11) -> tuple[list[list[Step]], Oracle]:
