@@ -1,7 +1,7 @@
-"""Every client the project tests connects to nerve's secure listeners: kafka-python,
-aiokafka, kcat (on nerve and on Kafka) and the Java client with SCRAM over TLS, PLAIN, and
-TLS client certificates (librdkafka through confluent-kafka is in test_sasl.py and
-test_tls.py)."""
+"""Every client the project tests connects to the secure listeners of nerve and of Apache Kafka
+4.4 configured alike: kafka-python, aiokafka, kcat, the Java client, kafkajs and franz-go with
+SCRAM over TLS, PLAIN, and TLS client certificates (librdkafka through confluent-kafka is in
+test_sasl.py and test_tls.py)."""
 
 from __future__ import annotations
 
@@ -44,13 +44,13 @@ def _topic(broker: SecureBroker) -> str:
     ],
 )
 def test_kafka_python(
-    nerve_secure: SecureBroker, certs: Certs, listener: str, mechanism: str | None
+    secure: SecureBroker, certs: Certs, listener: str, mechanism: str | None
 ) -> None:
     from kafka import KafkaConsumer, KafkaProducer
 
-    topic = _topic(nerve_secure)
+    topic = _topic(secure)
     settings: dict[str, object] = {
-        "bootstrap_servers": nerve_secure.listeners[listener],
+        "bootstrap_servers": secure.listeners[listener],
         "security_protocol": listener,
     }
     if mechanism is not None:
@@ -73,13 +73,13 @@ def test_kafka_python(
     assert values == [b"from kafka-python"]
 
 
-def test_aiokafka_with_scram_over_tls(nerve_secure: SecureBroker, certs: Certs) -> None:
+def test_aiokafka_with_scram_over_tls(secure: SecureBroker, certs: Certs) -> None:
     from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 
-    topic = _topic(nerve_secure)
+    topic = _topic(secure)
     context = ssl.create_default_context(cafile=str(certs.ca.ca))
     settings: dict[str, object] = {
-        "bootstrap_servers": nerve_secure.listeners["SASL_SSL"],
+        "bootstrap_servers": secure.listeners["SASL_SSL"],
         "security_protocol": "SASL_SSL",
         "sasl_mechanism": "SCRAM-SHA-256",
         "sasl_plain_username": USER,
@@ -148,13 +148,13 @@ def test_kcat(secure: SecureBroker, certs: Certs, listener: str) -> None:
 
 
 def test_java_client_with_scram_over_tls(
-    nerve_secure: SecureBroker,
+    secure: SecureBroker,
     certs: Certs,
     java: list[str],  # noqa: F811  (the fixture imported above)
     tmp_path: Path,
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    topic = _topic(nerve_secure)
+    topic = _topic(secure)
     config = tmp_path / "client.properties"
     config.write_text(
         "security.protocol=SASL_SSL\n"
@@ -165,7 +165,7 @@ def test_java_client_with_scram_over_tls(
         f"ssl.truststore.location={certs.ca.ca}\n"
     )
     monkeypatch.setenv("NERVE_CLIENT_CONFIG", str(config))
-    address = nerve_secure.listeners["SASL_SSL"]
+    address = secure.listeners["SASL_SSL"]
     assert run(java, "produce", address, topic, "20") == ["produced 20"]
     consumed = run(java, "consume", address, topic, f"g-{uuid.uuid4().hex[:6]}", "20")
     assert consumed[-1] == "committed 20"
