@@ -11,6 +11,7 @@ import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
@@ -223,3 +224,75 @@ def test_roles_and_the_console_principal(secure: Secure, tmp_path: Path) -> None
         assert '<span class="user" title="logged in as">alice</span>' in page.text
     finally:
         process.close()
+
+
+def test_logout_refuses_whatever_it_is_sent_with_the_realm_and_says_logged_out(
+    console: ConsoleProcess, secure: Secure
+) -> None:
+    alice = ("alice", secure.passwords["alice"])
+    page = _get(console, "/topics", alice)
+    assert '<a class="logout" href="/logout">log out</a>' in page.text
+    for auth in (alice, None, ("alice", "wrong")):
+        answer = _get(console, "/logout", auth)
+        assert answer.status_code == 401, auth
+        assert answer.headers["www-authenticate"] == 'Basic realm="nerve-console", charset="UTF-8"'
+        assert answer.headers["cache-control"] == "no-store"
+        assert "You are logged out" in answer.text and '<a href="/">Log in again</a>' in answer.text
+    assert _get(console, "/topics", alice).status_code == 200  # the server keeps no session
+
+
+@pytest.mark.slow
+def test_a_browser_forgets_the_login_after_log_out(console: ConsoleProcess, secure: Secure) -> None:
+    """Debian's Chromium (Playwright, as test_browser.py): logged in once, it sends the
+    remembered credentials with every page; after the "log out" link it sends none, so the
+    console answers 401. Headless Chromium has no login prompt: it ends an unanswered
+    challenge with net::ERR_INVALID_AUTH_CREDENTIALS where a desktop browser asks again, so
+    the statuses are read from the responses the browser received."""
+    import shutil
+
+    from playwright.sync_api import Error, sync_playwright
+
+    from tests.console.test_browser import CHROMIUM
+
+    assert shutil.which(CHROMIUM), f"no Chromium at {CHROMIUM} (apt-get install chromium)"
+    password = secure.passwords["alice"]
+    host = console.url.removeprefix("http://")
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(
+            executable_path=CHROMIUM, args=["--no-sandbox", "--disable-dev-shm-usage"]
+        )
+        try:
+            context = browser.new_context()
+            page = context.new_page()
+            page.set_default_timeout(20_000)
+            answers: list[tuple[str, int]] = []
+
+            def answered(response: Any) -> None:
+                if response.request.is_navigation_request():
+                    answers.append((response.url.split(host, 1)[1], response.status))
+
+            page.on("response", answered)
+            # Credentials in the address, as typed into the browser's login prompt: the
+            # browser keeps them for the realm and sends them with the next pages.
+            page.goto(f"http://alice:{password}@{host}/")
+            assert page.locator("span.user").inner_text() == "alice"
+            page.goto(f"{console.url}/topics")  # no credentials in the address
+            assert page.locator(f'tr[data-topic="{secure.mine}"]').count() == 1
+            assert answers[-1] == ("/topics", 200)
+            try:
+                with page.expect_navigation():
+                    page.click("a.logout")
+            except Error as exc:
+                assert "ERR_INVALID_AUTH_CREDENTIALS" in str(exc)
+            assert answers[-1] == ("/logout", 401)
+            try:
+                page.goto(f"{console.url}/topics")
+            except Error as exc:
+                assert "ERR_INVALID_AUTH_CREDENTIALS" in str(exc)
+            assert answers[-1] == ("/topics", 401)  # the remembered login is gone
+            # Logging in again works as the first time.
+            again = context.new_page()
+            again.goto(f"http://alice:{password}@{host}/topics")
+            assert again.locator("span.user").inner_text() == "alice"
+        finally:
+            browser.close()

@@ -142,6 +142,8 @@ def build_app(config: ConsoleConfig) -> Starlette:
             {
                 "fragment": fragment,
                 "user": user.name if user else None,
+                # Basic logins are remembered by the browser: /logout makes it forget them.
+                "logout": user is not None and not user.bearer,
                 **context,
             },
             status_code=status,

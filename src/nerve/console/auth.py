@@ -9,6 +9,10 @@ realm="..."`` (``Bearer`` for tokens) before any page runs; a user without one o
 ``authentication.roles``, 403. Who logged in and how is left in the scope as a :class:`Login`
 (``nerve.user``): with ``kafka.principal=user`` the console reaches Kafka and the registry as
 that user (:class:`nerve.console.app.Consoles`).
+
+``/logout`` (Basic only) answers 401 with the same challenge whatever it is sent: a browser
+drops the credentials it remembers for the realm when they are refused, then shows the page
+saying the user is logged out.
 """
 
 from __future__ import annotations
@@ -17,6 +21,8 @@ import html
 from typing import Any, NamedTuple
 
 from nerve.registry.auth import BasicAuth, BearerAuth, basic_credentials
+
+LOGOUT_PATH = "/logout"
 
 
 class Login(NamedTuple):
@@ -41,6 +47,9 @@ class LoginMiddleware:
         challenge = f'{self.auth.scheme} realm="{self.auth.realm}"'
         if isinstance(self.auth, BasicAuth):
             challenge += ', charset="UTF-8"'
+            if scope["path"] == LOGOUT_PATH:
+                await _logged_out(send, challenge)
+                return
         if self.auth.skips(scope["path"]):
             await self.app(scope, receive, send)
             return
@@ -64,6 +73,16 @@ class LoginMiddleware:
             assert given is not None
             scope["nerve.user"] = Login(*given)
         await self.app(scope, receive, send)
+
+
+async def _logged_out(send: Any, challenge: str) -> None:
+    body = (
+        b"<!doctype html><title>nerve console</title>"
+        b'<main><h1>Logged out</h1><p id="logged-out">You are logged out of the nerve console: '
+        b"this browser no longer sends your name and password. "
+        b'<a href="/">Log in again</a>.</p></main>'
+    )
+    await _send(send, 401, body, challenge)
 
 
 async def _refuse(send: Any, status: int, message: str, challenge: str | None) -> None:
