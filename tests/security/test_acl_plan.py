@@ -229,6 +229,61 @@ def test_streams_and_projections_are_planned(streams_file: Path) -> None:
         *(("TOPIC", "LITERAL", "_nerve_replicas", op) for op in rw),
         ("GROUP", "PREFIXED", "nerve-table-", "DESCRIBE"),
     }
+    rebuilding = acl_plan(str(streams_file), "--json", "--rebuild")
+    extra = {
+        (e["resource_type"], e["pattern_type"], e["name"], e["operation"])
+        for e in json.loads(rebuilding.stdout)
+    } - got
+    assert extra == {("GROUP", "LITERAL", "plan-shop.sales.rebuild", "DESCRIBE")}
+    # Nothing to send commands to: said, and no plan.
+    nothing = acl_plan(str(streams_file), "--json", "--sender")
+    assert nothing.returncode == 0
+    assert json.loads(nothing.stdout) == []
+    assert nothing.stderr.strip() == "nerve acl: plan-shop has no aggregates to send commands to"
+
+
+def test_a_sender_of_commands_is_planned(tmp_path: Path) -> None:
+    path = tmp_path / "orders.py"
+    path.write_text(textwrap.dedent(
+        """
+        from nerve import Event, Service
+        from nerve.es import Aggregate, command
+
+        class Place(Event, topic="plan.place", key="order_id"):
+            order_id: str
+
+        class Cancel(Event, topic="plan.cancel", key="order_id"):
+            order_id: str
+
+        class Placed(Event, topic="plan.placed", key="order_id"):
+            order_id: str
+
+        svc = Service("plan-orders", exactly_once=True)
+
+        @svc.aggregate
+        class Order(Aggregate, key="order_id"):
+            @command
+            def place(self, cmd: Place) -> Placed:
+                return Placed(order_id=cmd.order_id)
+
+            @command
+            def cancel(self, cmd: Cancel) -> None:
+                return None
+        """
+    ))  # fmt: skip
+    done = acl_plan(str(path), "--sender")
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.splitlines() == [
+        "# plan-orders as User:plan-orders-sender",
+        *(f"(principal=User:plan-orders-sender, host=*, operation={op}, permissionType=ALLOW) "
+          f"on TOPIC:LITERAL:{topic}  # sends commands to Order"
+          for topic in ("plan.place", "plan.cancel") for op in ("WRITE", "CREATE")),
+        *("(principal=User:plan-orders-sender, host=*, operation=" + op + ", permissionType="
+          "ALLOW) on TOPIC:LITERAL:plan-orders.replies  # reads the decisions"
+          for op in ("READ", "CREATE")),
+        "(principal=User:plan-orders-sender, host=*, operation=DESCRIBE, permissionType=ALLOW) "
+        "on GROUP:PREFIXED:/nerve/clients/  # its reply reader",
+    ]  # fmt: skip
 
 
 def test_what_cannot_be_planned_is_said_not_left_out_silently(tmp_path: Path) -> None:

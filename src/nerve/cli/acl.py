@@ -1,6 +1,7 @@
 """``nerve acl plan FILE...``: the least-privilege ACLs of the services Python files define
-(nerve.security.acl_plan), as kafka-acls lists them or as JSON; with ``--apply``, created on
-the cluster (nerve.security.acl_apply), only those it lacks."""
+(nerve.security.acl_plan), or with ``--sender`` of a process sending commands to their
+aggregates, as kafka-acls lists them or as JSON; with ``--apply``, created on the cluster
+(nerve.security.acl_apply), only those it lacks."""
 
 from __future__ import annotations
 
@@ -36,6 +37,17 @@ def add_parser(commands: Any) -> None:
         help="the services run with --http-port (their streams' tables served over HTTP)",
     )
     planning.add_argument(
+        "--rebuild",
+        action="store_true",
+        help="the principal also runs `nerve projection rebuild` of the services' projections",
+    )
+    planning.add_argument(
+        "--sender",
+        action="store_true",
+        help="plan for a process sending commands to the services' aggregates instead "
+        "(CommandClient; default principal User:<service>-sender)",
+    )
+    planning.add_argument(
         "--apply",
         action="store_true",
         help="create the planned ACLs the cluster lacks (connect with -b, -X, -F as a "
@@ -45,7 +57,7 @@ def add_parser(commands: Any) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from nerve.security.acl_plan import plan
+    from nerve.security.acl_plan import plan, sender_plan
     from nerve.service.host import load_services
 
     services = []
@@ -69,8 +81,16 @@ def run(args: argparse.Namespace) -> int:
         return 2
     entries: list[dict[str, Any]] = []
     for service in services:
-        planned = plan(service, http=args.http)
-        principal = args.principal or f"User:{service.name}"
+        if args.sender:
+            planned = sender_plan(service)
+            principal = args.principal or f"User:{service.name}-sender"
+            if not planned.reasons:
+                print(f"nerve acl: {service.name} has no aggregates to send commands to",
+                      file=sys.stderr)  # fmt: skip
+                continue
+        else:
+            planned = plan(service, http=args.http, rebuild=args.rebuild)
+            principal = args.principal or f"User:{service.name}"
         if planned.unplanned:
             print(
                 f"nerve acl: {service.name}: not planned: {'; '.join(planned.unplanned)}; "

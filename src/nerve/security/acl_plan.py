@@ -64,14 +64,15 @@ class Plan:
         ]
 
 
-def plan(service: Service, *, http: bool = False) -> Plan:
+def plan(service: Service, *, http: bool = False, rebuild: bool = False) -> Plan:
     """What ``service`` needs: READ (and CREATE) on what it consumes, WRITE (and CREATE) on
     what it emits, its dead-letter topics, its consumer group, its ``.handled`` table, tables,
     its streams' (and so its aggregates' and sagas') topics, its projections' groups and
     topics, a transactional id prefix when exactly once, and the catalog it announces itself
     in. CREATE is there because a service creates the topics that are missing; drop it where
     an operator creates them. ``http``: it runs with ``--http-port`` (its streams' tables are
-    served, replicas announced in ``_nerve_replicas``)."""
+    served, replicas announced in ``_nerve_replicas``). ``rebuild``: this principal also runs
+    ``nerve projection rebuild`` of the service's projections."""
     name = service.name
     out = Plan(service)
     builder = service.streams_builder
@@ -105,10 +106,43 @@ def plan(service: Service, *, http: bool = False) -> Plan:
         for topic in projection.by_topic:
             out.add("TOPIC", topic, "READ CREATE", why)
         out.add("GROUP", f"{name}.{projection.name}", "READ", why)
+        if rebuild:
+            # The rebuild reads by assignment from the build's own positions and commits them
+            # to the database, never to Kafka; librdkafka looks up its group's coordinator.
+            why = f"nerve projection rebuild {projection.name}"
+            for topic in projection.by_topic:
+                out.add("TOPIC", topic, "READ", why)
+            out.add("GROUP", f"{name}.{projection.name}.rebuild", "DESCRIBE", why)
     if service.exactly_once:
         # <service>-<uuid> per process (runtime): a prefix
         out.add("TRANSACTIONAL_ID", f"{name}-", "WRITE", "exactly once", prefixed=True)
     out.add("TOPIC", CATALOG_TOPIC, "WRITE CREATE", "announces itself (best effort)")
+    return out
+
+
+def sender_plan(service: Service) -> Plan:
+    """What a process sending commands to ``service``'s aggregates needs
+    (``nerve.es.CommandClient``, ``service.send``): WRITE and CREATE on each command topic
+    (the client makes a missing one), READ and CREATE on ``<service>.replies``, where the
+    decisions come back, and DESCRIBE on groups prefixed ``/nerve/clients/`` (the reply reader
+    reads by assignment from the end, in a group of its own, ``/nerve/clients/<id>-replies``,
+    never joined, whose coordinator librdkafka looks up). An empty plan: it has no aggregates."""
+    from nerve.es.node import AggregateNode
+    from nerve.streams.engine import Topology
+
+    out = Plan(service)
+    builder = service.streams_builder
+    if builder is None or not builder.sources:
+        return out
+    topology = Topology(builder)
+    aggregates = [n for sub in topology.subs for n in sub.nodes if isinstance(n, AggregateNode)]
+    for node in aggregates:
+        why = f"sends commands to {node.cls.__name__}"
+        for command_type in node.cls.commands:
+            out.add("TOPIC", command_type.topic, "WRITE CREATE", why)
+    if aggregates:
+        out.add("TOPIC", f"{service.name}.replies", "READ CREATE", "reads the decisions")
+        out.add("GROUP", "/nerve/clients/", "DESCRIBE", "its reply reader", prefixed=True)
     return out
 
 

@@ -3,7 +3,9 @@
 only the plan runs ``nerve run --http-port`` of a service with a repartitioned table count that
 emits events, a windowed count with a late record, an aggregate with replies and snapshots,
 and a SQLite projection; every output arrives, the repartition topic is purged, nothing is
-refused. With one planned ACL deleted (writing a changelog) it is refused and counts no more."""
+refused; the same user (planned with ``--rebuild``) rebuilds the projection, and another
+granted only ``--sender``'s plan sends the aggregate a command and gets its decision. With one
+planned ACL deleted (writing a changelog) it is refused and counts no more."""
 
 from __future__ import annotations
 
@@ -87,6 +89,28 @@ SERVICE = """
     """
 
 
+# A command sent with CommandClient as the sender user: prints the outcome and the version.
+SEND = """
+import asyncio, sys
+from pathlib import Path
+from nerve.es import CommandClient
+from nerve.service.config import RunConfig
+from nerve.service.host import load_services
+
+path, bootstrap, user, password = sys.argv[1:]
+[service] = load_services(Path(path))
+config = RunConfig(bootstrap_servers=bootstrap, registry_url=None, client_config={
+    "security.protocol": "SASL_PLAINTEXT", "sasl.mechanism": "SCRAM-SHA-512",
+    "sasl.username": user, "sasl.password": password})
+[command] = [t for t in service.streams_builder.sources
+             if t.event_type is not None and t.event_type.__name__ == "Open"]
+client = CommandClient(service.name, config)
+outcome = asyncio.run(client.send(command.event_type(shop="south"), timeout=60))
+client.close()
+print(outcome.status, outcome.version)
+"""
+
+
 def _env() -> dict[str, str]:
     return {k: v for k, v in os.environ.items() if not k.startswith("NERVE_")}
 
@@ -142,16 +166,22 @@ def test_the_plan_runs_streams_an_aggregate_and_a_projection(
     database = tmp_path / "sales.db"
     path = tmp_path / f"{p}.py"
     path.write_text(textwrap.dedent(SERVICE.format(p=p, database=str(database))))
-    add_scram_users(acl_broker.plaintext, {p: f"{p}-secret"})
-    planned = _planned(path, "--http")
-    done = subprocess.run(
-        [sys.executable, "-m", "nerve", "acl", "plan", str(path), "--http", "--apply",
-         *_as(acl_broker, "admin", "admin-secret")],
-        capture_output=True, text=True, timeout=120, env=_env(),
-    )  # fmt: skip
-    assert done.returncode == 0, done.stderr
-    assert done.stderr == ""  # nothing unplanned
+    sender = f"{p}-sender"
+    add_scram_users(acl_broker.plaintext, {p: f"{p}-secret", sender: f"{sender}-secret"})
+    planned = _planned(path, "--http", "--rebuild")
+    sender_planned = _planned(path, "--sender")
+    for options in (["--http", "--rebuild"], ["--sender"]):
+        done = subprocess.run(
+            [sys.executable, "-m", "nerve", "acl", "plan", str(path), *options, "--apply",
+             *_as(acl_broker, "admin", "admin-secret")],
+            capture_output=True, text=True, timeout=120, env=_env(),
+        )  # fmt: skip
+        assert done.returncode == 0, done.stderr
+        assert done.stderr == ""  # nothing unplanned
     _wait_held(acl_broker, f"User:{p}", Counter(map(_row, planned)))
+    _wait_held(acl_broker, f"User:{sender}", Counter(map(_row, sender_planned)))
+    assert {r[2] for r in map(_row, sender_planned)} == {f"{p}.open", f"{p}.replies",
+                                                         "/nerve/clients/"}  # fmt: skip
 
     [service] = load_services(path)
     sources = [s.event_type for s in service.streams_builder.sources if s.event_type]
@@ -202,6 +232,13 @@ def test_the_plan_runs_streams_an_aggregate_and_a_projection(
                 return False
 
         _until("the projection", projected, log)
+        # The sender, with only its plan, gets the aggregate's decision over Kafka.
+        decided = subprocess.run(
+            [sys.executable, "-c", SEND, str(path), acl_broker.listeners["SASL_PLAINTEXT"],
+             sender, f"{sender}-secret"],
+            capture_output=True, text=True, timeout=120, env=_env(),
+        )  # fmt: skip
+        assert decided.stdout.split() == ["accepted", "1"], decided.stderr
         # Consumed records of the repartition topic are purged (DeleteRecords) after a batch
         # once 30 s have passed since the start (the last purge).
         time.sleep(max(0.0, started + 31 - time.monotonic()))
@@ -215,6 +252,17 @@ def test_the_plan_runs_streams_an_aggregate_and_a_projection(
         assert not _refusals(log), _refusals(log)
     finally:
         _stop(proc)
+
+    # The service's user, planned with --rebuild, rebuilds the projection from the start.
+    rebuilt = subprocess.run(
+        [sys.executable, "-m", "nerve", "projection", "rebuild", str(path), "sales",
+         "-b", acl_broker.listeners["SASL_PLAINTEXT"],
+         "-X", "security.protocol=SASL_PLAINTEXT", "-X", "sasl.mechanism=SCRAM-SHA-512",
+         "-X", f"sasl.username={p}", "-X", f"sasl.password={p}-secret", "-r", ""],
+        capture_output=True, text=True, timeout=120, env=_env(),
+    )  # fmt: skip
+    assert rebuilt.returncode == 0, rebuilt.stdout + rebuilt.stderr
+    assert "generation 2" in rebuilt.stdout + rebuilt.stderr, rebuilt.stdout + rebuilt.stderr
 
     # One planned ACL less: writing the table's changelog.
     changelog = f"{p}-per-shop-changelog"
