@@ -30,6 +30,8 @@ from nerve.registry.config import RegistryConfig
 from nerve.registry.openapi import openapi_document
 from nerve.registry.paths import RawPathRouting, path_param
 from nerve.registry.registry import SCHEMA_TYPES, Registry, SchemaRequest
+from nerve.registry.tls import CertificateMiddleware
+from nerve.security.ssl_principal import SslPrincipalMapper
 
 if TYPE_CHECKING:
     from nerve.registry.metrics import RegistryMetrics
@@ -114,10 +116,12 @@ def build_app(
     *,
     acl_store: AclStore | None = None,
     subjects_of_id: Callable[[int], set[str] | None] | None = None,
+    certificates: SslPrincipalMapper | None = None,
 ) -> Starlette:
     """The ASGI application serving ``registry``; with ``metrics``, every request measured;
     with ``auth``, every request authenticated first; with ``acl_store``, authorized by the
-    caller's ACLs (``subjects_of_id`` names the subjects a schema id belongs to)."""
+    caller's ACLs (``subjects_of_id`` names the subjects a schema id belongs to); with
+    ``certificates``, a client certificate names the caller unless ``auth`` does."""
     settings = config or RegistryConfig()
 
     def endpoint(work: Callable[[Request, Any], Any], *, body: bool = False) -> Handler:
@@ -358,6 +362,8 @@ def build_app(
         return json_response({"error_code": 500, "message": f"Internal error: {exc}"}, 500)
 
     middleware = []
+    if certificates is not None:  # the certificate's principal, unless auth names another
+        middleware.append(Middleware(CertificateMiddleware, mapper=certificates))
     if auth is not None:  # outermost: nothing runs for a request refused
         middleware.append(Middleware(BasicAuthMiddleware, auth=auth))
     middleware.append(Middleware(RawPathRouting))

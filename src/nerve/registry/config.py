@@ -48,6 +48,16 @@ class RegistryConfig:
     ssl_keystore_location: str = ""
     ssl_keystore_type: str = "PEM"
     ssl_key_password: str = ""
+    # Client certificates (mTLS) on the HTTPS listener, Confluent's names:
+    # ssl.client.authentication NONE (default), REQUESTED or REQUIRED (ssl.client.auth=true,
+    # Confluent's older boolean, is REQUIRED); the CAs they must chain to (a PEM file); how a
+    # certificate's subject becomes the principal (Kafka's rules, as the broker's; also
+    # under Confluent's confluent.schema.registry.auth.ssl.principal.mapping.rules).
+    ssl_client_authentication: str = "NONE"
+    ssl_client_auth: str = ""
+    ssl_truststore_location: str = ""
+    ssl_truststore_type: str = "PEM"
+    ssl_principal_mapping_rules: str = "DEFAULT"
     # Per-subject rights (:mod:`nerve.registry.acls`), Confluent's settings: the ACL
     # authorizer's class name (or ``acl``) turns them on; the topic they are kept in
     # (default ``<kafkastore.topic>_acl``).
@@ -77,6 +87,14 @@ class RegistryConfig:
         "ssl.keystore.location": "ssl_keystore_location",
         "ssl.keystore.type": "ssl_keystore_type",
         "ssl.key.password": "ssl_key_password",
+        "ssl.client.authentication": "ssl_client_authentication",
+        "ssl.client.auth": "ssl_client_auth",
+        "ssl.truststore.location": "ssl_truststore_location",
+        "ssl.truststore.type": "ssl_truststore_type",
+        "ssl.principal.mapping.rules": "ssl_principal_mapping_rules",
+        "confluent.schema.registry.auth.ssl.principal.mapping.rules": (
+            "ssl_principal_mapping_rules"
+        ),
         "confluent.schema.registry.authorizer.class": (
             "confluent_schema_registry_authorizer_class"
         ),
@@ -115,3 +133,20 @@ class RegistryConfig:
             if number < 1:
                 raise RegistryConfigError(f"{name} must be at least 1, not {number}")
             setattr(self, attr, number)
+
+    @property
+    def client_authentication(self) -> str:
+        """NONE, REQUESTED or REQUIRED: whether the HTTPS listener asks for client
+        certificates; raises :class:`RegistryConfigError` for another value."""
+        legacy = self.ssl_client_auth.strip().lower()
+        if legacy not in ("", "true", "false"):
+            raise RegistryConfigError(f"ssl.client.auth must be true or false, not {legacy!r}")
+        value = self.ssl_client_authentication.strip().upper() or "NONE"
+        if value not in ("NONE", "REQUESTED", "REQUIRED"):
+            raise RegistryConfigError(
+                "ssl.client.authentication must be NONE, REQUESTED or REQUIRED, not "
+                f"{self.ssl_client_authentication!r}"
+            )
+        if legacy == "true" and value == "NONE":
+            return "REQUIRED"
+        return value

@@ -12,11 +12,12 @@ from typing import TYPE_CHECKING, Any
 
 import uvicorn
 
-from nerve.registry import acls, auth
+from nerve.registry import acls, auth, tls
 from nerve.registry.api import build_app
 from nerve.registry.config import RegistryConfig, RegistryConfigError
 from nerve.registry.registry import Registry
 from nerve.registry.schemas_topic import SchemasTopic
+from nerve.security.ssl_principal import SslPrincipalMapper
 
 if TYPE_CHECKING:
     from nerve.registry.metrics import RegistryMetrics
@@ -47,7 +48,7 @@ class RegistryServer:
         self.host, self.port = host, port
         self.config = config or RegistryConfig()
         self.auth = auth.from_config(self.config)  # a bad setting or file fails here
-        self._check_tls()
+        self.certificates = self._check_tls()
         self.metrics = metrics
         self.schemas_topic = SchemasTopic(bootstrap_servers, topic, client_config)
         self.acl_topic = self._acl_topic(bootstrap_servers, topic, client_config)
@@ -79,11 +80,18 @@ class RegistryServer:
                 return None
             return {entry.subject for entry in state.uses_of(schema_id, deleted=True)}
 
-    def _check_tls(self) -> None:
-        """A keystore that cannot serve TLS fails at construction, before Kafka is read."""
+    def _check_tls(self) -> SslPrincipalMapper | None:
+        """A keystore or truststore that cannot serve TLS fails at construction, before Kafka
+        is read; returns the mapping of client certificates to principals when they are
+        asked for."""
         location = self.config.ssl_keystore_location
+        asked = self.config.client_authentication
         if not location:
-            return
+            if asked != "NONE":
+                raise RegistryConfigError(
+                    f"ssl.client.authentication={asked} needs HTTPS (ssl.keystore.location)"
+                )
+            return None
         if self.config.ssl_keystore_type.strip().upper() != "PEM":
             raise RegistryConfigError(
                 f"ssl.keystore.type must be PEM (the key and certificate chain in one file), "
@@ -94,6 +102,38 @@ class RegistryServer:
             context.load_cert_chain(location, location, self.config.ssl_key_password or None)
         except (OSError, ssl.SSLError) as exc:
             raise RegistryConfigError(f"ssl.keystore.location {location}: {exc}") from None
+        if asked == "NONE":
+            return None
+        truststore = self.config.ssl_truststore_location
+        if not truststore:
+            raise RegistryConfigError(
+                f"ssl.client.authentication={asked} needs ssl.truststore.location (a PEM file "
+                "of the CAs client certificates must chain to)"
+            )
+        if self.config.ssl_truststore_type.strip().upper() != "PEM":
+            raise RegistryConfigError(
+                f"ssl.truststore.type must be PEM, not {self.config.ssl_truststore_type!r}"
+            )
+        try:
+            context.load_verify_locations(truststore)
+        except (OSError, ssl.SSLError) as exc:
+            raise RegistryConfigError(f"ssl.truststore.location {truststore}: {exc}") from None
+        try:
+            return SslPrincipalMapper(self.config.ssl_principal_mapping_rules.strip() or None)
+        except ValueError as exc:
+            raise RegistryConfigError(f"ssl.principal.mapping.rules: {exc}") from None
+
+    def _client_certificates(self) -> dict[str, Any]:
+        """uvicorn's settings asking for client certificates, and its protocol handing them
+        to the application (:mod:`nerve.registry.tls`)."""
+        if self.certificates is None:
+            return {}
+        required = self.config.client_authentication == "REQUIRED"
+        return {
+            "ssl_cert_reqs": ssl.CERT_REQUIRED if required else ssl.CERT_OPTIONAL,
+            "ssl_ca_certs": self.config.ssl_truststore_location,
+            "http": tls.protocol_class(),
+        }
 
     async def start(self) -> tuple[str, int]:
         """Read `_schemas` to the end, then accept HTTP; returns the bound address."""
@@ -120,6 +160,7 @@ class RegistryServer:
                 self.auth,
                 acl_store=self.acl_topic.store if self.acl_topic is not None else None,
                 subjects_of_id=self._subjects_of_id,
+                certificates=self.certificates,
             ),
             log_level="warning",
             access_log=False,
@@ -127,6 +168,7 @@ class RegistryServer:
             ssl_certfile=self.config.ssl_keystore_location or None,
             ssl_keyfile=self.config.ssl_keystore_location or None,
             ssl_keyfile_password=self.config.ssl_key_password or None,
+            **self._client_certificates(),
         )
         self._server = _Server(config)
         self._task = asyncio.create_task(self._server.serve(sockets=[sock]))

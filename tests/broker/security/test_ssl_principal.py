@@ -11,7 +11,7 @@ from cryptography import x509
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.serialization import pkcs12
 
-from nerve.broker.security.ssl_principal import NoMatchingRule, SslPrincipalMapper
+from nerve.security.ssl_principal import NoMatchingRule, SslPrincipalMapper
 from tests.broker.security.conftest import Certs
 from tests.conftest import BrokerFactory
 

@@ -19,10 +19,10 @@ from nerve.broker.security.listeners import (
 )
 from nerve.broker.security.session import Session
 from nerve.broker.security.settings import SecuritySettings
-from nerve.broker.security.ssl_principal import NoMatchingRule, SslPrincipalMapper, subject_name
 from nerve.broker.security.store import SECURITY_TOPIC, Key, SecurityStore, Value
 from nerve.security.jwt_tokens import JwtValidator
 from nerve.security.principal import ANONYMOUS, KafkaPrincipal
+from nerve.security.ssl_principal import NoMatchingRule, SslPrincipalMapper, subject_name
 
 if TYPE_CHECKING:
     import asyncio
