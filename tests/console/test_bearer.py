@@ -133,6 +133,12 @@ def setup(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Setup]:
                 capture_output=True, text=True, timeout=60,
             )  # fmt: skip
             assert grant.returncode == 0, grant.stderr
+        grant = subprocess.run(  # alice may list subjects; bob may not
+            [sys.executable, "-m", "nerve", "schemas", "acl", "add", "-p", "alice",
+             "-o", "GLOBAL_READ", "-b", plain, "--topic", acl_topic],
+            capture_output=True, text=True, timeout=60,
+        )  # fmt: skip
+        assert grant.returncode == 0, grant.stderr
         registry = RegistryProcess(
             root / "registry",
             plain,
@@ -225,6 +231,15 @@ def test_the_token_reaches_the_registry_whose_acls_decide(setup: Setup) -> None:
     assert other.status_code == 403
     assert "User alice is denied operation SUBJECT_READ on subject bob-value" in other.text
     assert setup.get("/schemas/bob-value", setup.token(sub="bob")).status_code == 200
+    # The list: the registry lets alice list subjects (GLOBAL_READ); the console leaves out
+    # the one whose versions it refuses her. Bob may not list them: he sees the refusal.
+    listing = setup.get("/schemas", alice)
+    assert listing.status_code == 200, listing.text[-1500:]
+    assert 'data-subject="alice-value"' in listing.text
+    assert "bob-value" not in listing.text
+    refused = setup.get("/schemas", setup.token(sub="bob"))
+    assert refused.status_code == 403
+    assert "User bob is denied operation GLOBAL_READ" in refused.text
 
 
 def test_a_refreshed_token_keeps_working(setup: Setup) -> None:

@@ -44,10 +44,17 @@ def pretty(text: str) -> str:
 
 
 def subjects(cluster: Cluster) -> list[SubjectRow]:
+    """The subjects the registry lists, each with its versions; a subject the registry
+    refuses to show (403: the logged-in user lacks its SUBJECT_READ) is left out."""
     rows = []
     for name in sorted(cluster.registry_get("/subjects")):
-        versions = cluster.registry_get(f"/subjects/{_path(name)}/versions")
-        latest = cluster.registry_get(f"/subjects/{_path(name)}/versions/latest")
+        try:
+            versions = cluster.registry_get(f"/subjects/{_path(name)}/versions")
+            latest = cluster.registry_get(f"/subjects/{_path(name)}/versions/latest")
+        except ConsoleError as exc:
+            if exc.status == 403:
+                continue
+            raise
         rows.append(
             SubjectRow(
                 name,
