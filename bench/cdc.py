@@ -15,6 +15,11 @@ other, so they never compete for the machine. Two cases per broker:
 - latency: single-row transactions at ``--rate`` per second; each change's time from its
   commit (taken in the writer right after COMMIT returns) to its arrival at a consumer, p50/p99.
 
+Beside each throughput figure, the CPU seconds the broker and the Connect worker (or the
+``nerve cdc`` process) spent per 10,000 changes of it: on two shared cores, a broker that
+spends more CPU leaves less for Connect, so the ratio of changes/s says little without it.
+``--rounds N`` runs every pipeline N times, alternating, so a changing load shows as spread.
+
 ``--baseline REV`` also runs ``nerve cdc postgres`` as of that git revision (its ``src/``,
 extracted with ``git archive``), so a change to it is measured before and after in one run.
 
@@ -122,6 +127,12 @@ def connector(pg: PostgresProcess, worker: ConnectWorker, table: str) -> str:
     return name
 
 
+def cpu_s(pid: int) -> float:
+    """User and system CPU seconds of a process so far (Linux /proc)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 class Pipeline:
     """What turns a table's changes into records: a Debezium connector on a worker, or a
     ``nerve cdc postgres`` process. ``start(table)`` returns the topic; ``stop()`` ends it."""
@@ -138,6 +149,15 @@ class Pipeline:
         self.source = source  # another version of nerve's src/ to run instead of this one
         self.name = ""
         self.proc: subprocess.Popen[bytes] | None = None
+        self.broker_pid = 0
+
+    def pid(self) -> int:
+        """The process turning changes into records: the Connect worker or nerve cdc."""
+        if self.worker is not None:
+            assert self.worker.proc is not None
+            return self.worker.proc.pid
+        assert self.proc is not None
+        return self.proc.pid
 
     def start(self, table: str) -> str:
         if self.worker is not None:
@@ -187,6 +207,7 @@ def measure(pg: PostgresProcess, pipeline: Pipeline, args: Any) -> dict[str, Any
         payload = "x" * 100
         with psycopg.connect(pg.dsn) as conn:
             if case == "throughput":
+                cpu = (cpu_s(pipeline.broker_pid), cpu_s(pipeline.pid()))
                 started = time.time()
                 for start in range(1, args.changes + 1, args.batch):
                     ids = range(start, min(start + args.batch, args.changes + 1))
@@ -200,6 +221,9 @@ def measure(pg: PostgresProcess, pipeline: Pipeline, args: Any) -> dict[str, Any
                 result["written_per_s"] = args.changes / (time.time() - started)
                 last = arrivals.wait(args.changes + 1, 600)
                 result["changes_per_s"] = args.changes / (last - started)
+                per = 10_000 / args.changes
+                result["broker_cpu_s"] = (cpu_s(pipeline.broker_pid) - cpu[0]) * per
+                result["pipeline_cpu_s"] = (cpu_s(pipeline.pid()) - cpu[1]) * per
             else:
                 committed: dict[int, float] = {}
                 interval = 1 / args.rate
@@ -234,6 +258,7 @@ def main() -> int:
     parser.add_argument(
         "--only", choices=labels, action="append", help="these pipelines only (repeatable)"
     )
+    parser.add_argument("--rounds", type=int, default=1, help="every pipeline N times")
     parser.add_argument("--markdown", type=Path, help="write the table here")
     args = parser.parse_args()
     baseline: Path | None = None
@@ -253,8 +278,9 @@ def main() -> int:
     pg = PostgresProcess(settings={"synchronous_commit": "on"}).start()
     root = Path(tempfile.mkdtemp(prefix="nerve-bench-cdc-"))
     rows: dict[str, dict[str, Any]] = {}
+    runs = [(n, label) for n in range(1, args.rounds + 1) for label in labels]
     try:
-        for label in labels:
+        for n, label in runs:
             if args.only and label not in args.only:
                 continue
             if label == "nerve cdc baseline" and baseline is None:
@@ -274,18 +300,22 @@ def main() -> int:
                 options = ("--batch-changes", "0") if label == "nerve cdc unbatched" else ()
                 source = baseline if label == "nerve cdc baseline" else None
                 pipeline = Pipeline(pg, broker.bootstrap, worker, options, source)
-                rows[label] = measure(pg, pipeline, args)
+                pipeline.broker_pid = broker.pid
+                key = label if args.rounds == 1 else f"{label} #{n}"
+                rows[key] = {"label": label, "load": os.getloadavg()[0],
+                             **measure(pg, pipeline, args)}  # fmt: skip
             finally:
                 if worker is not None:
                     worker.close()
                 broker.close()
-            print(label, rows[label], flush=True)
+            print(key, rows[key], flush=True)
     finally:
         pg.close()
     lines = [
         "| PostgreSQL changes into Kafka | changes/s | commit-to-event p50 ms | p99 ms"
-        " | rows committed/s (the writer) |",
-        "| --- | --- | --- | --- | --- |",
+        " | broker CPU s / 10k changes | Connect (or nerve cdc) CPU s / 10k"
+        " | rows committed/s (the writer) | load |",
+        "| --- | --- | --- | --- | --- | --- | --- | --- |",
     ]
     names = {
         "nerve": "Debezium on Connect 4.4 on nerve",
@@ -294,31 +324,31 @@ def main() -> int:
         "nerve cdc baseline": f"nerve cdc postgres as of {args.baseline} on nerve",
         "nerve cdc": "nerve cdc postgres on nerve",
     }
-    for label, row in rows.items():
+    for key, row in rows.items():
         lines.append(
-            f"| {names[label]} | {row['changes_per_s']:,.0f} | {row['p50_ms']:.0f} | "
-            f"{row['p99_ms']:.0f} | {row['written_per_s']:,.0f} |"
+            f"| {names[row['label']]}{key[len(row['label']) :]} | {row['changes_per_s']:,.0f} | "
+            f"{row['p50_ms']:.0f} | {row['p99_ms']:.0f} | {row['broker_cpu_s']:.2f} | "
+            f"{row['pipeline_cpu_s']:.2f} | {row['written_per_s']:,.0f} | {row['load']:.1f} |"
         )
-    k = rows.get("kafka")
-    for label in ("nerve", "nerve cdc unbatched", "nerve cdc"):
-        n = rows.get(label)
-        if n is not None and k is not None:
-            lines.append(
-                f"| {label} / Debezium on Kafka | {n['changes_per_s'] / k['changes_per_s']:.2f} | "
-                f"{n['p50_ms'] / k['p50_ms']:.2f} | {n['p99_ms'] / k['p99_ms']:.2f} | |"
-            )
-    b = rows.get("nerve cdc")
-    for label, name in (
-        ("nerve cdc unbatched", "nerve cdc --batch-changes 0"),
-        ("nerve cdc baseline", f"nerve cdc as of {args.baseline}"),
-    ):
-        u = rows.get(label)
-        if b is not None and u is not None:
-            lines.append(
-                f"| nerve cdc / {name} | "
-                f"{b['changes_per_s'] / u['changes_per_s']:.2f} | "
-                f"{b['p50_ms'] / u['p50_ms']:.2f} | {b['p99_ms'] / u['p99_ms']:.2f} | |"
-            )
+    # Ratios of the medians over the rounds.
+    figures = ("changes_per_s", "p50_ms", "p99_ms", "broker_cpu_s", "pipeline_cpu_s")
+    median: dict[str, dict[str, float]] = {}
+    for label in labels:
+        mine = [row for row in rows.values() if row["label"] == label]
+        if mine:
+            median[label] = {f: statistics.median(r[f] for r in mine) for f in figures}
+
+    def ratio(over: str, under: str, name: str) -> None:
+        a, b = median.get(over), median.get(under)
+        if a is not None and b is not None:
+            lines.append(f"| {name} | " + " | ".join(f"{a[f] / b[f]:.2f}" for f in figures)
+                         + " | | |")  # fmt: skip
+
+    ratio("nerve", "kafka", "Debezium on nerve / on Kafka")
+    ratio("nerve cdc unbatched", "kafka", "nerve cdc --batch-changes 0 / Debezium on Kafka")
+    ratio("nerve cdc", "kafka", "nerve cdc / Debezium on Kafka")
+    ratio("nerve cdc", "nerve cdc unbatched", "nerve cdc / nerve cdc --batch-changes 0")
+    ratio("nerve cdc", "nerve cdc baseline", f"nerve cdc / nerve cdc as of {args.baseline}")
     text = "\n".join(lines)
     print(text)
     if args.markdown:
