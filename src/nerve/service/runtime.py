@@ -708,6 +708,8 @@ class ServiceRunner:
                 self._unit_offsets[(tp.topic, tp.partition)] = tp
             if time.monotonic() >= self._unit_due:
                 await self._finish_unit()
+            elif self.streams is not None:
+                self.streams.between_commits()
             return
         if self.streams is not None:
             try:

@@ -334,6 +334,10 @@ class StreamsEngine:
                 count += 1
         return count
 
+    def pending(self) -> int:
+        """How many changed keys have not gone to a changelog yet."""
+        return sum(task.state.pending() for task in self.tasks.values())
+
     def committed(self) -> None:
         for task in self.tasks.values():
             task.state.persist()

@@ -20,6 +20,12 @@ if TYPE_CHECKING:
 
 log = logging.getLogger("nerve.streams")
 
+# At-least-once makes several batches durable at once (the runner's commit interval): once
+# this many keys have changed since the changelogs were last written, they are written after
+# the batch in hand instead of all at the commit, where their encoding held up every record
+# behind it (measured: ~2,000 keys a commit at 21,000 events/s, 20-50 ms); fewer are left
+# for the commit, so that a key changing in every batch goes to its changelog once.
+CHANGELOG_CHUNK = 1000
 # Consumed records of repartition topics are deleted this often (DeleteRecords), as Kafka
 # Streams does (repartition.purge.interval.ms, 30 s).
 PURGE_INTERVAL_S = 30.0
@@ -355,6 +361,12 @@ class StreamsPart:
 
     def before_durable(self) -> None:
         self.engine.flush()
+
+    def between_commits(self) -> None:
+        """A batch handled, its commit later (at-least-once): the changelogs written now if
+        many keys wait for them."""
+        if self.engine.pending() >= CHANGELOG_CHUNK:
+            self.engine.flush()
 
     def durable(self) -> None:
         self.engine.committed()

@@ -101,6 +101,13 @@ def encode_value(value: Any) -> bytes | None:
         # A table's row, a window's (count, timestamp): what to_jsonable makes of it, without
         # its walk (measured: a third of a stream-table join's changelog writes).
         return _dumps({"$t": list(value)}).encode()
+    if type(value) is dict and value and all(type(k) is int for k in value):
+        windows = value.values()
+        if all(type(v) is tuple and all(type(x) in _PLAIN for x in v) for v in windows):
+            # A window store's value, {start: (aggregate, timestamp)}, written for every
+            # changed key at each commit: what to_jsonable makes of it, without its walk
+            # (measured: 4.9 -> 2.2 us a key; the walk was a fifth of a tumbling count's time).
+            return _dumps({"$d": [[k, {"$t": list(v)}] for k, v in value.items()]}).encode()
     if isinstance(value, BaseModel) or (
         type(value) is tuple and any(isinstance(v, BaseModel) for v in value)
     ):
