@@ -177,6 +177,20 @@ def test_heartbeat_refuses_malformed_requests_as_kafka(
             ),
             "lookahead regex": codes(heartbeat(client, group, member, 0, regex="(?=a).*")),
             "unknown group": codes(heartbeat(client, topic_name("none"), member, 5)),
+            "leave unknown group": codes(
+                heartbeat(client, topic_name("none"), member, -1, owned=None, rebalance_ms=-1)
+            ),
+            "static leave unknown group": codes(
+                heartbeat(
+                    client,
+                    topic_name("none"),
+                    member,
+                    -2,
+                    owned=None,
+                    rebalance_ms=-1,
+                    instance="i-1",
+                )
+            ),
         }
     assert got == {
         "empty group": 42,  # INVALID_REQUEST
@@ -188,6 +202,8 @@ def test_heartbeat_refuses_malformed_requests_as_kafka(
         "unknown assignor": 112,  # UNSUPPORTED_ASSIGNOR
         "lookahead regex": 128,  # INVALID_REGULAR_EXPRESSION
         "unknown group": 69,  # GROUP_ID_NOT_FOUND
+        "leave unknown group": 69,  # a leave too, whatever the client does with it
+        "static leave unknown group": 69,
     }
 
 

@@ -222,10 +222,7 @@ class ConsumerProtocol:
                 )
         if group is None or group.consumer is None:
             if req.member_epoch != 0:
-                if req.member_epoch in (LEAVE_EPOCH, STATIC_LEAVE_EPOCH):
-                    return HeartbeatResult(
-                        ErrorCode.none, member_id=req.member_id, member_epoch=req.member_epoch
-                    )
+                # A leave included: Kafka answers it with GROUP_ID_NOT_FOUND too.
                 return HeartbeatResult(
                     ErrorCode.group_id_not_found, f"Consumer group {req.group_id} not found."
                 )
